@@ -1,0 +1,1 @@
+"""Subcommands of the ``humr`` command (see humr/cli.py)."""
