@@ -9,7 +9,9 @@ from nflows.transforms import AffineCouplingTransform, Permutation, Transform
 
 
 def soft_clamp(s: torch.Tensor, alpha: float) -> torch.Tensor:
-    r"""Soft clamp of a log-scale, :math:`\frac{2\alpha}{\pi}\arctan(s/\alpha)`, in (-alpha, alpha).
+    r"""Soft clamp of a log-scale, :math:`\frac{2\alpha}{\pi}\arctan(s/\alpha)`, in [-alpha, alpha].
+
+    Its slope at 0 is 2/pi (as in FrEIA's coupling blocks), so small log-scales are damped too.
 
     Example:
         >>> import torch
