@@ -110,13 +110,14 @@ def hypothesis_errors(pred_joints: Tensor, gt_joints: Tensor,
         True
     """
     proto = get_protocol(protocol)
-    check_inputs({
+    sizes = check_inputs({
         "pred_joints": (pred_joints, ("B", "S", "K", 3)),
         "gt_joints": (gt_joints, ("B", "K", 3)),
         "pred_vertices": (pred_vertices, ("B", "S", "V", 3)),
         "gt_vertices": (gt_vertices, ("B", "V", 3)),
     })
-    proto.check_num_joints(pred_joints.shape[-2], "pred_joints")
+    require_at_least(sizes, "S", 1, "pred_joints", "at least the mode")
+    proto.check_num_joints(sizes["K"], "pred_joints")
     if (pred_vertices is None) != (gt_vertices is None):
         raise ValueError("pred_vertices and gt_vertices must be given together (or both None)")
     pred_root = proto.root(pred_joints)                 # (B, S, 1, 3)
@@ -136,14 +137,12 @@ def _hypothesis_accuracy_update(pred_joints: Tensor, gt_joints: Tensor,
                                 pred_vertices: Tensor | None = None,
                                 gt_vertices: Tensor | None = None) -> dict[str, Tensor]:
     """Sums over the batch of the mode's and the best hypothesis' errors, and the counts."""
-    if pred_joints.dim() == 4:
-        require_at_least({"S": pred_joints.shape[1]}, "S", 1, "pred_joints", "at least the mode")
     errors = hypothesis_errors(pred_joints, gt_joints, protocol, pred_vertices, gt_vertices)
     batch = torch.tensor(float(gt_joints.shape[0]), dtype=gt_joints.dtype, device=gt_joints.device)
     stats = {"count": batch, "pve_count": batch if "pve" in errors else torch.zeros_like(batch)}
     for name, err in errors.items():
         stats[sum_key(f"{name}_mode")] = err[:, 0].sum()
-        stats[sum_key(f"{name}_min")] = err.min(dim=1).values.sum() if err.shape[0] else err.sum()
+        stats[sum_key(f"{name}_min")] = err.min(dim=1).values.sum()
     return stats
 
 
