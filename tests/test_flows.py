@@ -263,6 +263,23 @@ def test_invalid_input_raises(call, match):
         call(flow, x, c)
 
 
+def test_dropout_in_subnets_only_in_training():
+    flow = random_flow("realnvp", dropout=0.5, num_blocks=1)
+    rates = [m.p for m in flow.modules() if isinstance(m, torch.nn.Dropout)]
+    assert rates == [0.5] * 4  # 2 couplings x 2 hidden layers
+    c, z = torch.randn(2, CTX, dtype=torch.float64), torch.randn(2, 3, DIM, dtype=torch.float64)
+    assert torch.equal(flow.sample(c, 3, z=z)[0], flow.sample(c, 3, z=z)[0])  # eval: no dropout
+    flow.train()
+    assert not torch.equal(flow.sample(c, 3, z=z)[0], flow.sample(c, 3, z=z)[0])
+
+
+def test_generator_makes_sampling_repeatable():
+    flow = random_flow("nice", num_blocks=1)
+    c = torch.randn(2, CTX, dtype=torch.float64)
+    draw = [flow.sample(c, 4, generator=torch.Generator().manual_seed(3))[0] for _ in range(2)]
+    assert torch.equal(draw[0], draw[1])
+
+
 def test_invalid_construction():
     with pytest.raises(ValueError, match="dim >= 2"):
         build_flow("nice", 1, CTX)

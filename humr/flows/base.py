@@ -81,7 +81,7 @@ class ConditionalFlow(nn.Module):
             num_samples: S >= 1.
             z: optional (B, S, D) latent; ``z = 0`` maps to the approximate mode (callers put
                 the mode first with ``z[:, 0] = 0``). Drawn from N(0, I) when None.
-            generator: optional ``torch.Generator`` for repeatable draws.
+            generator: optional ``torch.Generator`` (on the context's device) for repeatable draws.
 
         Returns:
             x (B, S, D), log_prob (B, S) of x, z (B, S, D).
