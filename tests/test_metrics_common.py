@@ -97,3 +97,15 @@ def test_float32_and_float64_agree(name):
     for key in out64:
         assert out64[key].dtype == torch.float64 and out32[key].dtype == torch.float32, key
         torch.testing.assert_close(out32[key].double(), out64[key], rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", NAMES)
+def test_results_follow_the_input_device(name):
+    args = _inputs(name, 4, torch.float64, torch.Generator().manual_seed(5))
+    metric = humr.METRICS.build(name).to("cuda")
+    metric.update(*(a.cuda() for a in args))
+    ref = FUNCTIONAL[name](*args)
+    for key, val in metric.compute().items():
+        assert val.device.type == "cuda", key
+        torch.testing.assert_close(val.cpu(), ref[key])

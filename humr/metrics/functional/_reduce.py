@@ -3,7 +3,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+import torch
 from torch import Tensor
+
+
+def masked_sum(values: Tensor, keep: Tensor) -> Tensor:
+    """Sum of ``values`` where the bool ``keep`` (broadcastable) is True, as a 0-d tensor."""
+    return torch.where(keep, values, torch.zeros_like(values)).sum()
+
+
+def count(keep: Tensor, like: Tensor) -> Tensor:
+    """Number of True entries of ``keep`` in the dtype and on the device of ``like``."""
+    return keep.sum().to(like.dtype)
 
 
 def sum_key(name: str) -> str:
@@ -21,8 +32,8 @@ def ratios(stats: Mapping[str, Tensor], counts: Mapping[str, str],
     optional = set(optional)
     out = {}
     for name, count_key in counts.items():
-        count = stats[count_key]
-        if name in optional and not bool(count > 0):
+        total = stats[count_key]
+        if name in optional and not bool(total > 0):
             continue
-        out[name] = stats[sum_key(name)] / count
+        out[name] = stats[sum_key(name)] / total
     return out

@@ -89,7 +89,8 @@ def hypothesis_errors(pred_joints: Tensor, gt_joints: Tensor,
 
     Prediction and ground truth are each centred on their own pelvis (the protocol's mean of
     the hips); vertices are shifted by the same pelvis as the joints. PA-MPJPE aligns with a
-    similarity transform, so the centring does not change it.
+    similarity transform, so the centring does not change it; it is NaN for a hypothesis whose
+    joints all coincide (no scale can be estimated).
 
     Args:
         pred_joints: (B, S, K, 3) metres, K = the protocol's joint count.

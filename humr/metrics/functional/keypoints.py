@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from humr.metrics._validation import check_inputs, require_at_least
-from humr.metrics.functional._reduce import ratios, sum_key
+from humr.metrics.functional._reduce import count, masked_sum, ratios, sum_key
 from humr.metrics.functional.accuracy import M_TO_MM
 
 __all__ = ["consistency_2d", "spread_3d"]
@@ -16,14 +16,6 @@ __all__ = ["consistency_2d", "spread_3d"]
 NUM_COCO = 17
 CONSISTENCY_COUNTS = {"kp2d_mode": "count", "kp2d_samples": "count"}
 SPREAD_COUNTS = {"spread_visible": "count_visible", "spread_invisible": "count_invisible"}
-
-
-def _masked_sum(values: Tensor, keep: Tensor) -> Tensor:
-    return torch.where(keep, values, torch.zeros_like(values)).sum()
-
-
-def _count(keep: Tensor, like: Tensor) -> Tensor:
-    return keep.sum().to(like.dtype)
 
 
 def _consistency_2d_update(pred_kp2d: Tensor, gt_kp2d: Tensor, confidence: Tensor,
@@ -37,9 +29,9 @@ def _consistency_2d_update(pred_kp2d: Tensor, gt_kp2d: Tensor, confidence: Tenso
     err = torch.linalg.vector_norm(pred_kp2d - gt_kp2d.unsqueeze(1), dim=-1) * (crop_pixels / 2.0)
     visible = confidence > threshold
     return {
-        sum_key("kp2d_mode"): _masked_sum(err[:, 0], visible),
-        sum_key("kp2d_samples"): _masked_sum(err[:, 1:].mean(dim=1), visible),
-        "count": _count(visible, err),
+        sum_key("kp2d_mode"): masked_sum(err[:, 0], visible),
+        sum_key("kp2d_samples"): masked_sum(err[:, 1:].mean(dim=1), visible),
+        "count": count(visible, err),
     }
 
 
@@ -88,10 +80,10 @@ def _spread_3d_update(pred_kp3d: Tensor, confidence: Tensor,
     spread = dist.mean(dim=1) * M_TO_MM                               # (B, 17)
     visible = confidence > threshold
     return {
-        sum_key("spread_visible"): _masked_sum(spread, visible),
-        sum_key("spread_invisible"): _masked_sum(spread, ~visible),
-        "count_visible": _count(visible, spread),
-        "count_invisible": _count(~visible, spread),
+        sum_key("spread_visible"): masked_sum(spread, visible),
+        sum_key("spread_invisible"): masked_sum(spread, ~visible),
+        "count_visible": count(visible, spread),
+        "count_invisible": count(~visible, spread),
     }
 
 

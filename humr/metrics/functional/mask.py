@@ -12,7 +12,7 @@ from scipy.ndimage import distance_transform_edt
 from torch import Tensor
 
 from humr.metrics._validation import check_inputs, require_at_least
-from humr.metrics.functional._reduce import ratios, sum_key
+from humr.metrics.functional._reduce import count, masked_sum, ratios, sum_key
 from humr.metrics.functional.keypoints import NUM_COCO
 
 __all__ = ["mask_distance_map", "mask_plausibility", "points_to_mask"]
@@ -109,11 +109,10 @@ def _mask_plausibility_update(pred_kp2d: Tensor, mask: Tensor, invisible: Tensor
     inside, dist = points_to_mask(samples.flatten(1, 2), mask[keep],
                                   mask_distance_map(mask[keep], pred_kp2d.dtype))
     select = invisible[keep].unsqueeze(1).expand(-1, samples.shape[1], -1).flatten(1)
-    zero = torch.zeros_like(dist)
     return {
-        sum_key("perc_in"): torch.where(select & inside, zero + 100.0, zero).sum(),
-        sum_key("min_dist"): torch.where(select, dist, zero).sum(),
-        "count": select.sum().to(dist.dtype),
+        sum_key("perc_in"): 100.0 * count(select & inside, dist),
+        sum_key("min_dist"): masked_sum(dist, select),
+        "count": count(select, dist),
     }
 
 

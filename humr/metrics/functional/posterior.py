@@ -5,7 +5,7 @@ import torch
 from torch import Tensor
 
 from humr.metrics._validation import check_inputs, require_at_least
-from humr.metrics.functional._reduce import ratios, sum_key
+from humr.metrics.functional._reduce import count, masked_sum, ratios, sum_key
 from humr.metrics.functional.accuracy import M_TO_MM
 
 __all__ = ["energy_distance", "posterior_distance"]
@@ -87,12 +87,11 @@ def _posterior_distance_update(pred_joints: Tensor, posterior_joints: Tensor, oc
     wy = valid_posterior[keep].unsqueeze(1).expand(-1, y.shape[1], -1).to(y.dtype)
     ed = energy_distance(x, y, y_weights=wy) * M_TO_MM               # (b, K)
     occ = occluded[keep]
-    zero = torch.zeros_like(ed)
     return {
-        sum_key("energy_occluded"): torch.where(occ, ed, zero).sum(),
-        sum_key("energy_visible"): torch.where(occ, zero, ed).sum(),
-        "count_occluded": occ.sum().to(ed.dtype),
-        "count_visible": (~occ).sum().to(ed.dtype),
+        sum_key("energy_occluded"): masked_sum(ed, occ),
+        sum_key("energy_visible"): masked_sum(ed, ~occ),
+        "count_occluded": count(occ, ed),
+        "count_visible": count(~occ, ed),
     }
 
 
