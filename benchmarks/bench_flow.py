@@ -13,7 +13,8 @@ and prints the speed-up (concatenated time / factorized time) measured in the sa
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` above the memory held before the step;
 on CPU the growth of the process's peak resident set size (``VmHWM``, reset before the step)
 during one step, each measured in a fresh subprocess (tracemalloc does not see torch's
-allocator; ``ru_maxrss`` is inherited from the parent across exec).
+allocator; ``ru_maxrss`` is inherited from the parent across exec) with glibc's mmap threshold
+fixed, so that the RSS follows the live tensors.
 
 Usage::
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -149,7 +151,10 @@ def peak_memory_subprocess(name: str, op: str, mode: str, args) -> float:
     cmd = [sys.executable, __file__, "--child", name, op, mode, "--device", args.device,
            "--batch", str(args.batch), "--samples", str(args.samples), "--dim", str(args.dim),
            "--context", str(args.context), "--seed", str(args.seed)]
-    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    # A fixed glibc mmap threshold returns every large freed block to the OS at once, so the
+    # RSS follows the live tensors instead of the allocator's history (reproducible peaks).
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
     return json.loads(done.stdout.strip().splitlines()[-1])["peak_mb"]
 
 

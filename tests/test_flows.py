@@ -249,7 +249,7 @@ def test_glow_actnorm_data_dependent_init():
     (lambda f, x, c: f.log_prob(x[..., :-1], c), r"x must have shape \(B=3, S>=1, 12\)"),
     (lambda f, x, c: f.log_prob(x[0], c), r"x must have shape"),
     (lambda f, x, c: f.log_prob(x.index_fill(1, torch.tensor([1]), float("nan")), c), "x .* NaN"),
-    (lambda f, x, c: f.log_prob(x.float(), c), "x is torch.float32"),
+    (lambda f, x, c: f.log_prob(x.float(), c), "x is torch.float32 on cpu but the flow is torch.float64"),
     (lambda f, x, c: f.log_prob(x.float(), c.float()), "flow is torch.float64"),
     (lambda f, x, c: f.sample(c, 0), "num_samples must be a positive int"),
     (lambda f, x, c: f.sample(c, 4, z=x), "z has 5 samples per row, num_samples=4"),
@@ -285,6 +285,16 @@ def test_invalid_construction():
         build_flow("nice", 1, CTX)
     with pytest.raises(ValueError, match="num_blocks"):
         build_flow("glow", DIM, CTX, num_blocks=0)
+
+
+def test_autocast_accepts_lower_precision_context():
+    flow = random_flow("realnvp", dtype=torch.float32, num_blocks=1)
+    x, c = inputs(torch.float32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        lp = flow.log_prob(x, c.bfloat16())
+        xs, _, z = flow.sample(c.bfloat16(), 2)
+    assert lp.shape == (3, 5) and z.dtype == torch.float32 and xs.shape == (3, 2, DIM)
+    assert torch.allclose(lp.float(), flow.log_prob(x, c), atol=0.5, rtol=0.05)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

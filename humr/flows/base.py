@@ -24,7 +24,9 @@ class ConditionalFlow(nn.Module):
         dim: data dimension D.
         context_dim: context dimension C.
 
-    The module's parameters set the dtype and device; inputs must match them (``flow.to(...)``).
+    The module's parameters set the dtype and device; inputs must match them (``flow.to(...)``),
+    except that under autocast any floating dtype is accepted. Sampled ``z`` takes the
+    parameters' dtype and device.
     """
 
     def __init__(self, transform: CompositeTransform, dim: int, context_dim: int):
@@ -41,13 +43,19 @@ class ConditionalFlow(nn.Module):
             raise ValueError(f"context must have shape (B, {self.context_dim}), got {shape}")
         if context.shape[0] == 0:
             raise ValueError(f"context must have at least one row, got shape {tuple(context.shape)}")
-        param = next(self.parameters())
-        if context.dtype != param.dtype or context.device != param.device:
-            raise ValueError(f"context is {context.dtype} on {context.device} but the flow is "
-                             f"{param.dtype} on {param.device}; move one with .to()")
+        self._check_dtype_device("context", context)
         if not torch.isfinite(context).all():
             raise ValueError(f"context (B, {self.context_dim}) contains NaN or inf")
         return context.shape[0]
+
+    def _check_dtype_device(self, name: str, value: torch.Tensor) -> None:
+        """Inputs live on the parameters' device with their dtype (any float under autocast)."""
+        param = next(self.parameters())
+        autocast = torch.is_autocast_enabled(param.device.type)
+        if value.device != param.device or not (value.dtype == param.dtype or (
+                autocast and value.is_floating_point())):
+            raise ValueError(f"{name} is {value.dtype} on {value.device} but the flow is "
+                             f"{param.dtype} on {param.device}; move one with .to()")
 
     def _check_samples(self, name: str, value: torch.Tensor, context: torch.Tensor) -> None:
         batch = context.shape[0]
@@ -56,9 +64,7 @@ class ConditionalFlow(nn.Module):
             shape = tuple(value.shape) if torch.is_tensor(value) else type(value).__name__
             raise ValueError(f"{name} must have shape (B={batch}, S>=1, {self.dim}) matching "
                              f"context (B, {self.context_dim}), got {shape}")
-        if value.dtype != context.dtype or value.device != context.device:
-            raise ValueError(f"{name} is {value.dtype} on {value.device}, expected "
-                             f"{context.dtype} on {context.device} like context")
+        self._check_dtype_device(name, value)
         if not torch.isfinite(value).all():
             raise ValueError(f"{name} (B, S, {self.dim}) contains NaN or inf")
 
@@ -87,11 +93,12 @@ class ConditionalFlow(nn.Module):
             x (B, S, D), log_prob (B, S) of x, z (B, S, D).
         """
         batch = self._check_context(context)
+        param = next(self.parameters())
         if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
         if z is None:
             z = torch.randn(batch, num_samples, self.dim, generator=generator,
-                            dtype=context.dtype, device=context.device)
+                            dtype=param.dtype, device=param.device)
         else:
             self._check_samples("z", z, context)
             if z.shape[1] != num_samples:
