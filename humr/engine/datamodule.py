@@ -1,0 +1,170 @@
+"""LightningDataModule over :func:`humr.data.make_dataloader`, with resumable, DDP-sharded
+batch order.
+
+Lightning's resume restarts the interrupted epoch's data loader from its beginning; to continue
+exactly where a run stopped, the training batches come from :class:`EpochBatchSampler`, whose
+order is a function of (seed, epoch) only, and the data module stores how many batches of the
+current epoch were already used in every checkpoint (``state_dict``) and skips them on resume.
+Distributed sharding is done here too (the Trainer is built with ``use_distributed_sampler=False``).
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Iterator, List, Optional
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+__all__ = ["EpochBatchSampler", "HumrDataModule", "ShardBatchSampler"]
+
+
+class EpochBatchSampler(Sampler[List[int]]):
+    """Training batches: a permutation of ``range(n)`` seeded by ``seed + epoch``, sharded over
+    ``world_size`` ranks, cut into full batches (the incomplete last batch is dropped).
+
+    ``set_epoch(e)`` (called by Lightning before every epoch) selects the permutation;
+    ``skip(k)`` makes the next pass over epoch ``e`` start at batch ``k`` (resume).
+
+    Example:
+        >>> s = EpochBatchSampler(10, batch_size=3, seed=0)
+        >>> len(s), [len(b) for b in s]
+        (3, [3, 3, 3])
+        >>> s.set_epoch(1); s.skip(2, epoch=1); [len(b) for b in s]
+        [3]
+    """
+
+    def __init__(self, num_examples: int, batch_size: int, seed: int = 0, shuffle: bool = True,
+                 rank: int = 0, world_size: int = 1) -> None:
+        if num_examples < batch_size * world_size:
+            raise ValueError(f"{num_examples} examples are fewer than one batch of {batch_size} "
+                             f"per rank on {world_size} rank(s)")
+        self.num_examples, self.batch_size, self.seed = num_examples, batch_size, seed
+        self.shuffle, self.rank, self.world_size = shuffle, rank, world_size
+        self.epoch = 0
+        self._skip_epoch, self._skip = 0, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def skip(self, batches: int, epoch: int) -> None:
+        """Start epoch ``epoch`` at batch ``batches`` (``batches`` already used before a resume)."""
+        self._skip_epoch, self._skip = int(epoch), int(batches)
+
+    def __len__(self) -> int:
+        return self.num_examples // self.world_size // self.batch_size
+
+    def __iter__(self) -> Iterator[List[int]]:
+        if self.shuffle:
+            gen = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.num_examples, generator=gen)
+        else:
+            order = torch.arange(self.num_examples)
+        mine = order[self.rank::self.world_size][: len(self) * self.batch_size]
+        start = self._skip if self.epoch == self._skip_epoch else 0
+        for b in range(start, len(self)):
+            yield mine[b * self.batch_size:(b + 1) * self.batch_size].tolist()
+
+
+class ShardBatchSampler(Sampler[List[int]]):
+    """Evaluation batches in dataset order: rank r takes examples r, r + world_size, ...; every
+    example is seen exactly once over all ranks (no padding, so summed metrics are exact).
+
+    Example:
+        >>> list(ShardBatchSampler(7, batch_size=2, rank=1, world_size=2))
+        [[1, 3], [5]]
+    """
+
+    def __init__(self, num_examples: int, batch_size: int, rank: int = 0, world_size: int = 1):
+        self.indices = list(range(rank, num_examples, world_size))
+        self.batch_size = batch_size
+
+    def __len__(self) -> int:
+        return -(-len(self.indices) // self.batch_size)
+
+    def __iter__(self) -> Iterator[List[int]]:
+        for b in range(len(self)):
+            yield self.indices[b * self.batch_size:(b + 1) * self.batch_size]
+
+
+class HumrDataModule(L.LightningDataModule):
+    """Train / val / test loaders of a humr dataset folder (e.g. written by ``humr synth``).
+
+    Args:
+        root: dataset folder.
+        batch_size: training batch size per rank.
+        eval_batch_size: validation / test batch size per rank (default ``batch_size``).
+        num_workers: data loader worker processes.
+        augment: training-time augmentation (:class:`humr.data.HumrDataset`).
+        seed: seeds the training order (and the dataset's augmentation).
+        val_split: split used for validation (``"test"`` on the synthetic benchmark, which has
+            no separate validation split).
+        test_split: split used by ``trainer.test``.
+        max_eval_examples: evaluate only the first N examples of the eval split (None = all).
+    """
+
+    def __init__(self, root: str, batch_size: int = 16, eval_batch_size: Optional[int] = None,
+                 num_workers: int = 0, augment: bool = False, seed: int = 0,
+                 val_split: str = "test", test_split: str = "test",
+                 max_eval_examples: Optional[int] = None) -> None:
+        super().__init__()
+        self.root, self.batch_size = str(root), int(batch_size)
+        self.eval_batch_size = int(eval_batch_size or batch_size)
+        self.num_workers, self.augment, self.seed = int(num_workers), bool(augment), int(seed)
+        self.val_split, self.test_split = val_split, test_split
+        self.max_eval_examples = max_eval_examples
+        self._train_sampler: Optional[EpochBatchSampler] = None
+        self._pending_skip: Optional[Dict[str, int]] = None
+
+    def _ranks(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def _loader(self, split: str, batch_sampler: Sampler, augment: bool) -> DataLoader:
+        from humr.data import make_dataloader
+
+        base = make_dataloader(self.root, split, batch_size=1, shuffle=False,
+                               num_workers=self.num_workers, augment=augment, seed=self.seed)
+        # Same dataset, collate function and worker setup; the batch order is ours.
+        return DataLoader(base.dataset, batch_sampler=batch_sampler, collate_fn=base.collate_fn,
+                          num_workers=base.num_workers, worker_init_fn=base.worker_init_fn,
+                          persistent_workers=self.num_workers > 0)
+
+    def _num_examples(self, split: str) -> int:
+        from humr.data import HumrDataset
+
+        n = len(HumrDataset(self.root, split))
+        return n if self.max_eval_examples is None or split == "train" else min(
+            n, int(self.max_eval_examples))
+
+    def train_dataloader(self) -> DataLoader:
+        rank, world = self._ranks()
+        self._train_sampler = EpochBatchSampler(self._num_examples("train"), self.batch_size,
+                                                self.seed, True, rank, world)
+        if self._pending_skip is not None:
+            self._train_sampler.skip(**self._pending_skip)
+        return self._loader("train", self._train_sampler, self.augment)
+
+    def eval_dataloader(self, split: str) -> DataLoader:
+        """Loader over ``split`` (this rank's shard, dataset order)."""
+        rank, world = self._ranks()
+        sampler = ShardBatchSampler(self._num_examples(split), self.eval_batch_size, rank, world)
+        return self._loader(split, sampler, augment=False)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.eval_dataloader(self.val_split)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.eval_dataloader(self.test_split)
+
+    def state_dict(self) -> Dict[str, Any]:
+        """Position in the training order at checkpoint time: (epoch, batches used in it)."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None or self._train_sampler is None:
+            return {}
+        used = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return {"epoch": trainer.current_epoch, "batches": used}
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        if state_dict:
+            self._pending_skip = {"epoch": int(state_dict["epoch"]),
+                                  "batches": int(state_dict["batches"])}
