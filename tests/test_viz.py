@@ -82,7 +82,7 @@ def test_vertex_spread_and_colours_against_a_loop():
     ref = [np.sqrt(np.mean([np.sum((v[s, i] - v[:, i].mean(0)) ** 2) for s in range(7)]))
            for i in range(5)]
     np.testing.assert_allclose(vertex_spread(v), ref)
-    colors, spread, top = uncertainty_colors(v, vmax=2 * max(ref), cmap="gray")
+    colors, _spread, top = uncertainty_colors(v, vmax=2 * max(ref), cmap="gray")
     np.testing.assert_allclose(colors[:, 0], np.array(ref) / (2 * max(ref)), atol=1 / 255)
     assert top == 2 * max(ref)
     with pytest.raises(ValueError, match="S >= 2"):

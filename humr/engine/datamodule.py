@@ -9,7 +9,9 @@ Distributed sharding is done here too (the Trainer is built with ``use_distribut
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Iterator, List, Optional
+import math
+from collections.abc import Iterator
+from typing import Any
 
 import lightning as L
 import torch
@@ -18,7 +20,7 @@ from torch.utils.data import DataLoader, Sampler
 __all__ = ["EpochBatchSampler", "HumrDataModule", "ShardBatchSampler"]
 
 
-class EpochBatchSampler(Sampler[List[int]]):
+class EpochBatchSampler(Sampler[list[int]]):
     """Training batches: a permutation of ``range(n)`` seeded by ``seed + epoch``, sharded over
     ``world_size`` ranks, cut into full batches (the incomplete last batch is dropped).
 
@@ -53,7 +55,7 @@ class EpochBatchSampler(Sampler[List[int]]):
     def __len__(self) -> int:
         return self.num_examples // self.world_size // self.batch_size
 
-    def __iter__(self) -> Iterator[List[int]]:
+    def __iter__(self) -> Iterator[list[int]]:
         if self.shuffle:
             gen = torch.Generator().manual_seed(self.seed + self.epoch)
             order = torch.randperm(self.num_examples, generator=gen)
@@ -65,7 +67,7 @@ class EpochBatchSampler(Sampler[List[int]]):
             yield mine[b * self.batch_size:(b + 1) * self.batch_size].tolist()
 
 
-class ShardBatchSampler(Sampler[List[int]]):
+class ShardBatchSampler(Sampler[list[int]]):
     """Evaluation batches in dataset order: rank r takes examples r, r + world_size, ...; every
     example is seen exactly once over all ranks (no padding, so summed metrics are exact).
 
@@ -79,9 +81,9 @@ class ShardBatchSampler(Sampler[List[int]]):
         self.batch_size = batch_size
 
     def __len__(self) -> int:
-        return -(-len(self.indices) // self.batch_size)
+        return math.ceil(len(self.indices) / self.batch_size)
 
-    def __iter__(self) -> Iterator[List[int]]:
+    def __iter__(self) -> Iterator[list[int]]:
         for b in range(len(self)):
             yield self.indices[b * self.batch_size:(b + 1) * self.batch_size]
 
@@ -102,18 +104,18 @@ class HumrDataModule(L.LightningDataModule):
         max_eval_examples: evaluate only the first N examples of the eval split (None = all).
     """
 
-    def __init__(self, root: str, batch_size: int = 16, eval_batch_size: Optional[int] = None,
+    def __init__(self, root: str, batch_size: int = 16, eval_batch_size: int | None = None,
                  num_workers: int = 0, augment: bool = False, seed: int = 0,
                  val_split: str = "test", test_split: str = "test",
-                 max_eval_examples: Optional[int] = None) -> None:
+                 max_eval_examples: int | None = None) -> None:
         super().__init__()
         self.root, self.batch_size = str(root), int(batch_size)
         self.eval_batch_size = int(eval_batch_size or batch_size)
         self.num_workers, self.augment, self.seed = int(num_workers), bool(augment), int(seed)
         self.val_split, self.test_split = val_split, test_split
         self.max_eval_examples = max_eval_examples
-        self._train_sampler: Optional[EpochBatchSampler] = None
-        self._pending_skip: Optional[Dict[str, int]] = None
+        self._train_sampler: EpochBatchSampler | None = None
+        self._pending_skip: dict[str, int] | None = None
 
     def _ranks(self) -> tuple[int, int]:
         trainer = getattr(self, "trainer", None)
@@ -156,7 +158,7 @@ class HumrDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self.eval_dataloader(self.test_split)
 
-    def state_dict(self) -> Dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         """Position in the training order at checkpoint time: (epoch, batches used in it)."""
         trainer = getattr(self, "trainer", None)
         if trainer is None or self._train_sampler is None:
@@ -164,7 +166,7 @@ class HumrDataModule(L.LightningDataModule):
         used = trainer.fit_loop.epoch_loop.batch_progress.current.processed
         return {"epoch": trainer.current_epoch, "batches": used}
 
-    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if state_dict:
             self._pending_skip = {"epoch": int(state_dict["epoch"]),
                                   "batches": int(state_dict["batches"])}

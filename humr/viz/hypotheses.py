@@ -4,18 +4,23 @@ Everything is drawn with matplotlib's Agg backend (no display needed).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence, Union
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
 
-__all__ = ["COCO_SKELETON", "COCO_NAMES", "crop_to_pixels", "denormalize_image",
-           "plot_hypotheses_2d"]
+__all__ = [
+    "COCO_NAMES",
+    "COCO_SKELETON",
+    "crop_to_pixels",
+    "denormalize_image",
+    "plot_hypotheses_2d",
+]
 
 # ImageNet statistics used by the datasets to normalise crops (docs/conventions.md).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -28,7 +33,7 @@ COCO_NAMES = ("nose", "l_eye", "r_eye", "l_ear", "r_ear", "l_shoulder", "r_shoul
 COCO_SKELETON = ((15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6),
                  (5, 7), (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4))
 
-ArrayLike = Union[np.ndarray, torch.Tensor]
+ArrayLike = np.ndarray | torch.Tensor
 
 
 def _numpy(x: ArrayLike) -> np.ndarray:
@@ -64,10 +69,10 @@ def crop_to_pixels(points: ArrayLike, size: int) -> np.ndarray:
 
 
 def plot_hypotheses_2d(image: np.ndarray, hypotheses: ArrayLike, joint: int,
-                       gt: Optional[ArrayLike] = None, mode_pose: Optional[ArrayLike] = None,
-                       mask: Optional[ArrayLike] = None, title: Optional[str] = None,
+                       gt: ArrayLike | None = None, mode_pose: ArrayLike | None = None,
+                       mask: ArrayLike | None = None, title: str | None = None,
                        joint_names: Sequence[str] = COCO_NAMES,
-                       out: Union[str, Path, None] = None) -> plt.Figure:
+                       out: str | Path | None = None) -> plt.Figure:
     """Projections of the hypotheses of one joint over the crop image, with the ground truth.
 
     Like the paper's Fig. 1: every random hypothesis of ``joint`` is a dot, the ground truth a

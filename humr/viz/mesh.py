@@ -5,21 +5,21 @@ OpenGL). Cameras are pinhole cameras in the OpenCV frame (x right, y down, z for
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from matplotlib import colormaps  # noqa: E402
+import numpy as np
+import torch
+from matplotlib import colormaps
 
-from humr.viz.hypotheses import _numpy  # noqa: E402
+from humr.viz.hypotheses import _numpy
 
 __all__ = ["HYPOTHESIS_COLORS", "crop_camera", "render_hypotheses", "side_view",
            "uncertainty_colors", "vertex_spread"]
 
-ArrayLike = Union[np.ndarray, torch.Tensor]
+ArrayLike = np.ndarray | torch.Tensor
 
 # RGB in [0, 1]: the mode first (grey-blue), then one colour per random hypothesis.
 HYPOTHESIS_COLORS = ((0.65, 0.74, 0.86), (0.95, 0.62, 0.35), (0.55, 0.80, 0.50),
@@ -27,7 +27,7 @@ HYPOTHESIS_COLORS = ((0.65, 0.74, 0.86), (0.95, 0.62, 0.35), (0.55, 0.80, 0.50),
 
 
 def crop_camera(focal: ArrayLike, center: ArrayLike, box_size: float, image_hw: ArrayLike,
-                crop_size: int) -> Tuple[np.ndarray, np.ndarray]:
+                crop_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Pinhole camera of a crop_size x crop_size crop cut from a full image.
 
     A full-image pixel ``x`` lands at crop pixel ``(x - c) R / b + R / 2``; with the full-image
@@ -83,8 +83,8 @@ def vertex_spread(vertices: ArrayLike) -> np.ndarray:
     return np.sqrt(((v - v.mean(axis=0)) ** 2).sum(-1).mean(axis=0))
 
 
-def uncertainty_colors(vertices: ArrayLike, vmax: Optional[float] = None,
-                       cmap: str = "turbo") -> Tuple[np.ndarray, np.ndarray, float]:
+def uncertainty_colors(vertices: ArrayLike, vmax: float | None = None,
+                       cmap: str = "turbo") -> tuple[np.ndarray, np.ndarray, float]:
     """Per-vertex uncertainty colouring of S mesh hypotheses.
 
     The spread of :func:`vertex_spread` is divided by ``vmax`` (default: its maximum), clipped
@@ -112,9 +112,9 @@ def uncertainty_colors(vertices: ArrayLike, vmax: Optional[float] = None,
 
 def render_hypotheses(vertices: ArrayLike, faces: ArrayLike, focal: ArrayLike,
                       principal: ArrayLike, image_hw: Sequence[int],
-                      background: Optional[np.ndarray] = None,
+                      background: np.ndarray | None = None,
                       views: Sequence[str] = ("front", "side"),
-                      colors: Optional[Sequence] = None) -> np.ndarray:
+                      colors: Sequence | None = None) -> np.ndarray:
     """Render S mesh hypotheses in front and side view as one image grid.
 
     Row ``i`` shows ``views[i]``; column ``s`` hypothesis ``s``. ``front`` is the camera's own
