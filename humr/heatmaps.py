@@ -16,7 +16,7 @@ Example:
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -25,8 +25,14 @@ from humr.geometry import crop_to_full
 from humr.metrics.functional.mask import mask_distance_map, points_to_mask
 
 __all__ = [
-    "ARTICULATED_COCO", "sample_heatmaps", "heatmap_to_crop", "heatmap_to_full",
-    "max_confidence", "visible_mask", "uncertain_mask", "precompute_samples",
+    "ARTICULATED_COCO",
+    "heatmap_to_crop",
+    "heatmap_to_full",
+    "max_confidence",
+    "precompute_samples",
+    "sample_heatmaps",
+    "uncertain_mask",
+    "visible_mask",
 ]
 
 #: COCO-17 indices of the highly articulated joints (section 4.5): elbows, wrists, knees, ankles.
@@ -165,7 +171,7 @@ def precompute_samples(heatmaps: Tensor, center: Tensor, scale: Tensor, mask: Te
     if heatmaps.dim() != 4:
         raise ValueError(f"heatmaps must have shape (K, H, W) or (B, K, H, W), "
                          f"got {tuple(heatmaps.shape)}")
-    batch, joints, height, width = heatmaps.shape
+    batch, _, height, width = heatmaps.shape
     if tuple(center.shape) != (batch, 2) or tuple(scale.shape) != (batch, 1):
         raise ValueError(f"center must have shape (B, 2) and scale (B, 1) with B = {batch} "
                          f"(or (2,) and (1,) unbatched), got {tuple(center.shape)}, "

@@ -9,8 +9,16 @@ import torch
 from scipy.ndimage import distance_transform_edt
 
 from humr.geometry import full_to_crop
-from humr.heatmaps import (ARTICULATED_COCO, heatmap_to_crop, heatmap_to_full, max_confidence,
-                           precompute_samples, sample_heatmaps, uncertain_mask, visible_mask)
+from humr.heatmaps import (
+    ARTICULATED_COCO,
+    heatmap_to_crop,
+    heatmap_to_full,
+    max_confidence,
+    precompute_samples,
+    sample_heatmaps,
+    uncertain_mask,
+    visible_mask,
+)
 
 H, W = 64, 48
 

@@ -1,1 +1,40 @@
-"""humr.losses"""
+"""Training losses (paper section 4, weights of appendix A), each registered in ``humr.LOSSES``.
+
+Every loss is an ``nn.Module`` with ``forward(batch, out) -> scalar`` reading the batch and model
+output keys of ``docs/conventions.md``; 2D terms compare crop coordinates [-1, 1].
+:class:`MMDLoss` is also a standalone set distance; this package imports neither smplx,
+lightning nor the model.
+"""
+from humr.losses.heatmap_mmd import (
+    HeatmapMMDLoss,
+    draw_hypotheses,
+    mmd_targets,
+    sinkhorn_loss,
+)
+from humr.losses.keypoints import Kp2dHypothesesLoss, Kp2dModeLoss, Kp2dVisibleLoss
+from humr.losses.mask import MaskLoss
+from humr.losses.mmd import DISTANCES, MMDLoss, SamplesDistance
+from humr.losses.regularizers import BetasLoss, CamLoss, NLLLoss, OrthLoss
+
+#: Loss weights: appendix A for nll, mmd, mask, kp2d_mode (lambda_2D), betas, orth; Table S2's
+#: weights for kp2d_all (1e-2) and kp2d_vis (5e-3, its best); the mmd weight for the sinkhorn
+#: variant; cam 1.0 (the term is zero while the scale is positive, so its weight only sets how
+#: hard a negative scale is pushed back).
+DEFAULT_WEIGHTS = {
+    "nll": 1e-1,
+    "mmd": 5e-2,
+    "sinkhorn": 5e-2,
+    "mask": 1e-1,
+    "kp2d_mode": 1e-2,
+    "kp2d_all": 1e-2,
+    "kp2d_vis": 5e-3,
+    "betas": 5e-4,
+    "orth": 1e-1,
+    "cam": 1.0,
+}
+
+__all__ = [
+    "DEFAULT_WEIGHTS", "DISTANCES", "BetasLoss", "CamLoss", "HeatmapMMDLoss", "Kp2dHypothesesLoss",
+    "Kp2dModeLoss", "Kp2dVisibleLoss", "MMDLoss", "MaskLoss", "NLLLoss", "OrthLoss",
+    "SamplesDistance", "draw_hypotheses", "mmd_targets", "sinkhorn_loss",
+]
