@@ -1,0 +1,133 @@
+"""LightningModule training and evaluating a HUMR model (paper appendix A).
+
+Adam (learning rate 1e-4, weight decay 1e-4 by default), the configured loss weights, S = 26
+hypotheses per training image (the mode + 25 random samples for the MMD / mask losses) and
+S = 100 in evaluation. Every loss part is logged as ``train/<name>``; validation and test feed
+:class:`humr.engine.evaluation.EvaluationMetrics` and log ``val/<metric>`` / ``test/<metric>``.
+
+Repeatability: the global torch RNG is re-seeded before every training step from
+``(seed, global_step, rank)``, and evaluation batches sample under a forked RNG seeded from
+``(seed, batch_idx)``; hence a run resumed from a checkpoint draws the same hypotheses as an
+uninterrupted one, and evaluation does not depend on how far training got.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from humr.engine.evaluation import EvaluationMetrics
+
+__all__ = ["HumrModule", "step_seed"]
+
+
+def step_seed(seed: int, step: int, rank: int = 0) -> int:
+    """Seed of training step ``step`` on process ``rank`` (distinct per step and rank)."""
+    return (int(seed) * 1_000_003 + int(step) * 4099 + int(rank)) % (2 ** 63 - 1)
+
+
+class HumrModule(L.LightningModule):
+    """Lightning wrapper of :class:`humr.model.HUMR`.
+
+    Args:
+        config: a :class:`humr.config.Config`, its dict form or a YAML path (stored in the
+            checkpoint's hyper-parameters, so :meth:`load_from_checkpoint` rebuilds the model).
+
+    Optimiser, hypothesis counts, backbone freezing and seed come from ``config.train``:
+    ``lr``, ``weight_decay``, ``num_samples_train``, ``num_samples_eval``,
+    ``freeze_backbone``, ``seed``.
+    """
+
+    def __init__(self, config: Any) -> None:
+        super().__init__()
+        from humr.config import Config
+        from humr.model import build_model
+
+        cfg = Config.load(config) if not isinstance(config, Config) else config
+        self.config = cfg
+        self.save_hyperparameters({"config": cfg.to_dict()})
+        self.model = build_model(cfg)
+        self.val_metrics = EvaluationMetrics()
+        self.test_metrics = EvaluationMetrics()
+        self.test_results: dict[str, float] = {}
+        if cfg.train.freeze_backbone:
+            self._freeze_backbone()
+
+    # ------------------------------------------------------------------ setup
+    def _backbones(self):
+        return [m for name, m in self.model.named_modules() if name.split(".")[-1] == "backbone"]
+
+    def _freeze_backbone(self) -> None:
+        backbones = self._backbones()
+        if not backbones:
+            raise ValueError("train.freeze_backbone is set but the model has no image backbone")
+        for module in backbones:
+            module.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> HumrModule:
+        """Like ``nn.Module.train``; a frozen backbone stays in eval mode (batch norm statistics)."""
+        super().train(mode)
+        if self.config.train.freeze_backbone:
+            for module in self._backbones():
+                module.eval()
+        return self
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        params = [p for p in self.parameters() if p.requires_grad]
+        return torch.optim.Adam(params, lr=self.config.train.lr,
+                                weight_decay=self.config.train.weight_decay)
+
+    # --------------------------------------------------------------- training
+    def on_train_batch_start(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
+        torch.manual_seed(step_seed(self.config.train.seed, self.global_step, self.global_rank))
+
+    def forward(self, batch: Mapping[str, Tensor], num_samples: int, **kw) -> dict[str, Tensor]:
+        return self.model(batch, num_samples=num_samples, **kw)
+
+    def training_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> Tensor:
+        out = self.model(batch, num_samples=self.config.train.num_samples_train,
+                         log_prob_gt=True)
+        total, parts = self.model.loss(batch, out)
+        if not torch.isfinite(total):
+            raise FloatingPointError(f"non-finite training loss at step {self.global_step}: "
+                                     + ", ".join(f"{k}={float(v):.4g}" for k, v in parts.items()))
+        bs = batch["img"].shape[0]
+        self.log("train/loss", total, prog_bar=True, batch_size=bs)
+        self.log_dict({f"train/{k}": v.detach() for k, v in parts.items()}, batch_size=bs)
+        return total
+
+    # ------------------------------------------------------------- evaluation
+    def _evaluate(self, metrics: EvaluationMetrics, batch: Mapping[str, Tensor],
+                  batch_idx: int) -> None:
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(step_seed(self.config.train.seed, batch_idx, 10_000 + self.global_rank))
+            out = self.model(batch, num_samples=self.config.train.num_samples_eval)
+        metrics.update(batch, out, self.model.body)
+
+    def validation_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
+        self._evaluate(self.val_metrics, batch, batch_idx)
+
+    def test_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
+        self._evaluate(self.test_metrics, batch, batch_idx)
+
+    def _log_results(self, metrics: EvaluationMetrics, stage: str) -> dict[str, float]:
+        results = metrics.compute()      # synchronised over processes by torchmetrics
+        metrics.reset()
+        self.log_dict({f"{stage}/{k}": v for k, v in results.items()}, sync_dist=False,
+                      prog_bar=False)
+        return results
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_results(self.val_metrics, "val")
+
+    def on_test_epoch_end(self) -> None:
+        self.test_results = self._log_results(self.test_metrics, "test")
+
+    @classmethod
+    def from_checkpoint(cls, path: str, map_location: str | None = "cpu") -> HumrModule:
+        """Rebuild a module (model weights, config) from a checkpoint written by ``humr train``."""
+        return cls.load_from_checkpoint(path, map_location=map_location, weights_only=False)

@@ -1,0 +1,148 @@
+"""Training runs: Trainer construction, run folders, checkpoints, loggers and resume.
+
+Layout of a run (``OUT`` = ``--out``)::
+
+    OUT/version_K/            one folder per run; a new run never reuses an existing folder
+        config.yaml           the full configuration of the run
+        checkpoints/last.ckpt the latest state (written every ``train.ckpt_every`` steps)
+        checkpoints/best-*.ckpt  the best checkpoint by ``train.monitor`` (validation metric)
+        events.out.tfevents.* TensorBoard log
+        metrics.csv           CSV log
+
+``resume`` continues a run in its own folder from its ``last.ckpt``: weights, optimiser, step
+counter, data order (:class:`humr.engine.datamodule.HumrDataModule`) and per-step seeds
+(:class:`humr.engine.module.HumrModule`) are restored, so the next step computes the same loss as
+in an uninterrupted run. Multi-GPU / multi-node training uses Lightning's strategies (``ddp``).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from humr.engine.datamodule import HumrDataModule
+from humr.engine.module import HumrModule
+
+__all__ = ["TrainResult", "build_trainer", "find_last_checkpoint", "new_run_dir", "train"]
+
+PathLike = str | Path
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` produced."""
+
+    run_dir: Path
+    last_checkpoint: Path
+    best_checkpoint: Path | None
+    trainer: L.Trainer
+    module: HumrModule
+
+
+def new_run_dir(out: PathLike) -> Path:
+    """A new, not yet existing ``out/version_K`` (K = 1 + the largest existing K)."""
+    out = Path(out)
+    taken = [int(m.group(1)) for p in out.glob("version_*")
+             if (m := re.fullmatch(r"version_(\d+)", p.name))]
+    return out / f"version_{max(taken, default=-1) + 1}"
+
+
+def find_last_checkpoint(out: PathLike) -> Path:
+    """``last.ckpt`` of the newest run under ``out`` (or of the run folder ``out`` itself)."""
+    out = Path(out)
+    candidates = [out / "checkpoints" / "last.ckpt"] + sorted(
+        out.glob("version_*/checkpoints/last.ckpt"),
+        key=lambda p: int(p.parent.parent.name.split("_")[1]), reverse=True)
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"no checkpoints/last.ckpt under {out}")
+
+
+def build_trainer(run_dir: Path, config: Any, *, devices: int | str = "auto",
+                  num_nodes: int = 1, strategy: str = "auto", accelerator: str = "auto",
+                  precision: str | None = None, max_steps: int | None = None,
+                  progress: bool = True) -> L.Trainer:
+    """Lightning Trainer for ``config.train`` writing into ``run_dir``.
+
+    Validation runs every ``train.val_every`` steps (on ``train.val_batches`` batches), the
+    ``last`` checkpoint is written every ``train.ckpt_every`` steps and after validation, the
+    best one by ``train.monitor`` (mode ``train.monitor_mode``). Gradients are clipped to a
+    norm of ``train.grad_clip`` (0 = off). ``use_distributed_sampler=False``: the data module
+    shards the data itself, resumably.
+    """
+    t = config.train
+    steps = int(max_steps if max_steps is not None else t.max_steps)
+    ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best-step{step}",
+                           auto_insert_metric_name=False, monitor=t.monitor,
+                           mode=t.monitor_mode, save_top_k=1, save_last=True,
+                           every_n_train_steps=int(t.ckpt_every))
+    loggers = [TensorBoardLogger(run_dir, name="", version=""),
+               CSVLogger(run_dir, name="", version="")]
+    callbacks = [ckpt]
+    if progress:
+        callbacks.append(TQDMProgressBar(refresh_rate=max(1, steps // 100)))
+    val_every = min(int(t.val_every), steps)
+    return L.Trainer(
+        default_root_dir=run_dir, accelerator=accelerator, devices=devices,
+        num_nodes=num_nodes, strategy=strategy,
+        precision=precision or t.precision, max_steps=steps, max_epochs=-1,
+        val_check_interval=val_every, check_val_every_n_epoch=None,
+        limit_val_batches=t.val_batches, num_sanity_val_steps=0,
+        gradient_clip_val=t.grad_clip or None, logger=loggers, callbacks=callbacks,
+        log_every_n_steps=max(1, min(50, steps // 10)), enable_progress_bar=progress,
+        enable_model_summary=False, use_distributed_sampler=False, deterministic=False)
+
+
+def train(config: Any, out: PathLike, *, data_root: PathLike | None = None,
+          resume: PathLike | None = None, devices: int | str = "auto",
+          num_nodes: int = 1, strategy: str = "auto", accelerator: str = "auto",
+          precision: str | None = None, max_steps: int | None = None,
+          progress: bool = True) -> TrainResult:
+    """Train a HUMR model.
+
+    Args:
+        config: :class:`humr.config.Config` (or a YAML path).
+        out: parent folder of the run folders (``out/version_K``).
+        data_root: dataset folder (default ``config.data.root``).
+        resume: a ``last.ckpt`` to continue from, or a folder searched with
+            :func:`find_last_checkpoint`; the run continues in that checkpoint's run folder.
+        devices, num_nodes, strategy, accelerator, precision: Lightning Trainer arguments
+            (``precision`` default ``config.train.precision``; the body model always runs in
+            float32).
+        max_steps: total optimiser steps (default ``config.train.max_steps``); when resuming,
+            training continues up to this step count.
+        progress: show a progress bar.
+    Returns:
+        :class:`TrainResult`.
+    """
+    from humr.config import Config
+
+    cfg = config if isinstance(config, Config) else Config.load(config)
+    ckpt_path = None
+    if resume is not None:
+        resume = Path(resume)
+        ckpt_path = resume if resume.is_file() else find_last_checkpoint(resume)
+        run_dir = ckpt_path.parent.parent
+    else:
+        run_dir = new_run_dir(out)
+        run_dir.mkdir(parents=True)
+        cfg.save(run_dir / "config.yaml")
+    L.seed_everything(cfg.train.seed, workers=True, verbose=False)
+    module = HumrModule(cfg)
+    data = HumrDataModule(str(data_root or cfg.data.root), batch_size=cfg.train.batch_size,
+                          eval_batch_size=cfg.train.eval_batch_size,
+                          num_workers=cfg.train.num_workers, augment=cfg.data.augment,
+                          seed=cfg.train.seed, max_eval_examples=cfg.train.val_examples)
+    trainer = build_trainer(run_dir, cfg, devices=devices, num_nodes=num_nodes,
+                            strategy=strategy, accelerator=accelerator, precision=precision,
+                            max_steps=max_steps, progress=progress)
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+    callback = trainer.checkpoint_callback
+    best = Path(callback.best_model_path) if callback.best_model_path else None
+    return TrainResult(run_dir, run_dir / "checkpoints" / "last.ckpt", best, trainer, module)

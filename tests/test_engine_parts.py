@@ -1,0 +1,114 @@
+"""Engine parts that need no model: samplers, result files, tables, visibility, seeds."""
+import json
+import math
+
+import pytest
+import torch
+
+from humr.engine.datamodule import EpochBatchSampler, ShardBatchSampler
+from humr.engine.evaluation import format_table, invisible_joints
+from humr.engine.inference import fresh_path, write_json
+from humr.engine.module import step_seed
+from humr.engine.train import find_last_checkpoint, new_run_dir
+
+
+def _flat(batches):
+    return [i for b in batches for i in b]
+
+
+def test_epoch_sampler_is_a_seeded_permutation_per_epoch():
+    s = EpochBatchSampler(23, batch_size=4, seed=3)
+    first = list(s)
+    assert len(first) == len(s) == 5 and all(len(b) == 4 for b in first)
+    assert len(set(_flat(first))) == 20 and set(_flat(first)) <= set(range(23))
+    assert list(s) == first                          # same epoch -> same order
+    s.set_epoch(1)
+    assert list(s) != first
+    expected = torch.randperm(23, generator=torch.Generator().manual_seed(3 + 1))[:20].tolist()
+    assert _flat(list(s)) == expected
+
+
+def test_epoch_sampler_skip_resumes_mid_epoch_only_in_that_epoch():
+    full = EpochBatchSampler(40, batch_size=5, seed=0)
+    full.set_epoch(2)
+    reference = list(full)
+    resumed = EpochBatchSampler(40, batch_size=5, seed=0)
+    resumed.skip(3, epoch=2)
+    resumed.set_epoch(2)
+    assert list(resumed) == reference[3:]
+    assert list(resumed) == reference[3:]            # a second iterator of the epoch (Lightning)
+    resumed.set_epoch(3)
+    full.set_epoch(3)
+    assert list(resumed) == list(full)               # later epochs are complete
+
+
+def test_epoch_sampler_shards_are_disjoint_and_equal_sized():
+    shards = [list(EpochBatchSampler(50, batch_size=3, seed=1, rank=r, world_size=4))
+              for r in range(4)]
+    assert {len(s) for s in shards} == {4}
+    seen = [i for s in shards for i in _flat(s)]
+    assert len(seen) == len(set(seen)) == 48
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        EpochBatchSampler(5, batch_size=3, world_size=2)
+
+
+@pytest.mark.parametrize("n,bs,world", [(7, 2, 2), (10, 3, 3), (4, 8, 1), (1, 1, 2)])
+def test_shard_sampler_sees_every_example_once(n, bs, world):
+    shards = [list(ShardBatchSampler(n, bs, rank=r, world_size=world)) for r in range(world)]
+    seen = sorted(i for s in shards for i in _flat(s))
+    assert seen == list(range(n))
+    for r, s in enumerate(shards):
+        assert len(s) == math.ceil(len(range(r, n, world)) / bs)
+
+
+def test_fresh_path_and_write_json_never_overwrite(tmp_path):
+    target = tmp_path / "m.json"
+    assert fresh_path(target) == target
+    write_json({"a": 1.5}, target)
+    assert json.loads(target.read_text()) == {"a": 1.5}
+    with pytest.raises(FileExistsError, match="not overwriting"):
+        write_json({"a": 2}, target)
+    assert fresh_path(target) == tmp_path / "m_1.json"
+    (tmp_path / "m_1.json").write_text("{}")
+    assert fresh_path(target) == tmp_path / "m_2.json"
+
+
+def test_run_dirs_are_new_and_last_checkpoint_is_found(tmp_path):
+    assert new_run_dir(tmp_path) == tmp_path / "version_0"
+    for k in (0, 1, 3):
+        (tmp_path / f"version_{k}" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "version_x").mkdir()
+    assert new_run_dir(tmp_path) == tmp_path / "version_4"
+    with pytest.raises(FileNotFoundError, match="last.ckpt"):
+        find_last_checkpoint(tmp_path)
+    for k in (1, 0):
+        (tmp_path / f"version_{k}" / "checkpoints" / "last.ckpt").write_text("x")
+    assert find_last_checkpoint(tmp_path) == tmp_path / "version_1" / "checkpoints" / "last.ckpt"
+    run = tmp_path / "version_0"
+    assert find_last_checkpoint(run) == run / "checkpoints" / "last.ckpt"
+
+
+def test_step_seeds_differ_over_steps_and_ranks():
+    seeds = {step_seed(0, s, r) for s in range(200) for r in range(8)}
+    assert len(seeds) == 1600
+    assert step_seed(5, 7, 1) == step_seed(5, 7, 1)
+
+
+def test_invisible_joints_uses_confidence_and_crop():
+    # crop centre (100, 100), box 200 px: x in [0, 200) is inside
+    batch = {"center": torch.tensor([[100.0, 100.0]]), "scale": torch.tensor([[1.0]]),
+             "coco_gt": torch.full((1, 17, 3), 100.0), "cond_kp": torch.ones(1, 17, 3)}
+    batch["coco_gt"][0, 3, 0] = 250.0        # outside the crop
+    batch["cond_kp"][0, 5, 2] = 0.3          # low confidence
+    batch["cond_kp"][0, 6, 2] = 0.5          # exactly 0.5 counts as visible
+    assert invisible_joints(batch)[0].nonzero().flatten().tolist() == [3, 5]
+
+
+def test_format_table_groups_known_keys_and_marks_nan():
+    text = format_table({"emdb/mpjpe_min": 12.3456, "spread_visible": float("nan"),
+                         "other": 1.0}, "title")
+    lines = text.splitlines()
+    assert lines[0] == "title"
+    assert any("emdb/mpjpe_min" in ln and "12.346" in ln for ln in lines)
+    assert any("spread_visible" in ln and "n/a" in ln for ln in lines)
+    assert "other" not in text and "3dpw" not in text
