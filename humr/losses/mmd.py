@@ -179,7 +179,9 @@ class SamplesDistance(SetDistance):
         blur: geomloss blur (length scale, units of the samples).
         p: ground-cost exponent of the Sinkhorn / Hausdorff losses.
         reduction: see :class:`SetDistance`.
-        **kwargs: further ``geomloss.SamplesLoss`` options (``scaling``, ``debias``, ...).
+        **kwargs: further ``geomloss.SamplesLoss`` options (``scaling``, ``debias``,
+            ``diameter``, ...). Pass ``diameter`` (an upper bound of the point spread) when
+            a set may collapse to one point: geomloss' estimate is then 0 and it fails.
 
     Example:
         >>> import torch
