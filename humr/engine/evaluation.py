@@ -105,9 +105,11 @@ class EvaluationMetrics(nn.Module):
 
     @staticmethod
     def _run_body(body: nn.Module, rotmat: Tensor, betas: Tensor, **kw) -> dict[str, Tensor]:
-        """The body model in float32 (autocast off), whatever the caller's precision."""
+        """The body model with autocast off, in float32 for half-precision inputs (else in the
+        inputs' dtype)."""
+        dtype = torch.float32 if rotmat.dtype in (torch.float16, torch.bfloat16) else rotmat.dtype
         with torch.autocast(device_type=rotmat.device.type, enabled=False):
-            return body(rotmat.float(), betas.float(), **kw)
+            return body(rotmat.to(dtype), betas.to(dtype), **kw)
 
     @torch.no_grad()
     def update(self, batch: Mapping[str, Tensor], out: Mapping[str, Tensor],
@@ -123,12 +125,12 @@ class EvaluationMetrics(nn.Module):
         pred = self._run_body(body, rotmat.flatten(0, 1), betas.flatten(0, 1),
                               return_vertices=self.with_vertices)
         unflat = lambda x: x.reshape(B, S, *x.shape[1:]).to(dtype)
+        vkey = "vertices_smpl" if "vertices_smpl" in pred else "vertices"   # SMPL-X -> SMPL mesh
         for name, key in (("emdb", "joints"), ("3dpw", "lsp14")):
-            if pred.get(key) is None:
-                continue
             k = get_protocol(name).num_joints
-            verts = (unflat(pred["vertices"]), gt["vertices"].to(dtype)) if self.with_vertices \
-                else (None, None)
+            if pred.get(key) is None or pred[key].shape[-2] < k:   # no regressor / SMPL-X body
+                continue
+            verts = (unflat(pred[vkey]), gt[vkey].to(dtype)) if self.with_vertices else (None, None)
             self.metrics[name].update(unflat(pred[key][:, :k]), gt[key][:, :k].to(dtype), *verts)
             self._seen.add(name)
 

@@ -1,0 +1,122 @@
+"""EvaluationMetrics wiring: batch + hypotheses -> metrics, against brute-force loops."""
+import math
+
+import pytest
+import torch
+
+from humr.engine.evaluation import EvaluationMetrics, format_table
+from humr.geometry import axis_angle_to_matrix, full_to_crop
+
+B, S, J, R = 2, 4, 24, 32
+
+
+@pytest.fixture(scope="module")
+def body():
+    from humr.body.model import BodyModel
+
+    return BodyModel("procedural")
+
+
+def _case(body, dtype=torch.float64):
+    """A batch and hypotheses: hypothesis 1 is the ground truth, the mode is off at one elbow."""
+    g = torch.Generator().manual_seed(0)
+    pose = 0.3 * torch.randn(B, J, 3, generator=g, dtype=dtype)
+    pose[:, 0] = torch.tensor([math.pi, 0.0, 0.0], dtype=dtype)
+    betas = torch.randn(B, 10, generator=g, dtype=dtype)
+    rot = axis_angle_to_matrix(pose)
+    hyp = rot[:, None].repeat(1, S, 1, 1, 1)
+    hyp[:, 0, 18] = axis_angle_to_matrix(torch.tensor([0.0, 0.0, 1.2], dtype=dtype))
+    hyp[:, 2:] = axis_angle_to_matrix(pose[:, None] + 0.2 * torch.randn(B, S - 2, J, 3, generator=g,
+                                                                          dtype=dtype))
+    center = torch.tensor([[120.0, 90.0], [60.0, 70.0]], dtype=dtype)
+    scale = torch.tensor([[0.5], [0.4]], dtype=dtype)
+    coco_gt = torch.cat([center[:, None] + 30 * torch.randn(B, 17, 2, generator=g, dtype=dtype),
+                         torch.ones(B, 17, 1, dtype=dtype)], dim=-1)
+    coco_gt[0, 4, 2] = 0.0                                       # invalid ground truth
+    cond_kp = coco_gt.clone()
+    cond_kp[..., 2] = torch.rand(B, 17, generator=g, dtype=dtype)
+    mask = torch.zeros(B, R, R, dtype=torch.uint8)
+    mask[:, 8:24, 10:20] = 1
+    posterior = pose.reshape(B, 1, -1).repeat(1, 5, 1)
+    posterior[:, 1:, 18 * 3 + 2] += torch.linspace(0.2, 0.8, 4, dtype=dtype)   # elbow varies
+    posterior[1, 4] = float("nan")                               # padding row
+    batch = {"pose": pose.reshape(B, -1), "betas": betas, "center": center, "scale": scale,
+             "coco_gt": coco_gt, "cond_kp": cond_kp, "mask": mask,
+             "mask_valid": torch.tensor([True, True]), "posterior": posterior}
+    with torch.no_grad():
+        kp = body(hyp, betas[:, None].expand(B, S, 10))["coco17"]
+    out = {"rotmat": hyp, "betas": betas[:, None].repeat(1, S, 1),
+           "keypoints3d": kp + torch.tensor([0.0, 0.0, 3.0], dtype=dtype),
+           "keypoints2d": (torch.rand(B, S, 17, 2, generator=g, dtype=dtype) * 2.2 - 1.1)}
+    return batch, out, hyp
+
+
+def _pelvis_centred(x, hips):
+    return x - x[..., list(hips), :].mean(-2, keepdim=True)
+
+
+def test_accuracy_consistency_and_posterior_against_loops(body):
+    batch, out, hyp = _case(body)
+    metrics = EvaluationMetrics()
+    metrics.update(batch, out, body)
+    res = metrics.compute()
+    expected_keys = {f"{p}/{m}" for p in ("emdb", "3dpw") for m in
+                     ("mpjpe_mode", "pa_mpjpe_mode", "pve_mode", "mpjpe_min", "pa_mpjpe_min",
+                      "pve_min")} | {"kp2d_mode", "kp2d_samples", "spread_visible",
+                                     "spread_invisible", "perc_in", "min_dist",
+                                     "energy_occluded", "energy_visible"}
+    assert set(res) == expected_keys
+    assert all(math.isfinite(v) for v in res.values())
+    # best of S includes the exact ground truth (hypothesis 1)
+    for p in ("emdb", "3dpw"):
+        assert res[f"{p}/mpjpe_min"] < 1e-6 and res[f"{p}/pve_min"] < 1e-6
+    # mode MPJPE / PVE by a loop over examples and joints
+    gt_rot = axis_angle_to_matrix(batch["pose"].reshape(B, J, 3))
+    errs, verrs = [], []
+    for b in range(B):
+        g = body(gt_rot[b:b + 1], batch["betas"][b:b + 1], return_vertices=True)
+        m = body(hyp[b:b + 1, 0], batch["betas"][b:b + 1], return_vertices=True)
+        gj, mj = _pelvis_centred(g["joints"][0], (1, 2)), _pelvis_centred(m["joints"][0], (1, 2))
+        errs.append(sum((gj[k] - mj[k]).norm() for k in range(J)) / J)
+        gv = g["vertices"][0] - g["joints"][0, [1, 2]].mean(0)
+        mv = m["vertices"][0] - m["joints"][0, [1, 2]].mean(0)
+        verrs.append((gv - mv).norm(dim=-1).mean())
+    assert res["emdb/mpjpe_mode"] == pytest.approx(1000 * float(sum(errs)) / B, rel=1e-6)
+    assert res["emdb/pve_mode"] == pytest.approx(1000 * float(sum(verrs)) / B, rel=1e-6)
+    assert res["emdb/mpjpe_mode"] > 1.0
+    # 2D consistency of the mode: visible (conf > 0.5 and valid GT) joints, 256 px crop
+    box = 200 * batch["scale"][:, 0]
+    gt_crop = full_to_crop(batch["coco_gt"][..., :2], batch["center"], box)
+    total, n = 0.0, 0
+    for b in range(B):
+        for k in range(17):
+            if batch["cond_kp"][b, k, 2] * batch["coco_gt"][b, k, 2] > 0.5:
+                total += float((out["keypoints2d"][b, 0, k] - gt_crop[b, k]).norm()) * 128
+                n += 1
+    assert res["kp2d_mode"] == pytest.approx(total / n, rel=1e-9)
+    # only the elbow (and the wrist / hand below it) move in the posterior
+    assert res["energy_occluded"] > res["energy_visible"] >= 0.0
+    assert res["spread_invisible"] >= 0.0 and res["spread_visible"] >= 0.0
+
+
+def test_float32_matches_float64_and_reset(body):
+    batch, out, _ = _case(body)
+    m64 = EvaluationMetrics()
+    m64.update(batch, out, body)
+    r64 = m64.compute()
+    cast = lambda d: {k: v.float() if v.is_floating_point() else v for k, v in d.items()}
+    m32 = EvaluationMetrics()
+    m32.update(cast(batch), cast(out), body)
+    r32 = m32.compute()
+    for key, value in r64.items():
+        assert r32[key] == pytest.approx(value, rel=1e-3, abs=1e-3), key
+    m32.reset()
+    assert m32.compute() == {}
+    assert "emdb/mpjpe_min" in format_table(r32)
+
+
+def test_rejects_a_single_hypothesis(body):
+    batch, out, _ = _case(body)
+    out = {k: v[:, :1] for k, v in out.items()}
+    with pytest.raises(ValueError, match="S >= 2"):
+        EvaluationMetrics().update(batch, out, body)
