@@ -1,0 +1,349 @@
+"""SMPL / SMPL-X body model on smplx, with a joints-only fast path for training.
+
+:class:`BodyModel` takes rotation matrices and betas and returns joints, COCO-17 keypoints,
+H36M-17 / LSP-14 joints (with an H36M regressor) and, only when asked, vertices.
+
+Full path (``smplx.lbs.lbs``): v = sum_j w_vj A_j(theta, J(beta)) (T + S beta + P(theta)),
+joints J(beta) = R (T + S beta) posed by forward kinematics.
+
+Joints-only path: the rest joints J(beta) = R T + (R S) beta come from the regressor applied
+to the template and shape directions once (R T and R S are precomputed, (J, 3) and
+(J, 3, nb)); forward kinematics (``smplx.lbs.batch_rigid_transform``) gives the posed joints
+and the transforms A_j; only the K vertices that keypoints need (COCO face vertices and the
+support of the H36M regressor) are shaped, pose-corrected (their rows of posedirs) and
+skinned. Same numbers as the full path, O(K) instead of O(V) work.
+"""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from humr.body.keypoints import COCO17_FACE_VERTICES, COCO17_FROM_SMPL, H36M_TO_LSP14
+
+__all__ = ["BodyModel", "resolve_model_file", "load_model_data", "NUM_BODY_JOINTS"]
+
+NUM_BODY_JOINTS = {"smpl": 24, "smplx": 22}
+_FILE_NAMES = {"smpl": ("SMPL_NEUTRAL.pkl",), "smplx": ("SMPLX_NEUTRAL.npz", "SMPLX_NEUTRAL.pkl")}
+_REQUIRED = ("v_template", "f", "J_regressor", "weights", "kintree_table", "shapedirs", "posedirs")
+_HELP = ("Generate a procedural SMPL-format body with `humr make-body OUT_DIR` and pass "
+         "model_path=OUT_DIR (or model_path='procedural'), or download the official model from "
+         "https://smpl.is.tue.mpg.de (SMPL-X: https://smpl-x.is.tue.mpg.de).")
+
+
+def _expected(model_type: str) -> str:
+    names = " or ".join(_FILE_NAMES[model_type])
+    return f"expected {names} with keys {', '.join(_REQUIRED)}"
+
+
+def resolve_model_file(model_path: Union[str, Path], model_type: str = "smpl") -> Path:
+    """The model file for ``model_path``: the file itself, or inside a folder
+    ``<dir>/<model_type>/<NAME>`` or ``<dir>/<NAME>`` (smplx's layout); "procedural" is the
+    generated body (:func:`humr.body.procedural.default_body_dir`). Raises FileNotFoundError
+    naming the path, the expected file and where to get one."""
+    if model_type not in _FILE_NAMES:
+        raise ValueError(f"model_type must be one of {sorted(_FILE_NAMES)}, got {model_type!r}")
+    if str(model_path) == "procedural":
+        if model_type != "smpl":
+            raise ValueError("model_path='procedural' is an SMPL body; use model_type='smpl'")
+        from humr.body.procedural import default_body_dir
+
+        model_path = default_body_dir()
+    path = Path(model_path).expanduser()
+    if path.is_file():
+        return path
+    candidates = [path / sub / name for sub in (model_type, "") for name in _FILE_NAMES[model_type]]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise FileNotFoundError(
+        f"no {model_type.upper()} body model at {path}: {_expected(model_type)} "
+        f"(looked for {', '.join(str(c) for c in candidates)}). {_HELP}")
+
+
+def load_model_data(path: Path, model_type: str = "smpl") -> dict:
+    """Read and validate a model file (pkl or npz). Raises ValueError naming the path and what
+    was expected when it cannot be read or lacks keys / has inconsistent shapes."""
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=True) as z:
+                data = {k: z[k] for k in z.files}
+        else:
+            with open(path, "rb") as f:
+                data = pickle.load(f, encoding="latin1")
+    except Exception as err:  # any unpickling / zip error means a malformed file
+        raise ValueError(f"cannot read body model {path} ({type(err).__name__}: {err}); "
+                         f"{_expected(model_type)}. {_HELP}") from err
+    if not isinstance(data, dict):
+        raise ValueError(f"body model {path} holds a {type(data).__name__}, not a dict; "
+                         f"{_expected(model_type)}. {_HELP}")
+    missing = [k for k in _REQUIRED if k not in data]
+    if missing:
+        raise ValueError(f"body model {path} lacks keys {', '.join(missing)}; "
+                         f"{_expected(model_type)}. {_HELP}")
+    V = np.shape(data["v_template"])[0]
+    J = np.shape(data["kintree_table"])[1] if np.ndim(data["kintree_table"]) == 2 else -1
+    shapes = {"v_template": (V, 3), "f": (None, 3), "J_regressor": (J, V), "weights": (V, J),
+              "kintree_table": (2, J), "shapedirs": (V, 3, None), "posedirs": (V, 3, None)}
+    for key, want in shapes.items():
+        got = tuple(np.shape(data[key]))
+        if len(got) != len(want) or any(w is not None and g != w for g, w in zip(got, want)):
+            raise ValueError(f"body model {path}: {key} has shape {got}, expected "
+                             f"{tuple('*' if w is None else w for w in want)}; "
+                             f"{_expected(model_type)}. {_HELP}")
+    if J < NUM_BODY_JOINTS[model_type]:
+        raise ValueError(f"body model {path} has {J} joints, a {model_type.upper()} model has at "
+                         f"least {NUM_BODY_JOINTS[model_type]}. {_HELP}")
+    return data
+
+
+def _load_matrix(path: Union[str, Path], what: str, shape_hint: str) -> np.ndarray:
+    """A dense float64 matrix from .npy / .npz / .pkl (first array, or key 'matrix')."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} file {path} does not exist; expected {shape_hint}")
+    try:
+        if path.suffix == ".npy":
+            m = np.load(path, allow_pickle=False)
+        elif path.suffix == ".npz":
+            with np.load(path, allow_pickle=True) as z:
+                m = z["matrix"] if "matrix" in z.files else z[z.files[0]]
+        else:
+            with open(path, "rb") as f:
+                m = pickle.load(f, encoding="latin1")
+            if isinstance(m, dict):
+                m = m["matrix"] if "matrix" in m else next(iter(m.values()))
+    except Exception as err:
+        raise ValueError(f"cannot read {what} file {path} ({type(err).__name__}: {err}); "
+                         f"expected {shape_hint}") from err
+    if hasattr(m, "toarray"):
+        m = m.toarray()
+    return np.asarray(m, dtype=np.float64)
+
+
+class BodyModel(nn.Module):
+    r"""SMPL (24 joints) or SMPL-X body (22 joints) on smplx, driven by rotation matrices.
+
+    Args:
+        model_path: "procedural" (the generated SMPL-format body, created on first use), a
+            folder (smplx layout: ``<dir>/smpl/SMPL_NEUTRAL.pkl``, ``<dir>/smplx/SMPLX_NEUTRAL.npz``)
+            or a model file.
+        model_type: "smpl" or "smplx" (body joints only; hands, jaw and eyes at rest, flat hands).
+        num_betas: number of shape coefficients nb.
+        h36m_regressor: path of an H36M-17 joint regressor (17, V_smpl) (.npy); by default the
+            ``J_regressor_h36m.npy`` next to the model folder when there is one (``humr make-body``
+            writes it).
+        smplx_to_smpl: SMPL-X only: vertex mapping (npz / pkl / npy) holding a (6890, V_smplx)
+            matrix (key "matrix", dense or scipy sparse) or a (6890,) index array; gives
+            ``vertices_smpl`` and lets the H36M regressor of SMPL apply to SMPL-X meshes.
+        dtype: dtype of the buffers (inputs of another dtype are computed in theirs).
+
+    Attributes:
+        num_joints: J (24 SMPL, 22 SMPL-X). pose_dim: 6 J. faces: (F, 3) int64 numpy array.
+        parents: (J,) long buffer (-1 for the root). num_betas: nb.
+
+    ``forward(rotmat (..., J, 3, 3), betas (..., nb), return_vertices=False, joints_only=True)``
+    returns a dict (metres, body frame, no translation) with ``joints`` (..., J, 3),
+    ``coco17`` (..., 17, 3), ``h36m17`` (..., 17, 3) and ``lsp14`` (..., 14, 3) when a
+    regressor is present, ``vertices`` (..., V, 3) (and ``vertices_smpl`` with a mapping) only
+    with ``return_vertices=True``. Leading dims of rotmat and betas broadcast; the buffers
+    follow the input's dtype. ``joints_only=True`` without vertices skins only the keypoint
+    vertices (equal to the full pass up to rounding).
+
+    Example:
+        >>> import torch
+        >>> body = BodyModel("procedural")
+        >>> rot = torch.eye(3).expand(2, 5, 24, 3, 3)
+        >>> out = body(rot, torch.zeros(2, 5, 10))
+        >>> out["joints"].shape, out["coco17"].shape, out["lsp14"].shape
+        (torch.Size([2, 5, 24, 3]), torch.Size([2, 5, 17, 3]), torch.Size([2, 5, 14, 3]))
+        >>> bool((out["coco17"][..., 0, 1] > out["coco17"][..., 5, 1]).all())  # nose above shoulder
+        True
+    """
+
+    def __init__(self, model_path: Union[str, Path] = "procedural", model_type: str = "smpl",
+                 num_betas: int = 10, h36m_regressor: Optional[Union[str, Path]] = None,
+                 smplx_to_smpl: Optional[Union[str, Path]] = None,
+                 dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        import smplx
+        from smplx.vertex_ids import vertex_ids
+
+        path = resolve_model_file(model_path, model_type)
+        data = load_model_data(path, model_type)
+        if num_betas > np.shape(data["shapedirs"])[2]:
+            raise ValueError(f"num_betas = {num_betas} but {path} has only "
+                             f"{np.shape(data['shapedirs'])[2]} shape directions")
+        if model_type == "smpl":
+            layer = smplx.SMPLLayer(model_path=str(path), data_struct=smplx.utils.Struct(**data),
+                                    num_betas=num_betas, dtype=dtype)
+        else:
+            layer = smplx.build_layer(str(path), model_type="smplx", num_betas=num_betas,
+                                      ext=path.suffix[1:], use_pca=False, dtype=dtype)
+        self.model_type = model_type
+        self.model_file = path
+        self.num_betas = num_betas
+        self.num_joints = NUM_BODY_JOINTS[model_type]
+        self.pose_dim = 6 * self.num_joints
+        self.faces = np.asarray(layer.faces, dtype=np.int64)
+        num_verts = layer.v_template.shape[0]
+        J = self.num_joints
+        f64 = lambda t: t.detach().to(torch.float64)  # noqa: E731
+        # full-pass buffers (smplx's, betas-part of the shape space only)
+        self.register_buffer("v_template", f64(layer.v_template))
+        self.register_buffer("shapedirs", f64(layer.shapedirs[:, :, :num_betas]))
+        self.register_buffer("posedirs", f64(layer.posedirs))
+        self.register_buffer("J_regressor", f64(layer.J_regressor))
+        self.register_buffer("lbs_weights", f64(layer.lbs_weights))
+        self.register_buffer("all_parents", layer.parents.clone())
+        self.register_buffer("parents", layer.parents[:J].clone())
+        face_ids = [vertex_ids["smplh" if model_type == "smpl" else "smplx"][n] for n in COCO17_FACE_VERTICES]
+
+        mapping = None
+        if smplx_to_smpl is not None:
+            if model_type != "smplx":
+                raise ValueError("smplx_to_smpl is a SMPL-X -> SMPL vertex mapping; model_type must be 'smplx'")
+            mapping = self._load_mapping(smplx_to_smpl, num_verts)
+            self.register_buffer("smplx_to_smpl", mapping)
+        h36m = self._load_h36m(h36m_regressor, path, num_verts if mapping is None else mapping.shape[0])
+        if h36m is not None and mapping is not None:
+            h36m = h36m @ mapping     # regress from the SMPL-X mesh directly
+        if h36m is not None:
+            self.register_buffer("h36m_regressor", h36m)
+        self.has_h36m = h36m is not None
+
+        # joints-only path: rest joints from precomputed regressor products, K vertices skinned
+        reg = self.J_regressor[:J]
+        self.register_buffer("_j_template", reg @ self.v_template, persistent=False)
+        self.register_buffer("_j_shapedirs", torch.einsum("jv,vcb->jcb", reg, self.shapedirs), persistent=False)
+        support = torch.tensor(face_ids)
+        if h36m is not None:
+            support = torch.cat([support, (h36m != 0).any(0).nonzero()[:, 0]])
+        sub, inverse = torch.unique(support, return_inverse=True)
+        self.register_buffer("_sub_face", inverse[:len(face_ids)], persistent=False)
+        self.register_buffer("_sub_idx", sub, persistent=False)
+        self.register_buffer("_sub_template", self.v_template[sub], persistent=False)
+        self.register_buffer("_sub_shapedirs", self.shapedirs[sub], persistent=False)
+        n_pose = 9 * (J - 1)   # correctives of body joints; the other joints are at rest (R - I = 0)
+        self.register_buffer("_sub_posedirs", self.posedirs[:n_pose].view(n_pose, num_verts, 3)[:, sub]
+                             .reshape(n_pose, -1), persistent=False)
+        self.register_buffer("_sub_weights", self._fold_weights(self.lbs_weights[sub]), persistent=False)
+        if h36m is not None:
+            self.register_buffer("_sub_h36m", h36m[:, sub], persistent=False)
+        self.to(dtype)
+
+    # -- loading helpers -------------------------------------------------------------------
+    def _fold_weights(self, weights: Tensor) -> Tensor:
+        """(K, J_all) -> (K, J): weights of non-body joints (hands, jaw, eyes, at rest) moved to
+        their nearest body ancestor, whose transform they share when their rotation is I."""
+        J = self.num_joints
+        out = weights[:, :J].clone()
+        parents = self.all_parents.tolist()
+        for j in range(J, weights.shape[1]):
+            a = j
+            while a >= J:
+                a = parents[a]
+            out[:, a] += weights[:, j]
+        return out
+
+    @staticmethod
+    def _load_mapping(path, num_verts: int) -> Tensor:
+        hint = f"a (6890, {num_verts}) matrix (key 'matrix') or a (6890,) index array"
+        m = _load_matrix(path, "SMPL-X -> SMPL mapping", hint)
+        if m.ndim == 1 and m.shape[0] == 6890:
+            idx = m.astype(np.int64)
+            m = np.zeros((6890, num_verts))
+            m[np.arange(6890), idx] = 1.0
+        if m.shape != (6890, num_verts):
+            raise ValueError(f"SMPL-X -> SMPL mapping {path} has shape {m.shape}; expected {hint}")
+        return torch.from_numpy(m)
+
+    @staticmethod
+    def _load_h36m(h36m_regressor, model_file: Path, num_verts: int) -> Optional[Tensor]:
+        hint = f"a (17, {num_verts}) H36M joint regressor (.npy)"
+        if h36m_regressor is None:
+            near = [d / "J_regressor_h36m.npy" for d in (model_file.parent, model_file.parent.parent)]
+            found = [p for p in near if p.is_file()]
+            if not found:
+                return None
+            h36m_regressor = found[0]
+        m = _load_matrix(h36m_regressor, "H36M regressor", hint)
+        if m.shape != (17, num_verts):
+            raise ValueError(f"H36M regressor {h36m_regressor} has shape {m.shape}; expected {hint}")
+        return torch.from_numpy(m)
+
+    # -- forward ---------------------------------------------------------------------------
+    def _check(self, rotmat: Tensor, betas: Tensor) -> tuple:
+        J, nb = self.num_joints, self.num_betas
+        if rotmat.ndim < 3 or rotmat.shape[-3:] != (J, 3, 3):
+            raise ValueError(f"rotmat must have shape (..., {J}, 3, 3), got {tuple(rotmat.shape)}")
+        if betas.ndim < 1 or betas.shape[-1] != nb:
+            raise ValueError(f"betas must have shape (..., {nb}), got {tuple(betas.shape)}")
+        try:
+            lead = torch.broadcast_shapes(rotmat.shape[:-3], betas.shape[:-1])
+        except RuntimeError as err:
+            raise ValueError(f"leading dims of rotmat {tuple(rotmat.shape[:-3])} and betas "
+                             f"{tuple(betas.shape[:-1])} do not broadcast") from err
+        n = int(np.prod(lead))
+        if n == 0:
+            raise ValueError(f"rotmat / betas have an empty batch {tuple(lead)}")
+        if not (torch.isfinite(rotmat).all() and torch.isfinite(betas).all()):
+            raise ValueError("rotmat and betas must be finite (found NaN or inf)")
+        rot = rotmat.expand(*lead, J, 3, 3).reshape(n, J, 3, 3)
+        bet = betas.to(rotmat.dtype).expand(*lead, nb).reshape(n, nb)
+        return lead, rot, bet
+
+    def forward(self, rotmat: Tensor, betas: Tensor, return_vertices: bool = False,
+                joints_only: bool = True) -> dict:
+        lead, rot, betas = self._check(rotmat, betas)
+        if joints_only and not return_vertices:
+            joints, kp_verts = self._joints_only(rot, betas)
+            face = kp_verts[:, self._sub_face]
+            h36m = torch.einsum("hk,nkc->nhc", self._sub_h36m.to(rot.dtype), kp_verts) if self.has_h36m else None
+            out = {"joints": joints}
+        else:
+            verts, joints = self._full(rot, betas)
+            face = verts[:, self._sub_idx[self._sub_face]]
+            h36m = torch.einsum("hv,nvc->nhc", self.h36m_regressor.to(rot.dtype), verts) if self.has_h36m else None
+            out = {"joints": joints}
+            if return_vertices:
+                out["vertices"] = verts
+                if hasattr(self, "smplx_to_smpl"):
+                    out["vertices_smpl"] = torch.einsum("sv,nvc->nsc", self.smplx_to_smpl.to(rot.dtype), verts)
+        out["coco17"] = torch.cat([face, joints[:, list(COCO17_FROM_SMPL)]], dim=1)
+        if h36m is not None:
+            out["h36m17"] = h36m
+            out["lsp14"] = h36m[:, list(H36M_TO_LSP14)]
+        return {k: v.reshape(*lead, *v.shape[1:]) for k, v in out.items()}
+
+    def _full(self, rot: Tensor, betas: Tensor) -> tuple:
+        """smplx's linear blend skinning of the whole mesh: (N, V, 3), (N, J, 3)."""
+        from smplx.lbs import lbs
+
+        n, dt = rot.shape[0], rot.dtype
+        J_all = self.J_regressor.shape[0]
+        full = torch.eye(3, dtype=dt, device=rot.device).expand(n, J_all, 3, 3).clone()
+        full[:, :self.num_joints] = rot
+        verts, joints = lbs(betas, full, self.v_template.to(dt), self.shapedirs.to(dt),
+                            self.posedirs.to(dt), self.J_regressor.to(dt), self.all_parents,
+                            self.lbs_weights.to(dt), pose2rot=False)
+        return verts, joints[:, :self.num_joints]
+
+    def _joints_only(self, rot: Tensor, betas: Tensor) -> tuple:
+        """Posed joints (N, J, 3) and the K keypoint vertices (N, K, 3)."""
+        from smplx.lbs import batch_rigid_transform
+
+        n, dt = rot.shape[0], rot.dtype
+        rest = self._j_template.to(dt) + torch.einsum("nb,jcb->njc", betas, self._j_shapedirs.to(dt))
+        joints, A = batch_rigid_transform(rot, rest, self.parents, dtype=dt)
+        eye = torch.eye(3, dtype=dt, device=rot.device)
+        pose_feature = (rot[:, 1:] - eye).reshape(n, -1)
+        v = (self._sub_template.to(dt) + torch.einsum("nb,kcb->nkc", betas, self._sub_shapedirs.to(dt))
+             + (pose_feature @ self._sub_posedirs.to(dt)).view(n, -1, 3))
+        T = torch.einsum("kj,njab->nkab", self._sub_weights.to(dt), A)
+        verts = torch.einsum("nkab,nkb->nka", T[..., :3, :3], v) + T[..., :3, 3]
+        return joints, verts
