@@ -145,7 +145,7 @@ def test_height_directions_monotonic(data, k):
 
 
 def test_shape_directions_move_limbs_and_joints_consistently(data):
-    length = lambda J, a, b: np.linalg.norm(J[a] - J[b])  # noqa: E731
+    length = lambda J, a, b: np.linalg.norm(J[a] - J[b])
     _, J0 = _shaped(data, 0, 0.0)
     _, Jleg = _shaped(data, 2, 2.0)
     assert length(Jleg, 1, 7) > length(J0, 1, 7) + 0.05 and np.allclose(Jleg[0], J0[0])
@@ -154,7 +154,7 @@ def test_shape_directions_move_limbs_and_joints_consistently(data):
     # girth: the body gets wider at the waist, the skeleton does not move
     v0, _ = _shaped(data, 1, 0.0)
     v1, J1 = _shaped(data, 1, 2.0)
-    waist = lambda v: np.ptp(v[np.abs(v[:, 1] - J0[3, 1]) < 0.02, 0])  # noqa: E731
+    waist = lambda v: np.ptp(v[np.abs(v[:, 1] - J0[3, 1]) < 0.02, 0])
     assert waist(v1) > waist(v0) + 0.03
     assert np.allclose(J1, J0, atol=1e-12)
     # every direction changes the body, none is a copy of another
@@ -184,7 +184,7 @@ def test_h36m_regressor(body_dir, data):
 def test_byte_identical_regeneration(tmp_path, body_dir):
     from humr.body.procedural import make_body
 
-    digest = lambda d: [hashlib.sha256((d / f).read_bytes()).hexdigest()  # noqa: E731
+    digest = lambda d: [hashlib.sha256((d / f).read_bytes()).hexdigest()
                         for f in ("smpl/SMPL_NEUTRAL.pkl", "J_regressor_h36m.npy")]
     again = make_body(tmp_path / "a", seed=0)
     assert digest(again) == digest(body_dir)

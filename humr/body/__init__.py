@@ -7,4 +7,4 @@ when constructed.
 from humr.body.model import BodyModel, load_model_data, resolve_model_file
 from humr.body.procedural import default_body_dir, make_body
 
-__all__ = ["BodyModel", "make_body", "default_body_dir", "resolve_model_file", "load_model_data"]
+__all__ = ["BodyModel", "default_body_dir", "load_model_data", "make_body", "resolve_model_file"]

@@ -12,8 +12,15 @@ from it with :data:`H36M_TO_LSP14` (3DPW protocol: 0 r_ankle, 1 r_knee, 2 r_hip,
 """
 from __future__ import annotations
 
-__all__ = ["SMPL_JOINT_NAMES", "COCO17_NAMES", "COCO17_FACE_VERTICES", "COCO17_FROM_SMPL",
-           "H36M_TO_LSP14", "LSP14_NAMES", "H36M17_NAMES"]
+__all__ = [
+           "COCO17_FACE_VERTICES",
+           "COCO17_FROM_SMPL",
+           "COCO17_NAMES",
+           "H36M17_NAMES",
+           "H36M_TO_LSP14",
+           "LSP14_NAMES",
+           "SMPL_JOINT_NAMES",
+]
 
 SMPL_JOINT_NAMES = (
     "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",

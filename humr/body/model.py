@@ -15,9 +15,10 @@ skinned. Same numbers as the full path, O(K) instead of O(V) work.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import pickle
 from pathlib import Path
-from typing import Optional, Union
 
 import numpy as np
 import torch
@@ -25,7 +26,7 @@ from torch import Tensor, nn
 
 from humr.body.keypoints import COCO17_FACE_VERTICES, COCO17_FROM_SMPL, H36M_TO_LSP14
 
-__all__ = ["BodyModel", "resolve_model_file", "load_model_data", "NUM_BODY_JOINTS"]
+__all__ = ["NUM_BODY_JOINTS", "BodyModel", "load_model_data", "resolve_model_file"]
 
 NUM_BODY_JOINTS = {"smpl": 24, "smplx": 22}
 _FILE_NAMES = {"smpl": ("SMPL_NEUTRAL.pkl",), "smplx": ("SMPLX_NEUTRAL.npz", "SMPLX_NEUTRAL.pkl")}
@@ -40,7 +41,7 @@ def _expected(model_type: str) -> str:
     return f"expected {names} with keys {', '.join(_REQUIRED)}"
 
 
-def resolve_model_file(model_path: Union[str, Path], model_type: str = "smpl") -> Path:
+def resolve_model_file(model_path: str | Path, model_type: str = "smpl") -> Path:
     """The model file for ``model_path``: the file itself, or inside a folder
     ``<dir>/<model_type>/<NAME>`` or ``<dir>/<NAME>`` (smplx's layout); "procedural" is the
     generated body (:func:`humr.body.procedural.default_body_dir`). Raises FileNotFoundError
@@ -79,7 +80,8 @@ def load_model_data(path: Path, model_type: str = "smpl") -> dict:
         raise ValueError(f"cannot read body model {path} ({type(err).__name__}: {err}); "
                          f"{_expected(model_type)}. {_HELP}") from err
     if not isinstance(data, dict):
-        raise ValueError(f"body model {path} holds a {type(data).__name__}, not a dict; "
+        # a malformed file (not a wrong argument type): ValueError like the other file errors
+        raise ValueError(f"body model {path} holds a {type(data).__name__}, not a dict; "  # noqa: TRY004
                          f"{_expected(model_type)}. {_HELP}")
     missing = [k for k in _REQUIRED if k not in data]
     if missing:
@@ -101,7 +103,7 @@ def load_model_data(path: Path, model_type: str = "smpl") -> dict:
     return data
 
 
-def _load_matrix(path: Union[str, Path], what: str, shape_hint: str) -> np.ndarray:
+def _load_matrix(path: str | Path, what: str, shape_hint: str) -> np.ndarray:
     """A dense float64 matrix from .npy / .npz / .pkl (first array, or key 'matrix')."""
     path = Path(path).expanduser()
     if not path.is_file():
@@ -165,9 +167,9 @@ class BodyModel(nn.Module):
         True
     """
 
-    def __init__(self, model_path: Union[str, Path] = "procedural", model_type: str = "smpl",
-                 num_betas: int = 10, h36m_regressor: Optional[Union[str, Path]] = None,
-                 smplx_to_smpl: Optional[Union[str, Path]] = None,
+    def __init__(self, model_path: str | Path = "procedural", model_type: str = "smpl",
+                 num_betas: int = 10, h36m_regressor: str | Path | None = None,
+                 smplx_to_smpl: str | Path | None = None,
                  dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
         import smplx
@@ -178,12 +180,14 @@ class BodyModel(nn.Module):
         if num_betas > np.shape(data["shapedirs"])[2]:
             raise ValueError(f"num_betas = {num_betas} but {path} has only "
                              f"{np.shape(data['shapedirs'])[2]} shape directions")
-        if model_type == "smpl":
-            layer = smplx.SMPLLayer(model_path=str(path), data_struct=smplx.utils.Struct(**data),
-                                    num_betas=num_betas, dtype=dtype)
-        else:
-            layer = smplx.build_layer(str(path), model_type="smplx", num_betas=num_betas,
-                                      ext=path.suffix[1:], use_pca=False, dtype=dtype)
+        # smplx prints a warning for models with fewer than 300 shape directions (all SMPL files)
+        with contextlib.redirect_stdout(io.StringIO()):
+            if model_type == "smpl":
+                layer = smplx.SMPLLayer(model_path=str(path), data_struct=smplx.utils.Struct(**data),
+                                        num_betas=num_betas, dtype=dtype)
+            else:
+                layer = smplx.build_layer(str(path), model_type="smplx", num_betas=num_betas,
+                                          ext=path.suffix[1:], use_pca=False, dtype=dtype)
         self.model_type = model_type
         self.model_file = path
         self.num_betas = num_betas
@@ -192,7 +196,7 @@ class BodyModel(nn.Module):
         self.faces = np.asarray(layer.faces, dtype=np.int64)
         num_verts = layer.v_template.shape[0]
         J = self.num_joints
-        f64 = lambda t: t.detach().to(torch.float64)  # noqa: E731
+        f64 = lambda t: t.detach().to(torch.float64)
         # full-pass buffers (smplx's, betas-part of the shape space only)
         self.register_buffer("v_template", f64(layer.v_template))
         self.register_buffer("shapedirs", f64(layer.shapedirs[:, :, :num_betas]))
@@ -263,7 +267,7 @@ class BodyModel(nn.Module):
         return torch.from_numpy(m)
 
     @staticmethod
-    def _load_h36m(h36m_regressor, model_file: Path, num_verts: int) -> Optional[Tensor]:
+    def _load_h36m(h36m_regressor, model_file: Path, num_verts: int) -> Tensor | None:
         hint = f"a (17, {num_verts}) H36M joint regressor (.npy)"
         if h36m_regressor is None:
             near = [d / "J_regressor_h36m.npy" for d in (model_file.parent, model_file.parent.parent)]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["PREVIEW_POSES", "render_preview", "draw_mesh"]
+__all__ = ["PREVIEW_POSES", "draw_mesh", "render_preview"]
 
 # name -> {SMPL joint: axis-angle (rad)}; y up, the body faces +z, left = +x
 PREVIEW_POSES = {

@@ -26,13 +26,16 @@ Units: metres, y up, the body faces +z, SMPL's left is +x. The generator is hand
 because no library builds SMPL-format bodies.
 
 Example:
-    >>> import tempfile, smplx
+    >>> import pickle, tempfile
     >>> out = make_body(tempfile.mkdtemp())
-    >>> smplx.create(str(out), model_type="smpl").v_template.shape
-    torch.Size([6890, 3])
+    >>> with open(out / "smpl" / "SMPL_NEUTRAL.pkl", "rb") as f:
+    ...     data = pickle.load(f)
+    >>> data["v_template"].shape, data["f"].shape, data["J_regressor"].shape
+    ((6890, 3), (13776, 3), (24, 6890))
 """
 from __future__ import annotations
 
+import itertools
 import os
 import pickle
 import tempfile
@@ -44,8 +47,14 @@ import scipy.sparse
 from scipy.spatial import cKDTree
 from scipy.special import ndtr
 
-__all__ = ["make_body", "default_body_dir", "GENERATOR_VERSION", "NUM_VERTICES", "NUM_FACES",
-           "SMPL_PARENTS"]
+__all__ = [
+    "GENERATOR_VERSION",
+    "NUM_FACES",
+    "NUM_VERTICES",
+    "SMPL_PARENTS",
+    "default_body_dir",
+    "make_body",
+]
 
 GENERATOR_VERSION = "1"
 NUM_VERTICES = 6890
@@ -80,7 +89,7 @@ class _Tube:
     part: str
     nose_ring: int | None = None   # head only: the ring holding the nose tip
 
-    def mirrored(self, part: str) -> "_Tube":
+    def mirrored(self, part: str) -> _Tube:
         """Mirror image in x (left -> right): same local ids, faces re-oriented, joints renamed."""
         weights = np.zeros_like(self.weights)
         perm = np.arange(24)
@@ -172,7 +181,7 @@ def _joints(rng: np.random.Generator) -> np.ndarray:
     # scale the bones of each chain about its root (symmetric: left and right share factors)
     for chain in ([1, 4, 7, 10], [13, 16, 18, 20, 22], [0, 3, 6, 9, 12, 15]):
         f = 1.0 + 0.02 * rng.standard_normal()
-        for a, b in zip(chain[:-1], chain[1:]):
+        for a, b in itertools.pairwise(chain):
             J[b] = J[a] + (np.array(_LEFT.get(b, _SPINE.get(b))) - np.array(_LEFT.get(a, _SPINE.get(a)))) * f
     for left, right in _MIRROR.items():
         J[right] = J[left] * _FLIP_X
@@ -183,7 +192,7 @@ def _parts(J: np.ndarray, girth: float) -> list[_Tube]:
     """The ten tubes around the rest joints ``J`` (24, 3); ``girth`` scales all radii."""
     g = girth
     up, side = (0.0, 1.0, 0.0), (1.0, 0.0, 0.0)
-    ax = lambda j, dy=0.0, dz=0.0: J[j] + np.array([0.0, dy, dz])  # noqa: E731
+    ax = lambda j, dy=0.0, dz=0.0: J[j] + np.array([0.0, dy, dz])
     torso = _tube(
         [J[0] + (0, -0.15, 0.0), J[0] + (0, -0.09, 0.0), J[0], J[3], J[6], J[9], J[9] + (0, 0.13, -0.015),
          J[12] + (0, 0.0, -0.0)],
@@ -310,7 +319,7 @@ def _shapedirs(P, C, part, J) -> np.ndarray:
     sh_x, wr_x = J[16, 0], J[20, 0]
     D[:, 0, 3] = np.where(arm_like, 0.05 * sx * np.clip((np.abs(x) - sh_x) / (wr_x - sh_x), 0.0, 1.0), 0.0)
     # 4 torso length: stretch between pelvis and neck, head and arms carried along
-    t = lambda yy: np.clip((yy - J[0, 1]) / (J[12, 1] - J[0, 1]), 0.0, 1.0)  # noqa: E731
+    t = lambda yy: np.clip((yy - J[0, 1]) / (J[12, 1] - J[0, 1]), 0.0, 1.0)
     D[:, 1, 4] = 0.05 * np.select([is_["torso"], is_["head"], arm_like], [t(y), 1.0, t(J[13, 1])], 0.0)
     # 5 shoulder width
     D[:, 0, 5] = 0.03 * np.select([arm_like, is_["torso"]],

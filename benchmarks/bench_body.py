@@ -1,0 +1,151 @@
+"""Joints-only body path vs the full smplx forward pass, for B x S = 64 x 26 bodies.
+
+Both modes produce the same outputs (joints (N, 24, 3), COCO-17, H36M-17, LSP-14) from random
+rotation matrices and betas:
+
+* ``joints_only``: ``BodyModel.forward(..., joints_only=True)`` (forward kinematics of the
+  shape-dependent rest joints, skinning of only the keypoint vertices);
+* ``full``: ``BodyModel.forward(..., joints_only=False)`` (``smplx.lbs.lbs`` of all 6890
+  vertices, then the same keypoint selection and regressors).
+
+Printed: time of the forward pass (no grad) and of forward + backward (loss = sum of squares
+of every output), and the peak memory of forward + backward, each as full / joints_only
+measured in the same run. Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` above the
+memory held before the step; on CPU the growth of the peak resident set size (``VmHWM``,
+reset through ``/proc/self/clear_refs``; helpers of ``bench_flow.py``) during one step, each
+mode in a fresh subprocess with glibc's mmap threshold fixed so that freed tensors leave the RSS.
+
+Usage::
+
+    python benchmarks/bench_body.py --device cpu --repeats 5
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+from bench_flow import (  # shared measurement helpers
+    peak_rss_kib,
+    reset_peak_rss_kib,
+    sync,
+)
+
+from humr.body import BodyModel
+
+MODES = ("joints_only", "full")
+
+
+def make_inputs(args, device):
+    gen = torch.Generator().manual_seed(args.seed)
+    aa = 0.5 * torch.randn(args.batch, args.samples, 24, 3, generator=gen)
+    betas = torch.randn(args.batch, args.samples, 10, generator=gen)
+    from humr.geometry import axis_angle_to_matrix
+
+    return axis_angle_to_matrix(aa).to(device), betas.to(device)
+
+
+def step(body, rot, betas, mode: str, backward: bool) -> None:
+    if backward:
+        rot, betas = rot.detach().requires_grad_(True), betas.detach().requires_grad_(True)
+    with torch.set_grad_enabled(backward):
+        out = body(rot, betas, joints_only=mode == "joints_only")
+        if backward:
+            sum(v.square().sum() for v in out.values()).backward()
+
+
+def time_modes(body, rot, betas, backward, args, device) -> dict:
+    """Median seconds of one step per mode; modes interleaved so both see the same load."""
+    for _ in range(args.warmup):
+        for mode in MODES:
+            step(body, rot, betas, mode, backward)
+    times = {mode: [] for mode in MODES}
+    for _ in range(args.repeats):
+        for mode in MODES:
+            sync(device)
+            t = time.perf_counter()
+            step(body, rot, betas, mode, backward)
+            sync(device)
+            times[mode].append(time.perf_counter() - t)
+    return {mode: statistics.median(t) for mode, t in times.items()}
+
+
+def peak_memory(body, rot, betas, mode, device) -> int:
+    """Bytes of peak memory added by one forward + backward step (after a warm-up step)."""
+    step(body, rot, betas, mode, True)
+    sync(device)
+    if device.type == "cuda":
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        base = 1024 * reset_peak_rss_kib()
+    step(body, rot, betas, mode, True)
+    sync(device)
+    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 1024 * peak_rss_kib()
+    return peak - base
+
+
+def child(args) -> None:
+    """Subprocess: the peak memory of one mode, printed as JSON."""
+    device = torch.device(args.device)
+    body = BodyModel(args.model_path).to(device)
+    rot, betas = make_inputs(args, device)
+    print(json.dumps({"peak": peak_memory(body, rot, betas, args.child, device)}))
+
+
+def cpu_peak_in_subprocess(args, mode: str) -> int:
+    cmd = [sys.executable, __file__, "--child", mode, "--device", args.device, "--model-path",
+           args.model_path, "--batch", str(args.batch), "--samples", str(args.samples),
+           "--seed", str(args.seed)]
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(64 * 1024))
+    res = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+    return json.loads(res.stdout.strip().splitlines()[-1])["peak"]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--model-path", default="procedural", help="body model (folder or file)")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--samples", type=int, default=26)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.child:
+        child(args)
+        return 0
+    device = torch.device(args.device)
+    body = BodyModel(args.model_path).to(device)
+    rot, betas = make_inputs(args, device)
+    n = args.batch * args.samples
+    print(f"bodies: {args.batch} x {args.samples} = {n}, device {device}, threads "
+          f"{torch.get_num_threads()}, keypoint vertices skinned "
+          f"by joints_only: {body._sub_idx.numel()} of {body.v_template.shape[0]}")
+    res = {m: {} for m in MODES}
+    for key, backward in (("forward", False), ("forward+backward", True)):
+        for mode, t in time_modes(body, rot, betas, backward, args, device).items():
+            res[mode][key] = t
+    for mode in MODES:
+        res[mode]["peak"] = (peak_memory(body, rot, betas, mode, device) if device.type == "cuda"
+                             else cpu_peak_in_subprocess(args, mode))
+    print(f"{'':24s}{'joints_only':>14s}{'full':>14s}{'full / joints_only':>22s}")
+    for key in ("forward", "forward+backward"):
+        a, b = res["joints_only"][key], res["full"][key]
+        print(f"{key + ' (ms)':24s}{1e3 * a:14.2f}{1e3 * b:14.2f}{b / a:22.1f}")
+    a, b = res["joints_only"]["peak"], res["full"]["peak"]
+    print(f"{'peak fwd+bwd (MB)':24s}{a / 2**20:14.1f}{b / 2**20:14.1f}{b / max(a, 1):22.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
