@@ -195,7 +195,7 @@ def _parts(J: np.ndarray, girth: float) -> list[_Tube]:
     ax = lambda j, dy=0.0, dz=0.0: J[j] + np.array([0.0, dy, dz])
     torso = _tube(
         [J[0] + (0, -0.15, 0.0), J[0] + (0, -0.09, 0.0), J[0], J[3], J[6], J[9], J[9] + (0, 0.13, -0.015),
-         J[12] + (0, 0.0, -0.0)],
+         J[12]],
         [4, 5, 7, 7, 3, 7, 5], g * np.array(
             [[0.13, 0.09], [0.165, 0.105], [0.17, 0.11], [0.145, 0.095], [0.15, 0.10], [0.16, 0.105],
              [0.185, 0.095], [0.16, 0.08]]),
@@ -206,7 +206,7 @@ def _parts(J: np.ndarray, girth: float) -> list[_Tube]:
         side, 32, (0.02, 0.11), [9, 12, 15, 15], {12: 1, 15: 2}, "head", blend=0.03)
     _nose(head)
     arm = _tube(
-        [ax(13, 0.0, 0.0) - (0.045, 0, 0), J[13], J[16], J[18], J[20], J[22], J[22] + (0.10, -0.005, 0.0)],
+        [J[13] - (0.045, 0, 0), J[13], J[16], J[18], J[20], J[22], J[22] + (0.10, -0.005, 0.0)],
         [2, 5, 16, 14, 6, 7], g * np.array([[0.05, 0.05], [0.055, 0.055], [0.055, 0.055], [0.04, 0.042],
                                             [0.026, 0.034], [0.016, 0.045], [0.012, 0.04]]),
         up, 20, (0.03, 0.04), [9, 13, 16, 18, 20, 22], {13: 1, 16: 2, 18: 3, 20: 4, 22: 5}, "arm", blend=0.03)
@@ -336,7 +336,8 @@ def _shapedirs(P, C, part, J) -> np.ndarray:
     return D
 
 
-def _build(seed: int) -> dict:
+def _build(seed: int) -> tuple[dict, np.ndarray]:
+    """The SMPL pickle's dict and the (17, V) H36M regressor, in the final vertex order."""
     rng = np.random.default_rng(seed)
     J = _joints(rng)
     parts = _parts(J, girth=1.0 + 0.03 * rng.standard_normal())
