@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from humr.engine.datamodule import EpochBatchSampler, ShardBatchSampler
+from humr.engine.datamodule import EpochSampler, ShardBatchSampler
 from humr.engine.evaluation import format_table, invisible_joints
 from humr.engine.inference import fresh_path, write_json
 from humr.engine.module import step_seed
@@ -17,39 +17,37 @@ def _flat(batches):
 
 
 def test_epoch_sampler_is_a_seeded_permutation_per_epoch():
-    s = EpochBatchSampler(23, batch_size=4, seed=3)
+    s = EpochSampler(23, batch_size=4, seed=3)
     first = list(s)
-    assert len(first) == len(s) == 5 and all(len(b) == 4 for b in first)
-    assert len(set(_flat(first))) == 20 and set(_flat(first)) <= set(range(23))
+    assert len(first) == len(s) == 20 and len(set(first)) == 20 and set(first) <= set(range(23))
     assert list(s) == first                          # same epoch -> same order
     s.set_epoch(1)
-    assert list(s) != first
     expected = torch.randperm(23, generator=torch.Generator().manual_seed(3 + 1))[:20].tolist()
-    assert _flat(list(s)) == expected
+    assert list(s) == expected != first
 
 
 def test_epoch_sampler_skip_resumes_mid_epoch_only_in_that_epoch():
-    full = EpochBatchSampler(40, batch_size=5, seed=0)
+    full = EpochSampler(40, batch_size=5, seed=0)
     full.set_epoch(2)
     reference = list(full)
-    resumed = EpochBatchSampler(40, batch_size=5, seed=0)
+    resumed = EpochSampler(40, batch_size=5, seed=0)
     resumed.skip(3, epoch=2)
     resumed.set_epoch(2)
-    assert list(resumed) == reference[3:]
-    assert list(resumed) == reference[3:]            # a second iterator of the epoch (Lightning)
+    assert list(resumed) == reference[15:]
+    assert list(resumed) == reference[15:]           # a second iterator of the epoch (Lightning)
     resumed.set_epoch(3)
     full.set_epoch(3)
     assert list(resumed) == list(full)               # later epochs are complete
 
 
-def test_epoch_sampler_shards_are_disjoint_and_equal_sized():
-    shards = [list(EpochBatchSampler(50, batch_size=3, seed=1, rank=r, world_size=4))
+def test_epoch_sampler_shards_are_disjoint_and_whole_batches():
+    shards = [list(EpochSampler(50, batch_size=3, seed=1, rank=r, world_size=4))
               for r in range(4)]
-    assert {len(s) for s in shards} == {4}
-    seen = [i for s in shards for i in _flat(s)]
+    assert {len(s) for s in shards} == {12}
+    seen = _flat(shards)
     assert len(seen) == len(set(seen)) == 48
     with pytest.raises(ValueError, match="fewer than one batch"):
-        EpochBatchSampler(5, batch_size=3, world_size=2)
+        EpochSampler(5, batch_size=3, world_size=2)
 
 
 @pytest.mark.parametrize("n,bs,world", [(7, 2, 2), (10, 3, 3), (4, 8, 1), (1, 1, 2)])

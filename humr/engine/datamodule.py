@@ -2,7 +2,7 @@
 batch order.
 
 Lightning's resume restarts the interrupted epoch's data loader from its beginning; to continue
-exactly where a run stopped, the training batches come from :class:`EpochBatchSampler`, whose
+exactly where a run stopped, the training order comes from :class:`EpochSampler`, whose
 order is a function of (seed, epoch) only, and the data module stores how many batches of the
 current epoch were already used in every checkpoint (``state_dict``) and skips them on resume.
 Distributed sharding is done here too (the Trainer is built with ``use_distributed_sampler=False``).
@@ -17,22 +17,23 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-__all__ = ["EpochBatchSampler", "HumrDataModule", "ShardBatchSampler"]
+__all__ = ["EpochSampler", "HumrDataModule", "ShardBatchSampler"]
 
 
-class EpochBatchSampler(Sampler[list[int]]):
-    """Training batches: a permutation of ``range(n)`` seeded by ``seed + epoch``, sharded over
-    ``world_size`` ranks, cut into full batches (the incomplete last batch is dropped).
+class EpochSampler(Sampler[int]):
+    """Training order: a permutation of ``range(n)`` seeded by ``seed + epoch``, sharded over
+    ``world_size`` ranks and cut to whole batches of ``batch_size`` (the same number of steps on
+    every rank; the remainder of the epoch is dropped).
 
-    ``set_epoch(e)`` (called by Lightning before every epoch) selects the permutation;
-    ``skip(k)`` makes the next pass over epoch ``e`` start at batch ``k`` (resume).
+    ``set_epoch(e)`` (Lightning calls it before every epoch) selects the permutation;
+    ``skip(k, epoch)`` makes the next pass over epoch ``epoch`` start at batch ``k`` (resume).
 
     Example:
-        >>> s = EpochBatchSampler(10, batch_size=3, seed=0)
-        >>> len(s), [len(b) for b in s]
-        (3, [3, 3, 3])
-        >>> s.set_epoch(1); s.skip(2, epoch=1); [len(b) for b in s]
-        [3]
+        >>> s = EpochSampler(10, batch_size=3, seed=0)
+        >>> len(s), len(list(s))
+        (9, 9)
+        >>> s.set_epoch(1); s.skip(2, epoch=1); len(list(s))
+        3
     """
 
     def __init__(self, num_examples: int, batch_size: int, seed: int = 0, shuffle: bool = True,
@@ -53,18 +54,17 @@ class EpochBatchSampler(Sampler[list[int]]):
         self._skip_epoch, self._skip = int(epoch), int(batches)
 
     def __len__(self) -> int:
-        return self.num_examples // self.world_size // self.batch_size
+        return self.num_examples // self.world_size // self.batch_size * self.batch_size
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def __iter__(self) -> Iterator[int]:
         if self.shuffle:
             gen = torch.Generator().manual_seed(self.seed + self.epoch)
             order = torch.randperm(self.num_examples, generator=gen)
         else:
             order = torch.arange(self.num_examples)
-        mine = order[self.rank::self.world_size][: len(self) * self.batch_size]
-        start = self._skip if self.epoch == self._skip_epoch else 0
-        for b in range(start, len(self)):
-            yield mine[b * self.batch_size:(b + 1) * self.batch_size].tolist()
+        mine = order[self.rank::self.world_size][: len(self)]
+        start = self._skip * self.batch_size if self.epoch == self._skip_epoch else 0
+        yield from mine[start:].tolist()
 
 
 class ShardBatchSampler(Sampler[list[int]]):
@@ -114,22 +114,23 @@ class HumrDataModule(L.LightningDataModule):
         self.num_workers, self.augment, self.seed = int(num_workers), bool(augment), int(seed)
         self.val_split, self.test_split = val_split, test_split
         self.max_eval_examples = max_eval_examples
-        self._train_sampler: EpochBatchSampler | None = None
+        self._train_sampler: EpochSampler | None = None
         self._pending_skip: dict[str, int] | None = None
 
     def _ranks(self) -> tuple[int, int]:
         trainer = getattr(self, "trainer", None)
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
-    def _loader(self, split: str, batch_sampler: Sampler, augment: bool) -> DataLoader:
+    def _loader(self, split: str, augment: bool, **order) -> DataLoader:
+        """DataLoader of ``split`` with make_dataloader's dataset, collate function and worker
+        setup, and the batch order given by ``order`` (DataLoader arguments)."""
         from humr.data import make_dataloader
 
         base = make_dataloader(self.root, split, batch_size=1, shuffle=False,
                                num_workers=self.num_workers, augment=augment, seed=self.seed)
-        # Same dataset, collate function and worker setup; the batch order is ours.
-        return DataLoader(base.dataset, batch_sampler=batch_sampler, collate_fn=base.collate_fn,
-                          num_workers=base.num_workers, worker_init_fn=base.worker_init_fn,
-                          persistent_workers=self.num_workers > 0)
+        return DataLoader(base.dataset, collate_fn=base.collate_fn, num_workers=base.num_workers,
+                          worker_init_fn=base.worker_init_fn,
+                          persistent_workers=self.num_workers > 0, **order)
 
     def _num_examples(self, split: str) -> int:
         from humr.data import HumrDataset
@@ -140,17 +141,18 @@ class HumrDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         rank, world = self._ranks()
-        self._train_sampler = EpochBatchSampler(self._num_examples("train"), self.batch_size,
-                                                self.seed, True, rank, world)
+        self._train_sampler = EpochSampler(self._num_examples("train"), self.batch_size,
+                                           self.seed, True, rank, world)
         if self._pending_skip is not None:
             self._train_sampler.skip(**self._pending_skip)
-        return self._loader("train", self._train_sampler, self.augment)
+        return self._loader("train", self.augment, sampler=self._train_sampler,
+                            batch_size=self.batch_size, drop_last=True)
 
     def eval_dataloader(self, split: str) -> DataLoader:
         """Loader over ``split`` (this rank's shard, dataset order)."""
         rank, world = self._ranks()
         sampler = ShardBatchSampler(self._num_examples(split), self.eval_batch_size, rank, world)
-        return self._loader(split, sampler, augment=False)
+        return self._loader(split, False, batch_sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
         return self.eval_dataloader(self.val_split)

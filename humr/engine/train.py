@@ -6,8 +6,8 @@ Layout of a run (``OUT`` = ``--out``)::
         config.yaml           the full configuration of the run
         checkpoints/last.ckpt the latest state (written every ``train.ckpt_every`` steps)
         checkpoints/best-*.ckpt  the best checkpoint by ``train.monitor`` (validation metric)
-        events.out.tfevents.* TensorBoard log
-        metrics.csv           CSV log
+        tensorboard/session_N TensorBoard log of the N-th (re)start of the run
+        csv/session_N         CSV log (metrics.csv) of the N-th (re)start
 
 ``resume`` continues a run in its own folder from its ``last.ckpt``: weights, optimiser, step
 counter, data order (:class:`humr.engine.datamodule.HumrDataModule`) and per-step seeds
@@ -71,20 +71,24 @@ def build_trainer(run_dir: Path, config: Any, *, devices: int | str = "auto",
     """Lightning Trainer for ``config.train`` writing into ``run_dir``.
 
     Validation runs every ``train.val_every`` steps (on ``train.val_batches`` batches), the
-    ``last`` checkpoint is written every ``train.ckpt_every`` steps and after validation, the
-    best one by ``train.monitor`` (mode ``train.monitor_mode``). Gradients are clipped to a
+    ``last`` checkpoint is written every ``train.ckpt_every`` steps, the best one by
+    ``train.monitor`` (mode ``train.monitor_mode``) after validation. Gradients are clipped to a
     norm of ``train.grad_clip`` (0 = off). ``use_distributed_sampler=False``: the data module
     shards the data itself, resumably.
     """
     t = config.train
     steps = int(max_steps if max_steps is not None else t.max_steps)
-    ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best-step{step}",
-                           auto_insert_metric_name=False, monitor=t.monitor,
-                           mode=t.monitor_mode, save_top_k=1, save_last=True,
+    ckpt_dir = run_dir / "checkpoints"
+    # Two callbacks: "last" every ckpt_every steps (needs no metric), "best" after validation.
+    last = ModelCheckpoint(dirpath=ckpt_dir, save_top_k=0, save_last=True,
                            every_n_train_steps=int(t.ckpt_every))
-    loggers = [TensorBoardLogger(run_dir, name="", version=""),
-               CSVLogger(run_dir, name="", version="")]
-    callbacks = [ckpt]
+    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best-step{step}",
+                           auto_insert_metric_name=False, monitor=t.monitor,
+                           mode=t.monitor_mode, save_top_k=1)
+    session = len(list((run_dir / "csv").glob("session_*")))   # one log folder per (re)start
+    loggers = [TensorBoardLogger(run_dir, name="tensorboard", version=f"session_{session}"),
+               CSVLogger(run_dir, name="csv", version=f"session_{session}")]
+    callbacks = [last, best]
     if progress:
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, steps // 100)))
     val_every = min(int(t.val_every), steps)
@@ -143,6 +147,9 @@ def train(config: Any, out: PathLike, *, data_root: PathLike | None = None,
                             strategy=strategy, accelerator=accelerator, precision=precision,
                             max_steps=max_steps, progress=progress)
     trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
-    callback = trainer.checkpoint_callback
-    best = Path(callback.best_model_path) if callback.best_model_path else None
-    return TrainResult(run_dir, run_dir / "checkpoints" / "last.ckpt", best, trainer, module)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if trainer.global_step % int(cfg.train.ckpt_every):   # the final state, off the save grid
+        trainer.save_checkpoint(last)
+    best_path = [c.best_model_path for c in trainer.checkpoint_callbacks if c.monitor]
+    best = Path(best_path[0]) if best_path and best_path[0] else None
+    return TrainResult(run_dir, last, best, trainer, module)
