@@ -1,0 +1,72 @@
+"""Image backbones registered in ``humr.BACKBONES``: ``small_cnn``, ``precomputed``.
+
+A backbone maps its input tensor (``input_key`` of the batch, shape ``input_spec``) to pooled
+features (B, ``out_dim``). ``hrnet_w48`` lives in :mod:`humr.conditions.hrnet`.
+"""
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from humr.registry import BACKBONES
+
+__all__ = ["PrecomputedFeatures", "SmallCNN"]
+
+
+@BACKBONES.register("small_cnn")
+class SmallCNN(nn.Module):
+    """CPU-friendly convolutional encoder: ``num_layers`` stride-2 3x3 conv-BN-ReLU stages
+    (channels doubling from ``width``) and global average pooling.
+
+    Args:
+        width: channels of the first stage.
+        num_layers: number of stride-2 stages.
+
+    Input ``img`` (B, 3, H, W) (any H, W >= 1); output (B, width * 2^(num_layers-1)).
+
+    Example:
+        >>> import torch
+        >>> SmallCNN()(torch.randn(2, 3, 64, 64)).shape
+        torch.Size([2, 256])
+    """
+
+    input_key = "img"
+    input_spec = ("B", 3, "H", "W")
+
+    def __init__(self, width: int = 32, num_layers: int = 4) -> None:
+        super().__init__()
+        if width < 1 or num_layers < 1:
+            raise ValueError(f"width and num_layers must be >= 1, got {width}, {num_layers}")
+        layers, cin = [], 3
+        for i in range(num_layers):
+            cout = width * 2 ** i
+            layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False),
+                       nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+            cin = cout
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.out_dim = cin
+
+    def forward(self, img: Tensor) -> Tensor:
+        return self.features(img)
+
+
+@BACKBONES.register("precomputed")
+class PrecomputedFeatures(nn.Module):
+    """Features stored with the data (``batch['features']`` (B, dim)), passed through unchanged.
+
+    Example:
+        >>> import torch
+        >>> PrecomputedFeatures(dim=720)(torch.ones(2, 720)).shape
+        torch.Size([2, 720])
+    """
+
+    input_key = "features"
+
+    def __init__(self, dim: int = 720) -> None:
+        super().__init__()
+        if dim < 1:
+            raise ValueError(f"dim must be >= 1, got {dim}")
+        self.out_dim = int(dim)
+        self.input_spec = ("B", self.out_dim)
+
+    def forward(self, features: Tensor) -> Tensor:
+        return features

@@ -1,0 +1,48 @@
+"""``pose2d`` conditioner: the detector's highest-likelihood 2D pose through an MLP."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from humr.losses._inputs import fetch, to_crop
+from humr.registry import CONDITIONS
+
+__all__ = ["Pose2DCondition"]
+
+
+@CONDITIONS.register("pose2d")
+class Pose2DCondition(nn.Module):
+    r"""Pose context :math:`c_P` = MLP of the detector pose (paper section 4.1), 51-512-256.
+
+    The input is ``batch['cond_kp']`` (B, 17, 3): (x, y) in full-image pixels mapped to crop
+    coordinates [-1, 1] with ``center`` (B, 2) and ``scale`` (B, 1), and the confidence; the
+    flattened (B, 51) vector goes through Linear(51, hidden) - ReLU - Linear(hidden, out_dim).
+
+    Args:
+        hidden: width of the hidden layer (512).
+        out_dim: feature size (256).
+        num_keypoints: K keypoints of the detector (17, COCO).
+
+    Example:
+        >>> import torch
+        >>> cond = Pose2DCondition()
+        >>> batch = {"cond_kp": torch.rand(2, 17, 3) * 100, "center": torch.full((2, 2), 50.0),
+        ...          "scale": torch.ones(2, 1)}
+        >>> cond(batch).shape
+        torch.Size([2, 256])
+    """
+
+    def __init__(self, hidden: int = 512, out_dim: int = 256, num_keypoints: int = 17) -> None:
+        super().__init__()
+        self.num_keypoints = int(num_keypoints)
+        self.out_dim = int(out_dim)
+        self.mlp = nn.Sequential(nn.Linear(3 * self.num_keypoints, hidden), nn.ReLU(inplace=True),
+                                 nn.Linear(hidden, self.out_dim))
+
+    def forward(self, batch: Mapping[str, Tensor]) -> Tensor:
+        kp = fetch(batch, {}, {"cond_kp": ("B", self.num_keypoints, 3)})[0]["cond_kp"]
+        kp = kp.to(self.mlp[0].weight.dtype)
+        crop = to_crop(kp[..., :2], batch)
+        return self.mlp(torch.cat([crop, kp[..., 2:]], dim=-1).flatten(1))
