@@ -1,0 +1,295 @@
+"""HUMR model: shapes for every flow x conditioner subset, densities, mode, seeds, camera
+geometry against a hand-written projection, losses, dtypes and helpful errors."""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.transform import Rotation
+
+import humr
+from humr.body import BodyModel
+from humr.losses import DEFAULT_WEIGHTS
+from humr.model import HUMR, build_model
+
+CONDITIONS = ("image", "pose2d", "bbox", "diffpose")
+SMALL = {"backbone": "small_cnn", "flow_blocks": 2, "flow_hidden": 64, "head_hidden": 64,
+             "condition_kwargs": {"diffpose": {"num_samples": 8, "d_model": 16}}}
+
+
+@pytest.fixture(scope="module")
+def body(body_dir):
+    return BodyModel(body_dir)
+
+
+def make_batch(B=2, R=64, N=12, seed=0, dtype=torch.float32):
+    """A tiny random batch following docs/conventions.md (full-image pixels, crop of side 200 s)."""
+    g = torch.Generator().manual_seed(seed)
+    orig = torch.tensor([[480.0, 640.0], [720.0, 540.0]])[:B]
+    center = torch.tensor([[400.0, 200.0], [250.0, 420.0]])[:B]
+    scale = torch.tensor([[1.2], [0.9]])[:B]
+    box = 200 * scale
+
+    def in_crop(*lead):
+        return center.view(B, *[1] * (len(lead) - 1), 2) + (torch.rand(B, *lead[1:], 2, generator=g) - 0.5) * box.view(
+            B, *[1] * (len(lead) - 1), 1)
+
+    hm_values = torch.rand(B, 17, N, generator=g)
+    hm_values[:, :, N // 2:] *= torch.rand(B, 17, 1, generator=g) > 0.3    # some padding
+    batch = {
+        "img": torch.randn(B, 3, R, R, generator=g),
+        "center": center, "scale": scale, "orig_shape": orig,
+        "pose": 0.3 * torch.randn(B, 72, generator=g),
+        "betas": torch.randn(B, 10, generator=g),
+        "kp2d_gt": torch.cat([in_crop(B, 24), torch.ones(B, 24, 1)], dim=-1),
+        "coco_gt": torch.cat([in_crop(B, 17), torch.ones(B, 17, 1)], dim=-1),
+        "cond_kp": torch.cat([in_crop(B, 17), torch.rand(B, 17, 1, generator=g)], dim=-1),
+        "hm_samples": in_crop(B, 17, N),
+        "hm_values": hm_values,
+        "hm_max_conf": hm_values.amax(-1),
+        "hm_samples_mask_dist": torch.rand(B, 17, N, generator=g) * 5,
+        "mask": (torch.rand(B, R, R, generator=g) > 0.5).to(torch.uint8),
+        "mask_valid": torch.ones(B, dtype=torch.bool),
+    }
+    return {k: v.to(dtype) if v.is_floating_point() else v for k, v in batch.items()}
+
+
+def small_model(body, **kw):
+    args = {**SMALL, **kw}
+    return build_model(body=body, **args)
+
+
+SUBSETS = [list(s) for r in range(1, 5) for s in itertools.combinations(CONDITIONS, r)]
+
+
+@pytest.mark.parametrize("flow", ["nice", "realnvp", "glow"])
+def test_output_shapes_every_flow_and_condition_subset(body, flow):
+    batch = make_batch()
+    B, S, J = 2, 3, 24
+    expected = {"pose_6d": (B, S, 6 * J), "rotmat": (B, S, J, 3, 3), "betas": (B, S, 10),
+                "cam": (B, S, 3), "cam_t": (B, S, 3), "log_prob": (B, S), "joints3d": (B, S, J, 3),
+                "keypoints3d": (B, S, 17, 3), "joints2d": (B, S, J, 2), "keypoints2d": (B, S, 17, 2)}
+    dims = {"image": 256, "pose2d": 256, "bbox": 3, "diffpose": 256}
+    for conds in SUBSETS:
+        model = small_model(body, flow=flow, conditions=conds)
+        assert model.context_dim == sum(dims[c] for c in conds)
+        assert list(model.conditions) == conds
+        out = model(batch, num_samples=S)
+        assert {k: tuple(v.shape) for k, v in out.items()} == expected, conds
+        assert all(torch.isfinite(v).all() for v in out.values()), conds
+
+
+def test_vertices_and_gt_log_prob_only_when_asked(body):
+    model = small_model(body).eval()
+    batch = make_batch()
+    out = model(batch, num_samples=2)
+    assert "vertices" not in out and "log_prob_gt" not in out
+    out = model(batch, num_samples=2, return_vertices=True, log_prob_gt=True)
+    assert out["vertices"].shape == (2, 2, 6890, 3) and out["log_prob_gt"].shape == (2,)
+    # joints of the mesh pass equal the joints-only pass
+    full = body(out["rotmat"], out["betas"], joints_only=False)
+    torch.testing.assert_close(out["joints3d"], full["joints"], atol=1e-5, rtol=0)
+    torch.testing.assert_close(out["keypoints3d"], full["coco17"], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("flow", ["nice", "realnvp", "glow"])
+def test_log_prob_of_samples_equals_sampler(body, flow):
+    model = small_model(body, flow=flow, conditions=["image", "bbox"]).eval()
+    batch = make_batch()
+    with torch.no_grad():
+        for p in model.flow.parameters():    # move away from the near-identity initialisation
+            p.add_(0.05 * torch.randn_like(p))
+        out = model(batch, num_samples=5)
+        torch.testing.assert_close(model.log_prob(batch, out["pose_6d"]), out["log_prob"],
+                                   atol=1e-4, rtol=1e-4)
+        # without S: (B, D) -> (B,)
+        torch.testing.assert_close(model.log_prob(batch, out["pose_6d"][:, 2]), out["log_prob"][:, 2],
+                                   atol=1e-4, rtol=1e-4)
+
+
+def test_log_prob_of_rotation_matrices(body):
+    """Orthonormal 6D poses (the mode of a fresh flow = the mean pose) give the same density as
+    rotation matrices (B, S, J, 3, 3) and (B, J, 3, 3)."""
+    model = small_model(body).eval()
+    batch = make_batch()
+    with torch.no_grad():
+        out = model(batch, num_samples=1)
+        rot = out["rotmat"]
+        torch.testing.assert_close(rot.transpose(-1, -2) @ rot, torch.eye(3).expand_as(rot),
+                                   atol=1e-6, rtol=0)
+        torch.testing.assert_close(model.log_prob(batch, rot), out["log_prob"], atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(model.log_prob(batch, rot[:, 0]), out["log_prob"][:, 0],
+                                   atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match=r"pose must have shape"):
+        model.log_prob(batch, torch.zeros(2, 5, 7))
+
+
+def test_gt_log_prob_equals_log_prob_of_scipy_rotations(body):
+    model = small_model(body).eval()
+    batch = make_batch()
+    with torch.no_grad():
+        out = model(batch, num_samples=2, log_prob_gt=True)
+        rot = Rotation.from_rotvec(batch["pose"].reshape(-1, 3).double().numpy()).as_matrix()
+        rot = torch.from_numpy(rot).float().view(2, 24, 3, 3)
+        torch.testing.assert_close(out["log_prob_gt"], model.log_prob(batch, rot), atol=1e-4, rtol=1e-4)
+
+
+def test_mode_is_hypothesis_zero_and_deterministic(body):
+    model = small_model(body).eval()
+    batch = make_batch()
+    torch.manual_seed(1)
+    a = model(batch, num_samples=4)
+    torch.manual_seed(2)
+    b = model(batch, num_samples=6)
+    c = model(batch, num_samples=1)
+    d = model(batch, num_samples=3, z=torch.zeros(2, 3, 144))
+    for key in a:
+        torch.testing.assert_close(a[key][:, 0], b[key][:, 0], rtol=0, atol=0)
+        torch.testing.assert_close(a[key][:, 0], c[key][:, 0], rtol=0, atol=0)
+        torch.testing.assert_close(d[key][:, 2], c[key][:, 0], rtol=0, atol=0)
+    assert not torch.allclose(b["pose_6d"][:, 1], b["pose_6d"][:, 2])    # random hypotheses differ
+    # the mode of a fresh flow is the upright mean pose: root 180 degrees about x, rest identity
+    rot = a["rotmat"][:, 0]
+    torch.testing.assert_close(rot[:, 0], torch.diag(torch.tensor([1.0, -1.0, -1.0])).expand(2, 3, 3))
+    torch.testing.assert_close(rot[:, 1:], torch.eye(3).expand(2, 23, 3, 3))
+
+
+def test_same_seed_same_outputs(body):
+    torch.manual_seed(5)
+    m1 = small_model(body, conditions=["image", "pose2d", "bbox", "diffpose"])
+    torch.manual_seed(5)
+    m2 = small_model(body, conditions=["image", "pose2d", "bbox", "diffpose"])
+    batch = make_batch()
+    torch.manual_seed(3)
+    a = m1(batch, num_samples=4)                       # train mode: dropout too
+    torch.manual_seed(3)
+    b = m2(batch, num_samples=4)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+    g1, g2 = torch.Generator().manual_seed(9), torch.Generator().manual_seed(9)
+    m1.eval()
+    torch.testing.assert_close(m1(batch, 4, generator=g1)["pose_6d"], m1(batch, 4, generator=g2)["pose_6d"],
+                               rtol=0, atol=0)
+
+
+def _project_by_hand(points, cam, center, box, hw, focal):
+    """numpy reference: CLIFF translation, pinhole projection, crop coordinates."""
+    s, tx, ty = cam
+    h, w = hw
+    t = np.array([tx + 2 * (center[0] - w / 2) / (box * s), ty + 2 * (center[1] - h / 2) / (box * s),
+                  2 * focal[0] / (box * s)])
+    p = points + t
+    u = focal[0] * p[:, 0] / p[:, 2] + w / 2
+    v = focal[1] * p[:, 1] / p[:, 2] + h / 2
+    return t, np.stack([(u - center[0]) / (box / 2), (v - center[1]) / (box / 2)], axis=-1)
+
+
+@pytest.mark.parametrize("with_focal", [False, True])
+def test_camera_and_projection_match_hand_computation(body, with_focal):
+    model = small_model(body).eval()
+    batch = make_batch()
+    if with_focal:
+        batch["focal"] = torch.tensor([[900.0, 950.0], [1200.0, 1100.0]])
+    with torch.no_grad():
+        for p in model.head.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+        out = model(batch, num_samples=3)
+    for b in range(2):
+        h, w = batch["orig_shape"][b].tolist()
+        focal = batch["focal"][b].numpy() if with_focal else np.array([math.hypot(h, w)] * 2)
+        cam = out["cam"][b, 0].double().numpy()
+        assert cam[0] > 0
+        for s in range(3):
+            for key3d, key2d in (("joints3d", "joints2d"), ("keypoints3d", "keypoints2d")):
+                t, uv = _project_by_hand(out[key3d][b, s].double().numpy(), cam,
+                                         batch["center"][b].numpy(), 200 * batch["scale"][b, 0].item(),
+                                         (h, w), focal)
+                np.testing.assert_allclose(out["cam_t"][b, s].numpy(), t, rtol=1e-5)
+                np.testing.assert_allclose(out[key2d][b, s].numpy(), uv, atol=1e-4)
+
+
+def test_head_initial_camera_and_betas(body):
+    model = small_model(body, init_cam_scale=0.7).eval()
+    out = model(make_batch(), num_samples=2)
+    torch.testing.assert_close(out["cam"], torch.tensor([0.7, 0.0, 0.0]).expand(2, 2, 3))
+    assert out["betas"].abs().max() == 0
+
+
+def test_loss_is_weighted_sum_and_backpropagates(body):
+    names = ["nll", "mmd", "mask", "kp2d_mode", "kp2d_vis", "betas", "orth", "cam"]
+    model = small_model(body, conditions=["image", "pose2d", "bbox"], losses=names,
+                        loss_weights={"mmd": 0.3})
+    with torch.no_grad():        # zero-initialised output layers pass no gradient to the context
+        for p in [*model.flow.parameters(), *model.head.parameters()]:
+            p.add_(0.01 * torch.randn_like(p))
+    batch = make_batch()
+    out = model(batch, num_samples=6, log_prob_gt=True)
+    total, parts = model.loss(batch, out)
+    assert set(parts) == set(names)
+    assert torch.isfinite(total) and all(torch.isfinite(v) for v in parts.values())
+    weights = {**DEFAULT_WEIGHTS, "mmd": 0.3}
+    expected = sum(weights[n] * parts[n].item() for n in names)
+    assert total.item() == pytest.approx(expected, rel=1e-5)
+    total.backward()
+    for part in (model.flow, model.head, model.conditions["image"], model.conditions["pose2d"]):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
+
+
+def test_float64_model(body_dir):
+    own_body = BodyModel(body_dir)
+    torch.manual_seed(0)
+    m32 = small_model(own_body, conditions=["image", "pose2d", "bbox", "diffpose"]).eval()
+    batch = make_batch()
+    z = torch.randn(2, 3, 144)
+    ref = m32(batch, num_samples=3, z=z, log_prob_gt=True)
+    m64 = m32.to(torch.float64)
+    out = m64(batch, num_samples=3, z=z.double(), log_prob_gt=True, return_vertices=True)
+    assert all(v.dtype == torch.float64 for v in out.values())
+    assert own_body.v_template.dtype == torch.float64
+    for key in ("pose_6d", "log_prob", "keypoints2d", "log_prob_gt"):
+        torch.testing.assert_close(out[key].float(), ref[key], atol=1e-3, rtol=1e-4)
+    total, _ = m64.loss(make_batch(), out)
+    assert total.dtype == torch.float64
+
+
+def test_unknown_names_list_the_choices(body):
+    with pytest.raises(KeyError, match="realnvp"):
+        small_model(body, flow="nvp")
+    with pytest.raises(KeyError, match="pose2d"):
+        small_model(body, conditions=["image", "keypoints"])
+    with pytest.raises(KeyError, match="small_cnn"):
+        small_model(body, backbone="resnet")
+    with pytest.raises(KeyError, match="kp2d_mode"):
+        small_model(body, losses=["nll", "l2"])
+    with pytest.raises(KeyError, match="conditions"):
+        build_model(body=body, condtions=["image"])
+    with pytest.raises(ValueError, match="distinct"):
+        small_model(body, conditions=["bbox", "bbox"])
+
+
+def test_bad_batches_name_the_key(body):
+    model = small_model(body, conditions=["image", "pose2d"]).eval()
+    batch = make_batch()
+    with pytest.raises(KeyError, match="cond_kp"):
+        model({k: v for k, v in batch.items() if k != "cond_kp"}, num_samples=2)
+    with pytest.raises(ValueError, match="center"):
+        model({**batch, "center": torch.zeros(2, 3)}, num_samples=2)
+    with pytest.raises(KeyError, match="pose"):
+        model({k: v for k, v in batch.items() if k != "pose"}, num_samples=2, log_prob_gt=True)
+    with pytest.raises(ValueError, match="num_samples"):
+        model(batch, num_samples=0)
+
+
+def test_build_from_yaml_with_overrides(body, tmp_path):
+    cfg = humr.config.Config.load(None, overrides=["model.flow=nice", "model.flow_blocks=2",
+                                                    "model.flow_hidden=32", "model.head_hidden=32",
+                                                    "model.backbone=small_cnn"])
+    path = cfg.save(tmp_path / "c.yaml")
+    model = humr.build_model(path, body=body, flow="glow", conditions=["bbox"], losses=["nll"])
+    assert isinstance(model, HUMR)
+    assert type(model.flow).__name__ == "GlowFlow" and list(model.conditions) == ["bbox"]
+    assert model.config.model.flow_hidden == 32 and list(model.losses) == ["nll"]
+    assert humr.build_model is build_model
