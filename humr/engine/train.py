@@ -17,6 +17,8 @@ in an uninterrupted run. Multi-GPU / multi-node training uses Lightning's strate
 from __future__ import annotations
 
 import re
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,7 +69,7 @@ def find_last_checkpoint(out: PathLike) -> Path:
 def build_trainer(run_dir: Path, config: Any, *, devices: int | str = "auto",
                   num_nodes: int = 1, strategy: str = "auto", accelerator: str = "auto",
                   precision: str | None = None, max_steps: int | None = None,
-                  progress: bool = True) -> L.Trainer:
+                  progress: bool = True, callbacks: Sequence[L.Callback] = ()) -> L.Trainer:
     """Lightning Trainer for ``config.train`` writing into ``run_dir``.
 
     Validation runs every ``train.val_every`` steps (on ``train.val_batches`` batches), the
@@ -88,7 +90,7 @@ def build_trainer(run_dir: Path, config: Any, *, devices: int | str = "auto",
     session = len(list((run_dir / "csv").glob("session_*")))   # one log folder per (re)start
     loggers = [TensorBoardLogger(run_dir, name="tensorboard", version=f"session_{session}"),
                CSVLogger(run_dir, name="csv", version=f"session_{session}")]
-    callbacks = [last, best]
+    callbacks = [last, best, *callbacks]
     if progress:
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, steps // 100)))
     val_every = min(int(t.val_every), steps)
@@ -107,7 +109,7 @@ def train(config: Any, out: PathLike, *, data_root: PathLike | None = None,
           resume: PathLike | None = None, devices: int | str = "auto",
           num_nodes: int = 1, strategy: str = "auto", accelerator: str = "auto",
           precision: str | None = None, max_steps: int | None = None,
-          progress: bool = True) -> TrainResult:
+          progress: bool = True, callbacks: Sequence[L.Callback] = ()) -> TrainResult:
     """Train a HUMR model.
 
     Args:
@@ -122,6 +124,7 @@ def train(config: Any, out: PathLike, *, data_root: PathLike | None = None,
         max_steps: total optimiser steps (default ``config.train.max_steps``); when resuming,
             training continues up to this step count.
         progress: show a progress bar.
+        callbacks: extra Lightning callbacks.
     Returns:
         :class:`TrainResult`.
     """
@@ -145,8 +148,12 @@ def train(config: Any, out: PathLike, *, data_root: PathLike | None = None,
                           seed=cfg.train.seed, max_eval_examples=cfg.train.val_examples)
     trainer = build_trainer(run_dir, cfg, devices=devices, num_nodes=num_nodes,
                             strategy=strategy, accelerator=accelerator, precision=precision,
-                            max_steps=max_steps, progress=progress)
-    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
+                            max_steps=max_steps, progress=progress, callbacks=callbacks)
+    with warnings.catch_warnings():
+        # Lightning warns that a mid-epoch resume restarts the loader; HumrDataModule restores
+        # the position in the epoch itself (EpochSampler.skip), so the warning does not apply.
+        warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended")
+        trainer.fit(module, datamodule=data, ckpt_path=ckpt_path)
     last = run_dir / "checkpoints" / "last.ckpt"
     if trainer.global_step % int(cfg.train.ckpt_every):   # the final state, off the save grid
         trainer.save_checkpoint(last)
