@@ -1,0 +1,42 @@
+"""``humr sample``: hypotheses of a checkpoint for chosen examples, written as .npz."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "draw hypotheses: humr sample --ckpt FILE --data DIR --indices 0 1 --out FILE.npz"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ckpt", required=True, help="checkpoint written by humr train")
+    parser.add_argument("--data", default=None,
+                        help="dataset folder (default: the checkpoint's data.root)")
+    parser.add_argument("--split", default="test", help="dataset split")
+    parser.add_argument("--indices", type=int, nargs="+", default=[0], help="example indices")
+    parser.add_argument("--num-samples", type=int, default=100,
+                        help="hypotheses per example; hypothesis 0 is the mode")
+    parser.add_argument("--vertices", action="store_true", help="also store the meshes")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed")
+    parser.add_argument("--out", required=True, help=".npz file to write (not overwritten)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from humr.engine.inference import load_examples, sample_hypotheses
+    from humr.engine.module import HumrModule
+
+    out = Path(args.out)
+    if out.exists():
+        raise FileExistsError(f"--out {out} exists; not overwriting it")
+    if args.num_samples < 1:
+        raise ValueError(f"--num-samples must be >= 1, got {args.num_samples}")
+    module = HumrModule.from_checkpoint(args.ckpt)
+    batch = load_examples(args.data or module.config.data.root, args.indices, args.split)
+    arrays = sample_hypotheses(module, batch, args.num_samples, seed=args.seed,
+                               return_vertices=args.vertices)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out, indices=np.asarray(args.indices), **arrays)
+    shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in sorted(arrays.items()))
+    print(f"wrote {out}: {shapes}")
+    return 0

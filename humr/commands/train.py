@@ -1,0 +1,58 @@
+"""``humr train``: train a model from a YAML configuration (CPU, one GPU or DDP)."""
+from __future__ import annotations
+
+import argparse
+
+HELP = "train a model: humr train --config FILE [key=value ...] (Lightning, CPU or multi-GPU DDP)"
+
+
+def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--devices --num-nodes --strategy --accelerator --precision`` (Lightning Trainer)."""
+    parser.add_argument("--devices", default="auto",
+                        help="devices per node: 'auto', a count or a list like '0,1'")
+    parser.add_argument("--num-nodes", type=int, default=1, help="number of machines")
+    parser.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp")
+    parser.add_argument("--accelerator", default="auto", help="cpu, gpu or auto")
+    parser.add_argument("--precision", default=None,
+                        help="e.g. 32-true, 16-mixed, bf16-mixed (default: config.train.precision)")
+
+
+def parse_devices(value: str):
+    """'auto' -> 'auto', '2' -> 2, '0,1' -> [0, 1] (Lightning's forms)."""
+    if value == "auto":
+        return value
+    if "," in value:
+        return [int(v) for v in value.split(",") if v]
+    return int(value)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="YAML configuration (humr.config.Config)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="dotted overrides, e.g. train.lr=3e-4 model.flow=nice")
+    parser.add_argument("--data", default=None, help="dataset folder (default: data.root)")
+    parser.add_argument("--out", default="runs", help="runs folder; each run gets out/version_K")
+    parser.add_argument("--resume", default=None,
+                        help="continue from a last.ckpt, or the newest run under a folder")
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="total optimiser steps (default: train.max_steps)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_device_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from humr.config import Config
+    from humr.engine.train import train
+
+    config = Config.load(args.config, overrides=args.overrides)
+    result = train(config, args.out, data_root=args.data, resume=args.resume,
+                   devices=parse_devices(args.devices), num_nodes=args.num_nodes,
+                   strategy=args.strategy, accelerator=args.accelerator,
+                   precision=args.precision, max_steps=args.max_steps,
+                   progress=not args.no_progress)
+    if result.trainer.is_global_zero:
+        print(f"run folder: {result.run_dir}")
+        print(f"last checkpoint: {result.last_checkpoint}")
+        if result.best_checkpoint:
+            print(f"best checkpoint: {result.best_checkpoint}")
+    return 0
