@@ -179,12 +179,11 @@ class HUMR(nn.Module):
             z[:, 0] = 0.0
         offset, log_prob, z = self.flow.sample(c, S, z=z)
         x = offset + self.mean_pose_6d
-        betas, cam = self.head(c)
+        betas, cam = (t.to(self.dtype) for t in self.head(c))     # model dtype under autocast too
         out = {"pose_6d": x, "log_prob": log_prob,
                "betas": betas[:, None].expand(B, S, -1), "cam": cam[:, None].expand(B, S, 3)}
         with torch.autocast(c.device.type, enabled=False):
-            out.update(self._geometry(batch, x.to(self.dtype), betas.to(self.dtype),
-                                      cam.to(self.dtype), return_vertices))
+            out.update(self._geometry(batch, x.to(self.dtype), betas, cam, return_vertices))
         if log_prob_gt:
             out["log_prob_gt"] = self._gt_log_prob(batch, c)
         return out

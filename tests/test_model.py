@@ -17,7 +17,7 @@ from humr.model import HUMR, build_model
 
 CONDITIONS = ("image", "pose2d", "bbox", "diffpose")
 SMALL = {"backbone": "small_cnn", "flow_blocks": 2, "flow_hidden": 64, "head_hidden": 64,
-             "condition_kwargs": {"diffpose": {"num_samples": 8, "d_model": 16}}}
+         "condition_kwargs": {"diffpose": {"num_samples": 8, "d_model": 16}}}
 
 
 @pytest.fixture(scope="module")
@@ -293,3 +293,26 @@ def test_build_from_yaml_with_overrides(body, tmp_path):
     assert type(model.flow).__name__ == "GlowFlow" and list(model.conditions) == ["bbox"]
     assert model.config.model.flow_hidden == 32 and list(model.losses) == ["nll"]
     assert humr.build_model is build_model
+
+
+def test_autocast_keeps_the_body_and_cameras_in_model_dtype(body):
+    model = small_model(body, conditions=["image", "pose2d", "bbox"], losses=["nll", "kp2d_mode"])
+    batch = make_batch()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(batch, num_samples=3, log_prob_gt=True)
+        total, _ = model.loss(batch, out)
+    assert all(v.dtype == torch.float32 for v in out.values())
+    assert torch.isfinite(total)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_model_follows_the_device(body_dir):
+    model = small_model(BodyModel(body_dir), conditions=["image", "pose2d", "bbox", "diffpose"]).eval()
+    batch = make_batch()
+    z = torch.randn(2, 3, 144)
+    ref = model(batch, num_samples=3, z=z)
+    model.cuda()
+    out = model({k: v.cuda() for k, v in batch.items()}, num_samples=3, z=z.cuda())
+    for key in ref:
+        assert out[key].device.type == "cuda"
+        torch.testing.assert_close(out[key].cpu(), ref[key], atol=1e-3, rtol=1e-3)

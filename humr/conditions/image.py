@@ -22,7 +22,7 @@ class ImageCondition(nn.Module):
         backbone_kwargs: keyword arguments of the backbone.
 
     ``forward(batch) -> (B, out_dim)`` reads the backbone's input key (``img`` (B, 3, R, R) or
-    ``features`` (B, F)), cast to the backbone's dtype.
+    ``features`` (B, F)) in the backbone's dtype (the model casts the batch).
 
     Example:
         >>> import torch
