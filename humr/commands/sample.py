@@ -16,7 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-samples", type=int, default=100,
                         help="hypotheses per example; hypothesis 0 is the mode")
     parser.add_argument("--vertices", action="store_true", help="also store the meshes")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="sampling seed (default: the run's train.seed, i.e. the "
+                             "hypotheses humr eval scores)")
     parser.add_argument("--out", required=True, help=".npz file to write (not overwritten)")
 
 
@@ -33,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--num-samples must be >= 1, got {args.num_samples}")
     module = HumrModule.from_checkpoint(args.ckpt)
     batch = load_examples(args.data or module.config.data.root, args.indices, args.split)
-    arrays = sample_hypotheses(module, batch, args.num_samples, seed=args.seed,
+    seed = module.config.train.seed if args.seed is None else args.seed
+    arrays = sample_hypotheses(module, batch, args.num_samples, seed=seed,
                                return_vertices=args.vertices)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, indices=np.asarray(args.indices), **arrays)

@@ -15,9 +15,9 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
-__all__ = ["EpochSampler", "HumrDataModule", "ShardBatchSampler"]
+__all__ = ["EpochSampler", "HumrDataModule", "IndexedDataset", "ShardBatchSampler"]
 
 
 class EpochSampler(Sampler[int]):
@@ -88,6 +88,20 @@ class ShardBatchSampler(Sampler[list[int]]):
             yield self.indices[b * self.batch_size:(b + 1) * self.batch_size]
 
 
+class IndexedDataset(Dataset):
+    """A dataset whose examples also carry their position ``index`` (() int64), which seeds the
+    evaluation latents of each example (:func:`humr.engine.module.example_latents`)."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> dict:
+        return {**self.dataset[i], "index": torch.tensor(i, dtype=torch.int64)}
+
+
 class HumrDataModule(L.LightningDataModule):
     """Train / val / test loaders of a humr dataset folder (e.g. written by ``humr synth``).
 
@@ -128,7 +142,8 @@ class HumrDataModule(L.LightningDataModule):
 
         base = make_dataloader(self.root, split, batch_size=1, shuffle=False,
                                num_workers=self.num_workers, augment=augment, seed=self.seed)
-        return DataLoader(base.dataset, collate_fn=base.collate_fn, num_workers=base.num_workers,
+        return DataLoader(IndexedDataset(base.dataset), collate_fn=base.collate_fn,
+                          num_workers=base.num_workers,
                           worker_init_fn=base.worker_init_fn,
                           persistent_workers=self.num_workers > 0, **order)
 

@@ -9,8 +9,8 @@ import lightning as L
 import numpy as np
 import torch
 
-from humr.engine.datamodule import HumrDataModule
-from humr.engine.module import HumrModule, step_seed
+from humr.engine.datamodule import HumrDataModule, IndexedDataset
+from humr.engine.module import HumrModule, example_latents
 
 __all__ = ["evaluate_checkpoint", "fresh_path", "load_examples", "sample_hypotheses",
            "write_json"]
@@ -73,7 +73,9 @@ def evaluate_checkpoint(module: HumrModule | PathLike, data_root: PathLike,
                         enable_checkpointing=False, enable_progress_bar=progress,
                         enable_model_summary=False, use_distributed_sampler=False)
     trainer.test(module, datamodule=data, verbose=False)
-    return dict(module.test_results)
+    # callback_metrics come back to this process under every strategy (ddp_spawn included)
+    return {k.split("/", 1)[1]: float(v) for k, v in trainer.callback_metrics.items()
+            if k.startswith("test/")}
 
 
 def load_examples(data_root: PathLike, indices: Sequence[int], split: str = "test") -> dict:
@@ -87,13 +89,15 @@ def load_examples(data_root: PathLike, indices: Sequence[int], split: str = "tes
     if bad or not len(indices):
         raise IndexError(f"indices {bad or list(indices)} invalid for split '{split}' with {n} "
                          "examples (give at least one index in [0, n))")
-    return loader.collate_fn([loader.dataset[int(i)] for i in indices])
+    dataset = IndexedDataset(loader.dataset)
+    return loader.collate_fn([dataset[int(i)] for i in indices])
 
 
 @torch.no_grad()
 def sample_hypotheses(module: HumrModule, batch: dict, num_samples: int, seed: int = 0,
                       return_vertices: bool = False) -> dict[str, np.ndarray]:
-    """Draw ``num_samples`` hypotheses (hypothesis 0 = the mode) per example of ``batch``.
+    """Draw ``num_samples`` hypotheses (hypothesis 0 = the mode) per example of ``batch`` (from
+    :func:`load_examples`); with ``seed = config.train.seed`` they are those of the evaluation.
 
     Returns:
         numpy arrays of the model output (docs/conventions.md: ``rotmat``, ``betas``, ``cam_t``,
@@ -104,10 +108,9 @@ def sample_hypotheses(module: HumrModule, batch: dict, num_samples: int, seed: i
 
     module.eval()
     batch = {k: v.to(module.device) if torch.is_tensor(v) else v for k, v in batch.items()}
-    devices = [module.device] if module.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(step_seed(seed, 0))
-        out = module.model(batch, num_samples=num_samples, return_vertices=return_vertices)
+    z = example_latents(batch["index"], num_samples, module.model.pose_dim, seed,
+                        module.model.dtype, module.device)
+    out = module.model(batch, num_samples=num_samples, return_vertices=return_vertices, z=z)
     result = {k: v.detach().cpu().numpy() for k, v in out.items() if torch.is_tensor(v)}
     B, S = out["rotmat"].shape[:2]
     result["pose"] = matrix_to_axis_angle(out["rotmat"]).reshape(B, S, -1).cpu().numpy()

@@ -6,9 +6,10 @@ S = 100 in evaluation. Every loss part is logged as ``train/<name>``; validation
 :class:`humr.engine.evaluation.EvaluationMetrics` and log ``val/<metric>`` / ``test/<metric>``.
 
 Repeatability: the global torch RNG is re-seeded before every training step from
-``(seed, global_step, rank)``, and evaluation batches sample under a forked RNG seeded from
-``(seed, batch_idx)``; hence a run resumed from a checkpoint draws the same hypotheses as an
-uninterrupted one, and evaluation does not depend on how far training got.
+``(seed, global_step, rank)``, so a run resumed from a checkpoint draws the same hypotheses as
+an uninterrupted one; evaluation draws each example's latents from ``(seed, example index)``
+(:func:`example_latents`, the batches carry ``index``), so its numbers do not depend on the
+batch size, the number of processes or the global RNG.
 """
 from __future__ import annotations
 
@@ -21,12 +22,33 @@ from torch import Tensor
 
 from humr.engine.evaluation import EvaluationMetrics
 
-__all__ = ["HumrModule", "step_seed"]
+__all__ = ["HumrModule", "example_latents", "step_seed"]
 
 
 def step_seed(seed: int, step: int, rank: int = 0) -> int:
     """Seed of training step ``step`` on process ``rank`` (distinct per step and rank)."""
     return (int(seed) * 1_000_003 + int(step) * 4099 + int(rank)) % (2 ** 63 - 1)
+
+
+def example_latents(indices: Tensor, num_samples: int, dim: int, seed: int = 0,
+                    dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"
+                    ) -> Tensor:
+    """Latents z (B, S, D) of evaluation: row 0 = 0 (the mode), rows 1.. ~ N(0, I) drawn from a
+    generator seeded by ``(seed, example index)``, so that an example gets the same hypotheses
+    whatever the batch size, the number of processes or the order of evaluation.
+
+    Example:
+        >>> z = example_latents(torch.tensor([3, 7]), 4, 6)
+        >>> z.shape, bool((z[:, 0] == 0).all()), bool((example_latents(torch.tensor([7]), 4, 6) == z[1]).all())
+        (torch.Size([2, 4, 6]), True, True)
+    """
+    rows = []
+    for index in indices.reshape(-1).tolist():
+        gen = torch.Generator().manual_seed(step_seed(seed, int(index), rank=7919))
+        z = torch.randn(num_samples, dim, generator=gen, dtype=torch.float64)
+        z[0] = 0.0
+        rows.append(z)
+    return torch.stack(rows).to(device=device, dtype=dtype)
 
 
 class HumrModule(L.LightningModule):
@@ -52,7 +74,6 @@ class HumrModule(L.LightningModule):
         self.model = build_model(cfg)
         self.val_metrics = EvaluationMetrics()
         self.test_metrics = EvaluationMetrics()
-        self.test_results: dict[str, float] = {}
         if cfg.train.freeze_backbone:
             self._freeze_backbone()
 
@@ -102,10 +123,10 @@ class HumrModule(L.LightningModule):
     # ------------------------------------------------------------- evaluation
     def _evaluate(self, metrics: EvaluationMetrics, batch: Mapping[str, Tensor],
                   batch_idx: int) -> None:
-        devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(step_seed(self.config.train.seed, batch_idx, 10_000 + self.global_rank))
-            out = self.model(batch, num_samples=self.config.train.num_samples_eval)
+        S = self.config.train.num_samples_eval
+        z = example_latents(batch["index"], S, self.model.pose_dim, self.config.train.seed,
+                            self.model.dtype, self.device)
+        out = self.model(batch, num_samples=S, z=z)
         metrics.update(batch, out, self.model.body)
 
     def validation_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
@@ -114,18 +135,16 @@ class HumrModule(L.LightningModule):
     def test_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
         self._evaluate(self.test_metrics, batch, batch_idx)
 
-    def _log_results(self, metrics: EvaluationMetrics, stage: str) -> dict[str, float]:
+    def _log_results(self, metrics: EvaluationMetrics, stage: str) -> None:
         results = metrics.compute()      # synchronised over processes by torchmetrics
         metrics.reset()
-        self.log_dict({f"{stage}/{k}": v for k, v in results.items()}, sync_dist=False,
-                      prog_bar=False)
-        return results
+        self.log_dict({f"{stage}/{k}": v for k, v in results.items()}, sync_dist=False)
 
     def on_validation_epoch_end(self) -> None:
         self._log_results(self.val_metrics, "val")
 
     def on_test_epoch_end(self) -> None:
-        self.test_results = self._log_results(self.test_metrics, "test")
+        self._log_results(self.test_metrics, "test")
 
     @classmethod
     def from_checkpoint(cls, path: str, map_location: str | None = "cpu") -> HumrModule:
