@@ -87,3 +87,24 @@ def test_vertex_spread_and_colours_against_a_loop():
     assert top == 2 * max(ref)
     with pytest.raises(ValueError, match="S >= 2"):
         vertex_spread(v[:1])
+
+
+def test_render_hypotheses_lays_out_views_and_turns_to_the_side():
+    from humr.viz.mesh import render_hypotheses
+
+    square = np.array([[-1.0, -1, 5], [1, -1, 5], [1, 1, 5], [-1, 1, 5]])
+    faces = np.array([[0, 2, 1], [0, 3, 2]])                # facing the camera
+    verts = np.stack([square, square + [1.0, 0.0, 0.0]])   # hypothesis 1 shifted right
+    grid = render_hypotheses(verts, faces, (20.0, 20.0), (16.0, 16.0), (32, 32),
+                             colors=[(1.0, 0.0, 0.0), (0.0, 0.0, 1.0)])
+    assert grid.shape == (64, 64, 3)
+    painted = (grid != 255).any(-1)
+    front0, front1 = painted[:32, :32], painted[:32, 32:]
+    assert front0.sum() == front1.sum() == 81                # 8 x 8 px square, inclusive edges
+    cols0, cols1 = np.nonzero(front0.any(0))[0], np.nonzero(front1.any(0))[0]
+    assert cols1.min() - cols0.min() == 4                   # 1 m at 5 m depth, f = 20 px
+    assert grid[16, 16, 0] > grid[16, 16, 2] and grid[16, 52, 2] > grid[16, 52, 0]
+    # turned by 90 degrees about the vertical axis the square is seen edge-on
+    assert painted[32:].sum() < 0.2 * painted[:32].sum()
+    with pytest.raises(ValueError, match="unknown views"):
+        render_hypotheses(verts, faces, (20.0, 20.0), (16.0, 16.0), (32, 32), views=("top",))
