@@ -1,0 +1,117 @@
+"""On-disk dataset format of humr (written by ``humr synth``, read by :class:`HumrDataset`).
+
+Layout::
+
+    DIR/meta.json                 format version, generator parameters, per-split counts,
+                                  shard files and stored keys
+    DIR/train/shard_00000.npz     examples [0, S) of the split, S = meta["shard_size"]
+    DIR/train/shard_00001.npz     examples [S, 2 S) ...
+    DIR/test/shard_00000.npz
+
+Each shard is an ``.npz`` (zip, deflate) holding the schema keys of docs/conventions.md stacked
+over its examples (:data:`humr.data.schema.STORED_SCHEMA`): ``img`` as uint8 (N, R, R, 3) RGB
+(normalised with the ImageNet mean / std to float (3, R, R) on load), ``mask`` uint8 (N, R, R),
+``mask_valid`` bool (N,), the rest float32 (``scale`` (N, 1)). Synthetic-only keys:
+``posterior`` (N, P, J*3) with ``posterior_count`` (N,) distinct samples (the rest repeat
+them cyclically) and ``coco_visible`` (N, 17) ground-truth visibility. Zip entries carry a
+fixed timestamp, so the same content gives byte-identical files.
+
+``meta.json``::
+
+    {"format": "humr-shards", "version": 1, "complete": true, "seed": 0, "crop_res": 128,
+     "shard_size": 32, "keys": [...], "generator": {...parameters...},
+     "splits": {"train": {"count": 100, "shards": ["train/shard_00000.npz", ...]}, ...}}
+
+``complete`` is false while a generator is still writing; readers refuse such a folder.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from humr.data.schema import DataFormatError
+
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "META_NAME", "read_meta", "read_shard",
+           "shard_name", "write_meta", "write_shard"]
+
+FORMAT_NAME = "humr-shards"
+FORMAT_VERSION = 1
+META_NAME = "meta.json"
+_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def shard_name(split: str, index: int) -> str:
+    """Path of shard ``index`` of ``split`` relative to the dataset folder."""
+    return f"{split}/shard_{index:05d}.npz"
+
+
+def _atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def write_shard(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write arrays as an ``.npz`` readable by ``numpy.load``, atomically and reproducibly
+    (sorted entries, fixed timestamps; ``numpy.savez`` stamps the current time)."""
+    def write(f):
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for key in sorted(arrays):
+                info = zipfile.ZipInfo(f"{key}.npy", date_time=_EPOCH)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                with zf.open(info, "w") as entry:
+                    np.lib.format.write_array(entry, np.ascontiguousarray(arrays[key]),
+                                              allow_pickle=False)
+    _atomic(Path(path), write)
+
+
+def read_shard(path: str | Path) -> dict[str, np.ndarray]:
+    """All arrays of a shard (no pickles). Raises :class:`DataFormatError` naming the file
+    when it is missing or not a readable npz."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(f"{path}: shard file is missing (listed in {META_NAME})")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
+        raise DataFormatError(f"{path}: not a readable npz shard ({err})") from err
+
+
+def write_meta(root: str | Path, meta: Mapping) -> None:
+    """Write ``root/meta.json`` atomically (sorted keys: reproducible)."""
+    text = json.dumps(dict(meta), indent=1, sort_keys=True) + "\n"
+    _atomic(Path(root) / META_NAME, lambda f: f.write(text.encode()))
+
+
+def read_meta(root: str | Path, require_complete: bool = True) -> dict:
+    """``root/meta.json`` checked for format, version and completeness."""
+    path = Path(root) / META_NAME
+    if not path.is_file():
+        raise DataFormatError(f"{path}: missing; not a humr dataset folder (write one with "
+                              "`humr synth --out DIR`)")
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise DataFormatError(f"{path}: not valid JSON ({err})") from err
+    if meta.get("format") != FORMAT_NAME or meta.get("version") != FORMAT_VERSION:
+        raise DataFormatError(f"{path}: format {meta.get('format')!r} version "
+                              f"{meta.get('version')!r}, expected {FORMAT_NAME!r} version "
+                              f"{FORMAT_VERSION}")
+    if require_complete and not meta.get("complete", False):
+        raise DataFormatError(f"{path}: the dataset is incomplete (generation interrupted?); "
+                              "run the generator again to finish it")
+    return meta
