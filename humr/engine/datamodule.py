@@ -135,39 +135,38 @@ class HumrDataModule(L.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
-    def _loader(self, split: str, augment: bool, **order) -> DataLoader:
-        """DataLoader of ``split`` with make_dataloader's dataset, collate function and worker
-        setup, and the batch order given by ``order`` (DataLoader arguments)."""
+    def _base(self, split: str, augment: bool) -> DataLoader:
         from humr.data import make_dataloader
 
-        base = make_dataloader(self.root, split, batch_size=1, shuffle=False,
+        return make_dataloader(self.root, split, batch_size=1, shuffle=False,
                                num_workers=self.num_workers, augment=augment, seed=self.seed)
+
+    def _loader(self, base: DataLoader, **order) -> DataLoader:
+        """A DataLoader with ``base``'s dataset (plus ``index``), collate function and worker
+        setup, and the batch order given by ``order`` (DataLoader arguments)."""
         return DataLoader(IndexedDataset(base.dataset), collate_fn=base.collate_fn,
-                          num_workers=base.num_workers,
-                          worker_init_fn=base.worker_init_fn,
+                          num_workers=base.num_workers, worker_init_fn=base.worker_init_fn,
                           persistent_workers=self.num_workers > 0, **order)
-
-    def _num_examples(self, split: str) -> int:
-        from humr.data import HumrDataset
-
-        n = len(HumrDataset(self.root, split))
-        return n if self.max_eval_examples is None or split == "train" else min(
-            n, int(self.max_eval_examples))
 
     def train_dataloader(self) -> DataLoader:
         rank, world = self._ranks()
-        self._train_sampler = EpochSampler(self._num_examples("train"), self.batch_size,
-                                           self.seed, True, rank, world)
+        base = self._base("train", self.augment)
+        self._train_sampler = EpochSampler(len(base.dataset), self.batch_size, self.seed, True,
+                                           rank, world)
         if self._pending_skip is not None:
             self._train_sampler.skip(**self._pending_skip)
-        return self._loader("train", self.augment, sampler=self._train_sampler,
-                            batch_size=self.batch_size, drop_last=True)
+        return self._loader(base, sampler=self._train_sampler, batch_size=self.batch_size,
+                            drop_last=True)
 
     def eval_dataloader(self, split: str) -> DataLoader:
         """Loader over ``split`` (this rank's shard, dataset order)."""
         rank, world = self._ranks()
-        sampler = ShardBatchSampler(self._num_examples(split), self.eval_batch_size, rank, world)
-        return self._loader(split, False, batch_sampler=sampler)
+        base = self._base(split, False)
+        n = len(base.dataset)
+        if self.max_eval_examples is not None:
+            n = min(n, int(self.max_eval_examples))
+        return self._loader(base, batch_sampler=ShardBatchSampler(n, self.eval_batch_size,
+                                                                  rank, world))
 
     def val_dataloader(self) -> DataLoader:
         return self.eval_dataloader(self.val_split)

@@ -1,0 +1,75 @@
+"""``humr train / eval / sample`` on a tiny configuration."""
+import json
+import math
+
+import numpy as np
+import pytest
+from test_engine import TINY, tiny_data  # noqa: F401  (session fixture)
+
+from humr.cli import main
+from humr.config import Config
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_data, tmp_path_factory):  # noqa: F811
+    """A 2-step run through ``humr train`` (config file + overrides)."""
+    tmp = tmp_path_factory.mktemp("cli")
+    config = Config.load(None, overrides=[*TINY, f"data.root={tiny_data}"]).save(tmp / "tiny.yaml")
+    args = ["train", "--config", str(config), "train.lr=2e-3", "--out", str(tmp / "runs"),
+            "--max-steps", "2", "--no-progress", "--devices", "1"]
+    assert main(args) == 0
+    return tmp / "runs" / "version_0"
+
+
+def test_train_writes_run_folder_with_config_and_checkpoint(trained):
+    assert (trained / "checkpoints" / "last.ckpt").is_file()
+    saved = (trained / "config.yaml").read_text()
+    assert "lr: 0.002" in saved and "small_cnn" in saved
+    assert list((trained / "csv").glob("session_0/metrics.csv"))
+
+
+def test_eval_prints_tables_and_writes_json_once(trained, tmp_path, capsys):
+    out = tmp_path / "metrics.json"
+    args = ["eval", "--ckpt", str(trained / "checkpoints" / "last.ckpt"), "--num-samples", "4",
+            "--batch-size", "2", "--out", str(out), "--devices", "1"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "Table 1" in printed and "Table 2" in printed
+    data = json.loads(out.read_text())
+    assert data["num_samples"] == 4
+    assert math.isfinite(data["metrics"]["emdb/mpjpe_min"])
+    with pytest.raises(FileExistsError, match="not overwriting"):
+        main(args)
+    # default location: RUN/eval/test_S4.json, then test_S4_1.json
+    default = args[:-4]
+    assert main(default + ["--devices", "1"]) == 0 and main(default + ["--devices", "1"]) == 0
+    assert sorted(p.name for p in (trained / "eval").iterdir()) == ["test_S4.json",
+                                                                    "test_S4_1.json"]
+
+
+def test_sample_writes_hypotheses_with_the_mode_first(trained, tmp_path):
+    ckpt = str(trained / "checkpoints" / "last.ckpt")
+    paths = []
+    for seed in (0, 1):
+        path = tmp_path / f"h{seed}.npz"
+        assert main(["sample", "--ckpt", ckpt, "--indices", "0", "2", "--num-samples", "5",
+                     "--vertices", "--seed", str(seed), "--out", str(path)]) == 0
+        paths.append(np.load(path))
+    a, b = paths
+    assert a["indices"].tolist() == [0, 2]
+    assert a["rotmat"].shape == (2, 5, 24, 3, 3) and a["pose"].shape == (2, 5, 72)
+    assert a["vertices"].shape[:2] == (2, 5) and a["keypoints2d"].shape == (2, 5, 17, 2)
+    np.testing.assert_allclose(a["rotmat"][:, 0], b["rotmat"][:, 0], atol=1e-6)   # mode: z = 0
+    assert np.abs(a["rotmat"][:, 1:] - b["rotmat"][:, 1:]).max() > 1e-3          # random draws
+    with pytest.raises(FileExistsError):
+        main(["sample", "--ckpt", ckpt, "--out", str(tmp_path / "h0.npz")])
+    with pytest.raises(IndexError, match="invalid"):
+        main(["sample", "--ckpt", ckpt, "--indices", "99", "--out", str(tmp_path / "x.npz")])
+
+
+def test_help_lists_the_engine_commands(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    for name in ("train", "eval", "sample", "demo"):
+        assert name in text
