@@ -231,7 +231,7 @@ def make_example(index: int, split: str, seed: int, cfg: SynthConfig, body,
     """One example as numpy arrays of the stored schema (no leading N).
 
     With ``extras`` also ``heatmaps`` (17, H, W), ``posterior_coco`` (count, 17, 2) full-image
-    px, ``hidden`` (17,) and ``boxes`` (M, 4), for previews and tests.
+    px, ``hidden`` (17,), ``boxes`` (M, 4) and ``transl`` (3,) metres, for previews and tests.
     """
     prior = prior or JointLimitPrior()
     rng = example_rng(seed, split, index)
@@ -277,7 +277,7 @@ def make_example(index: int, split: str, seed: int, cfg: SynthConfig, body,
     }
     if extras:
         out.update(heatmaps=heatmaps.numpy(), posterior_coco=post2d, hidden=hidden,
-                   boxes=scene.boxes)
+                   boxes=scene.boxes, transl=scene.transl.numpy())
     return out
 
 

@@ -1,0 +1,88 @@
+"""OpenCV painter's rasterizer: coverage against brute-force point-in-triangle tests, depth
+order, back-face culling and Lambert shading against hand-computed values."""
+import numpy as np
+import pytest
+
+from humr.viz.render import render_mesh
+
+F, C, HW = (40.0, 40.0), (16.0, 16.0), (32, 32)
+
+
+def _unproject(uv, z):
+    """Camera-frame points at depth z projecting to continuous pixel coords uv (N, 2)."""
+    uv = np.asarray(uv, dtype=np.float64)
+    return np.stack([(uv[:, 0] - C[0]) * z / F[0], (uv[:, 1] - C[1]) * z / F[1],
+                     np.full(len(uv), z)], -1)
+
+
+def _inside(tri, pts):
+    """Brute force: points (N, 2) strictly inside a 2D triangle (3, 2) (sign of edge functions)."""
+    d = [np.cross(tri[(i + 1) % 3] - tri[i], pts - tri[i]) for i in range(3)]
+    d = np.stack(d)
+    return (d > 0).all(0) | (d < 0).all(0)
+
+
+def test_coverage_matches_pixel_centres_up_to_half_a_pixel():
+    tri2d = np.array([[5.3, 4.1], [27.2, 9.7], [11.6, 28.4]])
+    faces = np.array([[0, 2, 1]])                    # normal towards the camera
+    out = render_mesh(_unproject(tri2d, 4.0), faces, F, C, HW, cull_backfaces=False)
+    yy, xx = np.mgrid[0:32, 0:32]
+    centres = np.stack([xx.ravel() + 0.5, yy.ravel() + 0.5], -1)
+    inside = _inside(tri2d, centres).reshape(32, 32)
+    # every pixel whose centre is inside is drawn; nothing drawn farther than a pixel outside
+    assert out["silhouette"][inside].all()
+    grown = np.zeros_like(inside)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            grown |= np.roll(np.roll(inside, dy, 0), dx, 1)
+    assert not (out["silhouette"] & ~grown).any()
+    assert np.isinf(out["depth"][~out["silhouette"]]).all()
+
+
+def test_nearer_face_wins_whatever_the_face_order():
+    near = _unproject([[4, 4], [20, 4], [4, 20]], 2.0)
+    far = _unproject([[10, 10], [28, 10], [10, 28]], 5.0)
+    verts = np.concatenate([near, far])
+    for faces in (np.array([[0, 2, 1], [3, 5, 4]]), np.array([[3, 5, 4], [0, 2, 1]])):
+        colors = np.array([[1, 0, 0]] * 3 + [[0, 0, 1]] * 3, dtype=float)
+        out = render_mesh(verts, faces, F, C, HW, color=colors, ambient=1.0)
+        assert out["rgb"][12, 12].tolist() == [255, 0, 0]      # overlap: the near (red) face
+        assert out["rgb"][24, 14].tolist() == [0, 0, 255]      # only the far face
+        assert out["depth"][12, 12] == pytest.approx(2.0)
+
+
+def test_backface_culling():
+    verts = _unproject([[4, 4], [28, 4], [4, 28]], 3.0)
+    away = np.array([[0, 1, 2]])                    # normal pointing away from the camera
+    assert not render_mesh(verts, away, F, C, HW)["silhouette"].any()
+    assert render_mesh(verts, away, F, C, HW, cull_backfaces=False)["silhouette"].any()
+
+
+def test_lambert_shading_of_a_tilted_face():
+    # plane through (0, 0, 4) tilted by 60 degrees about the y axis, centred on the optical axis
+    a = np.deg2rad(60)
+    s = 0.5
+    pts = np.array([[-s, -s, 0], [s, -s, 0], [0, s, 0]])
+    rot = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+    verts = pts @ rot.T + [0, 0, 4]
+    centre = verts.mean(0)
+    faces = np.array([[0, 2, 1]])
+    out = render_mesh(verts, faces, F, C, HW, color=(1.0, 0.5, 0.2), ambient=0.3,
+                      cull_backfaces=False)
+    normal = np.cross(verts[2] - verts[0], verts[1] - verts[0])
+    cos = abs(normal @ centre) / np.linalg.norm(normal) / np.linalg.norm(centre)
+    expected = np.round(255 * np.array([1.0, 0.5, 0.2]) * (0.3 + 0.7 * cos))
+    pix = out["rgb"][out["silhouette"]]
+    assert np.abs(pix - expected).max() <= 1
+
+
+def test_bad_inputs_name_the_argument():
+    verts = _unproject([[4, 4], [28, 4], [4, 28]], 3.0)
+    with pytest.raises(ValueError, match="vertices"):
+        render_mesh(verts[:, :2], np.array([[0, 1, 2]]), F, C, HW)
+    with pytest.raises(ValueError, match="faces"):
+        render_mesh(verts, np.array([0, 1, 2]), F, C, HW)
+    with pytest.raises(ValueError, match="color"):
+        render_mesh(verts, np.array([[0, 1, 2]]), F, C, HW, color=np.ones((2, 3)))
+    with pytest.raises(ValueError, match="NaN"):
+        render_mesh(verts * np.nan, np.array([[0, 1, 2]]), F, C, HW)
