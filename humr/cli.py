@@ -1,4 +1,5 @@
-"""The ``humr`` command. Each subcommand lives in ``humr/commands/<name>.py`` and provides
+"""The ``humr`` command: probabilistic 3D human mesh recovery (train, evaluate, sample,
+ablate, benchmark, demo). Each subcommand lives in ``humr/commands/<name>.py`` and provides
 ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``; modules are imported
 only when their subcommand runs, so ``humr --help`` stays fast."""
 from __future__ import annotations
@@ -29,19 +30,14 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     """Parser with every available subcommand (or only ``only``, to keep imports lazy)."""
     from humr import __version__
 
-    parser = argparse.ArgumentParser(prog="humr", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="humr", description=__doc__.split(". Each")[0].replace("``", "") + ".")
     parser.add_argument("--version", action="version", version=f"humr {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         if only is not None and name != only:
             sub.add_parser(name)
             continue
-        try:
-            mod = _load(name)
-        except ModuleNotFoundError as err:
-            if err.name == f"humr.commands.{COMMANDS[name]}":
-                continue  # not available in this build
-            raise
+        mod = _load(name)
         p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)

@@ -73,3 +73,47 @@ def test_help_lists_the_engine_commands(capsys):
     text = capsys.readouterr().out
     for name in ("train", "eval", "sample", "demo"):
         assert name in text
+
+
+def test_synth_writes_dataset_and_preview(tmp_path, capsys):
+    """``humr synth --preview`` on a tiny size: a valid dataset folder and a 4 x 4 panel PNG."""
+    import matplotlib.image
+
+    from humr.data import HumrDataset
+    from humr.data.format import read_meta
+
+    out = tmp_path / "synth"
+    assert main(["synth", "--out", str(out), "--n-train", "2", "--n-test", "1", "--crop-res",
+                 "64", "--posterior-samples", "4", "--preview", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "wrote 2 train and 1 test examples" in printed and str(out / "preview.png") in printed
+    meta = read_meta(out)
+    assert meta["crop_res"] == 64 and meta["generator"]["posterior_samples"] == 4
+    assert {s: v["count"] for s, v in meta["splits"].items()} == {"train": 2, "test": 1}
+    item = HumrDataset(out, "train")[1]
+    assert item["img"].shape == (3, 64, 64) and item["posterior"].shape == (4, 72)
+    img = matplotlib.image.imread(out / "preview.png")[..., :3]
+    h, w = img.shape[:2]
+    assert 500 <= w <= 2000 and 0.6 * w <= h <= 2 * w          # 4 rows of 4 square panels
+    drawn = img.sum(-1) < 2.9                                     # not the white figure background
+    for r in range(4):
+        for c in range(4):
+            cell = drawn[r * h // 4:(r + 1) * h // 4, c * w // 4:(c + 1) * w // 4]
+            assert cell.mean() > 0.05, (r, c)
+    assert main(["synth", "--out", str(tmp_path / "plain"), "--n-train", "1", "--n-test", "0",
+                 "--posterior-samples", "2", "--no-progress"]) == 0
+    assert not (tmp_path / "plain" / "preview.png").exists()
+    assert len(HumrDataset(tmp_path / "plain", "train")) == 1
+
+
+def test_bench_runs_the_named_script_with_its_arguments(tmp_path):
+    (tmp_path / "helper_mod.py").write_text("VALUE = 41\n")
+    (tmp_path / "bench_toy.py").write_text(
+        "import sys, pathlib\nfrom helper_mod import VALUE\n"
+        "if __name__ == '__main__':\n"
+        "    pathlib.Path(sys.argv[2]).write_text(f'{sys.argv[1]} {VALUE + 1}')\n")
+    out = tmp_path / "out.txt"
+    assert main(["bench", "--benchmarks", str(tmp_path), "toy", "x", str(out)]) == 0
+    assert out.read_text() == "x 42"
+    with pytest.raises(FileNotFoundError, match="known benchmarks: toy"):
+        main(["bench", "--benchmarks", str(tmp_path), "nope"])

@@ -1,0 +1,160 @@
+"""Ablation presets: one YAML file per table row and one per compute size.
+
+Layout (``benchmarks/ablation/``)::
+
+    sizes/<size>.yaml        a compute size (``cpu``, ``paper``)
+    <table>/<k>_<row>.yaml   the rows of a table (``table3``, ``s2``), ordered by ``k``
+
+A row file::
+
+    label: "+ RealNVP"                 # the row's name in the paper's table
+    paper: {3dpw/mpjpe_min: 48.1, ...} # the paper's numbers of the row (metric key -> value)
+    config:                            # a partial humr.config.Config: what the row changes
+      model: {flow: realnvp, conditions: [image, bbox, pose2d]}
+      losses: {names: [nll, kp2d_mode, betas, orth]}
+
+A size file::
+
+    label: "CPU-sized: ..."
+    data: {n_train: 1024, n_test: 128, seed: 0}   # synthetic benchmark to generate if missing
+    config: {model: {...}, train: {...}}          # a partial Config: network and schedule sizes
+
+The configuration of a run is the defaults, updated by the size, then by the row, then by the
+run's seed and data folder (:func:`run_config`). Every key is checked by
+:meth:`humr.config.Config.from_dict`, so a typo in a preset names the file and the key.
+"""
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from humr.config import Config
+from humr.resources import benchmarks_dir
+
+__all__ = ["Row", "Size", "deep_merge", "load_row", "load_size", "load_table", "presets_dir",
+           "run_config", "table_names"]
+
+
+@dataclass
+class Row:
+    """One row of an ablation table (see module doc)."""
+
+    name: str
+    label: str
+    config: dict[str, Any]
+    paper: dict[str, float] = field(default_factory=dict)
+    path: Path | None = None
+
+
+@dataclass
+class Size:
+    """A compute size: the synthetic data to generate and the network / schedule sizes."""
+
+    name: str
+    label: str
+    data: dict[str, int]
+    config: dict[str, Any]
+    path: Path | None = None
+
+
+def presets_dir(override: str | Path | None = None) -> Path:
+    """``benchmarks/ablation`` of the source checkout, or ``override``."""
+    path = Path(override) if override is not None else benchmarks_dir() / "ablation"
+    if not path.is_dir():
+        raise FileNotFoundError(f"ablation presets folder {path} does not exist")
+    return path
+
+
+def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` updated by ``update``: nested mappings merge key by key, other values replace.
+
+    Example:
+        >>> deep_merge({"model": {"flow": "nice", "flow_blocks": 4}}, {"model": {"flow": "realnvp"}})
+        {'model': {'flow': 'realnvp', 'flow_blocks': 4}}
+    """
+    out = copy.deepcopy(dict(base))
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _read(path: Path, required: tuple[str, ...], optional: tuple[str, ...]) -> dict[str, Any]:
+    """A preset file's mapping, its keys checked; the config part validated as a Config."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML ({err})") from None
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{path}: a preset must be a mapping with keys {', '.join(required)}")
+    missing = [k for k in required if k not in data]
+    unknown = [k for k in data if k not in required + optional]
+    if missing or unknown:
+        raise ValueError(f"{path}: missing keys {missing}, unknown keys {unknown}; a preset "
+                         f"has {', '.join(required)} and optionally {', '.join(optional)}")
+    try:
+        Config.from_dict(data["config"])
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"{path}: invalid 'config': {err}") from None
+    return dict(data)
+
+
+def load_row(path: str | Path) -> Row:
+    """A row preset; its name is the file name without the ``<k>_`` order prefix."""
+    path = Path(path)
+    data = _read(path, ("label", "config"), ("paper",))
+    paper = {str(k): float(v) for k, v in (data.get("paper") or {}).items()}
+    name = re.sub(r"^\d+_", "", path.stem)
+    return Row(name, str(data["label"]), dict(data["config"]), paper, path)
+
+
+def table_names(root: str | Path | None = None) -> list[str]:
+    """Tables with presets (folders of ``root`` holding row files, ``sizes`` excluded)."""
+    base = presets_dir(root)
+    return sorted(p.name for p in base.iterdir()
+                  if p.is_dir() and p.name != "sizes" and any(p.glob("*.yaml")))
+
+
+def load_table(table: str, root: str | Path | None = None) -> list[Row]:
+    """The rows of ``table`` in file order (``1_baseline.yaml``, ``2_bbox.yaml``, ...)."""
+    folder = presets_dir(root) / table
+    files = sorted(folder.glob("*.yaml"), key=lambda p: (int(p.stem.split("_")[0])
+                                                          if p.stem.split("_")[0].isdigit()
+                                                          else 1 << 30, p.stem))
+    if not files:
+        raise KeyError(f"unknown ablation table '{table}'; known tables: "
+                       f"{', '.join(table_names(root)) or '(none)'}")
+    rows = [load_row(p) for p in files]
+    names = [r.name for r in rows]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{folder}: row names repeat: {names}")
+    return rows
+
+
+def load_size(size: str, root: str | Path | None = None) -> Size:
+    """The compute size ``size`` (``sizes/<size>.yaml``)."""
+    folder = presets_dir(root) / "sizes"
+    path = folder / f"{size}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in folder.glob("*.yaml"))
+        raise KeyError(f"unknown ablation size '{size}'; known sizes: {', '.join(known)}")
+    data = _read(path, ("label", "data", "config"), ())
+    return Size(size, str(data["label"]), {k: int(v) for k, v in data["data"].items()},
+                dict(data["config"]), path)
+
+
+def run_config(size: Size, row: Row, data_root: str | Path, seed: int,
+               overrides: list[str] | None = None) -> Config:
+    """The configuration of one run: defaults <- size <- row <- (seed, data folder) <-
+    ``overrides`` (dotted ``key=value``, as ``humr train`` takes them)."""
+    merged = deep_merge(size.config, row.config)
+    merged = deep_merge(merged, {"data": {"root": str(data_root)}, "train": {"seed": int(seed)}})
+    return Config.from_dict(merged).override(overrides or [])

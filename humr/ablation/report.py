@@ -1,0 +1,173 @@
+"""The report of an ablation table: markdown, JSON and a plot of the rows.
+
+Columns: the paper's (best-of-N MPJPE, PA-MPJPE, PVE; 3dpw protocol with 14 joints and emdb
+protocol with 24), then consistency (2D keypoint error of mode / samples), 3D spread of visible
+/ invisible joints, the mask metrics PercIn / MinDist and the energy distance to the synthetic
+benchmark's true posterior. Every cell is the mean over seeds with the sample standard
+deviation (ddof = 1) when there are two or more seeds; the paper's number of the row follows in
+brackets where the paper has one.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["COLUMNS", "PLOTTED", "summarize", "to_markdown", "write_report"]
+
+# (metric key, column header, lower is better)
+COLUMNS: tuple[tuple[str, str, bool], ...] = (
+    ("3dpw/mpjpe_min", "MPJPE-14", True),
+    ("3dpw/pa_mpjpe_min", "PA-MPJPE-14", True),
+    ("3dpw/pve_min", "PVE", True),
+    ("emdb/mpjpe_min", "MPJPE-24", True),
+    ("emdb/pa_mpjpe_min", "PA-MPJPE-24", True),
+    ("emdb/mpjpe_mode", "MPJPE-24 mode", True),
+    ("kp2d_mode", "2DKP mode", True),
+    ("kp2d_samples", "2DKP samples", True),
+    ("spread_visible", "spread vis", True),
+    ("spread_invisible", "spread invis", False),
+    ("perc_in", "PercIn", False),
+    ("min_dist", "MinDist", True),
+    ("energy_occluded", "E-dist occl", True),
+    ("energy_visible", "E-dist vis", True),
+)
+#: The metrics drawn in ``table.png``.
+PLOTTED = ("3dpw/mpjpe_min", "3dpw/pve_min", "spread_invisible", "perc_in", "min_dist",
+           "energy_occluded")
+_GROUPS = (("Accuracy, best of N hypotheses (mm); [paper]", COLUMNS[:6]),
+           ("Consistency (px, 256 crop), spread (mm), mask plausibility (% / px), "
+            "energy distance to the true posterior (mm)", COLUMNS[6:]))
+
+
+def summarize(results: Mapping[str, Sequence]) -> dict[str, dict[str, dict[str, float]]]:
+    """``row -> {"mean": {key: v}, "std": {key: v}, "n": {key: seeds}}`` over the seeds'
+    ``metrics`` (non-finite values, e.g. a metric with no eligible joint, are left out)."""
+    summary = {}
+    for row, runs in results.items():
+        keys = sorted({k for r in runs for k in r.metrics})
+        mean, std, count = {}, {}, {}
+        for key in keys:
+            values = np.array([r.metrics[key] for r in runs if key in r.metrics], float)
+            values = values[np.isfinite(values)]
+            count[key] = int(values.size)
+            mean[key] = float(values.mean()) if values.size else math.nan
+            std[key] = float(values.std(ddof=1)) if values.size > 1 else math.nan
+        summary[row] = {"mean": mean, "std": std, "n": count}
+    return summary
+
+
+def _cell(summary: Mapping, key: str, paper: Mapping[str, float] | None) -> str:
+    if summary is None or math.isnan(summary["mean"].get(key, math.nan)):
+        text = "n/a"
+    else:
+        text = f"{summary['mean'][key]:.1f}"
+        if not math.isnan(summary["std"].get(key, math.nan)):
+            text += f" ± {summary['std'][key]:.1f}"
+    if paper and key in paper:
+        text += f" [{paper[key]:g}]"
+    return text
+
+
+def to_markdown(table: str, rows: Sequence, summary: Mapping, seeds: Mapping[str, int],
+                title: str) -> str:
+    """Two markdown tables (accuracy; consistency / spread / plausibility / posterior)."""
+    lines = [f"# {title}", ""]
+    for caption, columns in _GROUPS:
+        lines += [f"**{caption}**", "",
+                  "| row | seeds | " + " | ".join(h + (" ↓" if low else " ↑")
+                                                 for _, h, low in columns) + " |",
+                  "|---|---|" + "---|" * len(columns)]
+        for row in rows:
+            s = summary.get(row.name)
+            cells = [_cell(s, key, row.paper) for key, _, _ in columns]
+            lines.append(f"| {row.label} | {seeds.get(row.name, 0)} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _plot(path: Path, rows: Sequence, results: Mapping, summary: Mapping, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    headers = {k: (h, low) for k, h, low in COLUMNS}
+    names = [r.name for r in rows if r.name in summary]
+    labels = [r.label for r in rows if r.name in summary]
+    fig, axes = plt.subplots(1, len(PLOTTED), figsize=(3.2 * len(PLOTTED), 0.45 * len(names) + 1.6),
+                             sharey=True, squeeze=False)
+    y = np.arange(len(names))
+    for ax, key in zip(axes[0], PLOTTED):
+        mean = np.array([summary[n]["mean"].get(key, np.nan) for n in names])
+        std = np.nan_to_num(np.array([summary[n]["std"].get(key, np.nan) for n in names]))
+        ax.barh(y, mean, xerr=std, color="#8fb3d9", edgecolor="#2d5f8f", capsize=3)
+        for i, n in enumerate(names):
+            seeds = [r.metrics.get(key, np.nan) for r in results[n]]
+            ax.plot(seeds, [i] * len(seeds), "k.", ms=4)
+        header, low = headers[key]
+        ax.set_title(f"{header} {'↓' if low else '↑'}", fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].set_yticks(y, labels, fontsize=9)
+    axes[0][0].invert_yaxis()
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _json_safe(value):
+    """NaN -> None in nested dicts / lists (strict JSON has no NaN)."""
+    if isinstance(value, Mapping):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_report(table: str, rows: Sequence, results: Mapping[str, Sequence], table_dir: Path,
+                 size, num_samples: int) -> dict[str, Path]:
+    """Write ``table.md``, ``table.json`` and ``table.png`` into ``table_dir`` (rebuilt from the
+    finished runs each time; the runs' own ``result.json`` files are never touched).
+
+    Args:
+        table: table name.
+        rows: the table's rows (:class:`humr.ablation.presets.Row`), in order.
+        results: ``row name -> [RunResult]`` of the finished runs.
+        table_dir: ``OUT/TABLE``.
+        size: the compute size (:class:`humr.ablation.presets.Size`).
+        num_samples: hypotheses per test image.
+    Returns:
+        ``{"markdown": ..., "json": ..., "plot": ...}`` paths (no plot without results).
+    """
+    from lightning.pytorch.utilities import rank_zero_only
+
+    paths = {"markdown": table_dir / "table.md", "json": table_dir / "table.json"}
+    if rank_zero_only.rank != 0:            # other DDP processes: rank 0 writes
+        return paths
+    table_dir.mkdir(parents=True, exist_ok=True)
+    summary = summarize(results)
+    seeds = {name: len(runs) for name, runs in results.items()}
+    steps = sorted({r.steps for runs in results.values() for r in runs})
+    title = (f"humr ablation '{table}', size '{size.name}', {num_samples} hypotheses per test "
+             f"image, {'/'.join(map(str, steps)) or '?'} steps; mean ± std over seeds")
+    _atomic_write(paths["markdown"], to_markdown(table, rows, summary, seeds, title))
+    data = {"table": table, "size": size.name, "num_samples": num_samples, "rows": [
+        {"name": r.name, "label": r.label, "paper": r.paper, **summary.get(r.name, {}),
+         "per_seed": [{"seed": x.seed, "steps": x.steps, "metrics": x.metrics}
+                      for x in results.get(r.name, [])]} for r in rows]}
+    _atomic_write(paths["json"], json.dumps(_json_safe(data), indent=1, sort_keys=True))
+    if summary:
+        paths["plot"] = table_dir / "table.png"
+        _plot(paths["plot"], rows, results, summary, title)
+    return paths

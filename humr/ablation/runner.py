@@ -1,0 +1,187 @@
+"""Running an ablation table: every row x seed trained, evaluated with 100 hypotheses, recorded.
+
+Layout under ``out`` (``humr ablate TABLE --out OUT``)::
+
+    OUT/TABLE/ROW/seed_K/version_0/...   the training run (humr.engine.train layout)
+    OUT/TABLE/ROW/seed_K/result.json     written once the run is trained and evaluated
+    OUT/TABLE/table.md, table.json, table.png   the report (humr.ablation.report)
+
+A run with a ``result.json`` is finished and skipped; a run without one resumes from its newest
+``last.ckpt`` (exactly, see :mod:`humr.engine.train`) or starts afresh, so an interrupted table
+continues where it stopped. ``result.json`` is written atomically (temporary file + rename).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from humr.ablation.presets import Row, Size, load_size, load_table, run_config
+
+__all__ = ["RunResult", "collect_results", "ensure_data", "run_one", "run_table"]
+
+RESULT_FILE = "result.json"
+
+
+@dataclass
+class RunResult:
+    """One finished row x seed: its metrics and where they came from."""
+
+    row: str
+    seed: int
+    metrics: dict[str, float]
+    steps: int
+    seconds_train: float
+    seconds_eval: float
+    path: Path
+
+    @classmethod
+    def read(cls, path: Path) -> RunResult:
+        """Load a ``result.json``; a malformed file raises ValueError naming it."""
+        try:
+            data = json.loads(path.read_text())
+            return cls(str(data["row"]), int(data["seed"]), {k: float(v) for k, v in
+                                                             data["metrics"].items()},
+                       int(data["steps"]), float(data["seconds_train"]),
+                       float(data["seconds_eval"]), path)
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{path}: malformed ablation result ({err!r}); delete it to "
+                             "re-run this row and seed") from None
+
+    def write(self) -> None:
+        data = {"row": self.row, "seed": self.seed, "metrics": self.metrics, "steps": self.steps,
+                "seconds_train": self.seconds_train, "seconds_eval": self.seconds_eval}
+        tmp = self.path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+        os.replace(tmp, self.path)
+
+
+def collect_results(table_dir: Path, rows: Sequence[Row]) -> dict[str, list[RunResult]]:
+    """``row name -> finished results`` (seed order) found under ``table_dir`` for ``rows``."""
+    found = {}
+    for row in rows:
+        paths = sorted((table_dir / row.name).glob(f"seed_*/{RESULT_FILE}"),
+                       key=lambda p: int(p.parent.name.split("_")[1]))
+        if paths:
+            found[row.name] = [RunResult.read(p) for p in paths]
+    return found
+
+
+def ensure_data(data_root: str | Path, size: Size, progress: bool = True) -> Path:
+    """The dataset folder: used as it is when complete, else the synthetic benchmark of
+    ``size.data`` (``n_train``, ``n_test``, ``seed``) is generated (or its generation resumed)."""
+    from humr.data.format import read_meta
+    from humr.data.schema import DataFormatError
+    from humr.data.synthetic import generate
+
+    root = Path(data_root)
+    try:
+        read_meta(root)
+        return root
+    except DataFormatError:      # missing or incomplete: generate / finish it
+        pass
+    d = size.data
+    return generate(root, n_train=d["n_train"], n_test=d["n_test"], seed=d.get("seed", 0),
+                    workers=d.get("workers", 1), progress=progress)
+
+
+def run_one(row: Row, size: Size, seed: int, data_root: Path, run_dir: Path, *,
+            steps: int | None = None, num_samples: int = 100, overrides: Sequence[str] = (),
+            progress: bool = True, train_kwargs: dict[str, Any] | None = None) -> RunResult:
+    """Train (or resume) and evaluate one row with one seed; skipped when already finished.
+
+    Args:
+        row, size: presets (:mod:`humr.ablation.presets`).
+        seed: ``train.seed`` of the run (training order, latents, evaluation hypotheses).
+        data_root: dataset folder (test split evaluated).
+        run_dir: ``OUT/TABLE/ROW/seed_K``.
+        steps: optimiser steps (default: the size's ``train.max_steps``).
+        num_samples: hypotheses per test image (100 in the paper).
+        overrides: dotted ``key=value`` config overrides applied to every run.
+        progress: progress bars.
+        train_kwargs: further :func:`humr.engine.train.train` arguments (devices, strategy, ...).
+    """
+    from humr.engine.inference import evaluate_checkpoint
+    from humr.engine.train import find_last_checkpoint, train
+
+    result_path = run_dir / RESULT_FILE
+    if result_path.is_file():
+        return RunResult.read(result_path)
+    config = run_config(size, row, data_root, seed, list(overrides))
+    total = int(steps if steps is not None else config.train.max_steps)
+    config = config.override({"train.max_steps": total})
+    try:
+        resume = find_last_checkpoint(run_dir)
+    except FileNotFoundError:
+        resume = None
+    run_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    trained = train(config, run_dir, resume=resume, max_steps=total, progress=progress,
+                    **(train_kwargs or {}))
+    seconds_train = time.perf_counter() - start
+    metrics = evaluate_checkpoint(trained.module, data_root, num_samples=num_samples,
+                                  progress=progress)
+    result = RunResult(row.name, int(seed), metrics, total, seconds_train,
+                       time.perf_counter() - start - seconds_train, result_path)
+    if trained.trainer.is_global_zero:
+        result.write()
+    return result
+
+
+def run_table(table: str, out: str | Path, *, size: str = "cpu", data: str | Path | None = None,
+              steps: int | None = None, seeds: int = 1, rows: Sequence[str] | None = None,
+              num_samples: int = 100, overrides: Sequence[str] = (),
+              presets: str | Path | None = None, progress: bool = True,
+              log: Callable[[str], None] = print,
+              train_kwargs: dict[str, Any] | None = None) -> dict[str, list[RunResult]]:
+    """Run the rows of ``table`` for seeds ``0 .. seeds-1`` and write the report.
+
+    Args:
+        table: ``table3`` or ``s2`` (folders of the presets).
+        out: output folder (layout in the module doc).
+        size: compute size preset (``cpu``, ``paper``).
+        data: dataset folder (default ``OUT/data``; generated from the size when missing).
+        steps: optimiser steps per run (default: the size's).
+        seeds: number of seeds per row.
+        rows: only these rows (names), default all.
+        num_samples: hypotheses per test image.
+        overrides: dotted config overrides for every run.
+        presets: presets folder (default ``benchmarks/ablation`` of the checkout).
+        progress: progress bars.
+        log: where one line per finished run goes.
+        train_kwargs: further :func:`humr.engine.train.train` arguments.
+    Returns:
+        ``row name -> results`` of every row of the table finished so far (this call's and
+        earlier ones'), as reported by :func:`humr.ablation.report.write_report`.
+    """
+    from humr.ablation.report import write_report
+
+    if seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {seeds}")
+    all_rows = load_table(table, presets)
+    selected = [r for r in all_rows if not rows or r.name in rows]
+    unknown = sorted(set(rows or ()) - {r.name for r in all_rows})
+    if unknown:
+        raise KeyError(f"unknown rows {unknown} of table '{table}'; rows: "
+                       f"{', '.join(r.name for r in all_rows)}")
+    size_preset = load_size(size, presets)
+    out = Path(out)
+    data_root = ensure_data(data if data is not None else out / "data", size_preset, progress)
+    for row in selected:
+        for seed in range(seeds):
+            run_dir = out / table / row.name / f"seed_{seed}"
+            done = (run_dir / RESULT_FILE).is_file()
+            res = run_one(row, size_preset, seed, data_root, run_dir, steps=steps,
+                          num_samples=num_samples, overrides=overrides, progress=progress,
+                          train_kwargs=train_kwargs)
+            what = "finished earlier" if done else (f"trained {res.steps} steps in "
+                                                    f"{res.seconds_train:.0f} s, evaluated in "
+                                                    f"{res.seconds_eval:.0f} s")
+            log(f"[ablate] {table}/{row.name} seed {seed}: {what}")
+    results = collect_results(out / table, all_rows)
+    write_report(table, all_rows, results, out / table, size_preset, num_samples)
+    return results

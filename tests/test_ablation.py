@@ -1,0 +1,195 @@
+"""Ablation presets and runner: every preset builds the model it names, the runner writes the
+table, skips finished runs and resumes interrupted ones, the report's statistics."""
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_engine import TINY, tiny_data  # noqa: F401  (session fixture)
+
+from humr import CONDITIONS, FLOWS, LOSSES
+from humr.ablation import load_size, load_table, run_config, run_table, table_names
+from humr.ablation.presets import deep_merge, presets_dir
+from humr.ablation.report import summarize, to_markdown
+from humr.ablation.runner import RunResult
+from humr.cli import main
+from humr.config import Config
+
+PAPER_ROWS = {"table3": ["prohmr", "bbox", "pose2d", "realnvp", "mmd", "mask"],
+              "s2": ["none", "kp2d_all_1e-3", "kp2d_all_5e-3", "kp2d_all_1e-2", "kp2d_vis_1e-3",
+                     "kp2d_vis_5e-3", "kp2d_vis_1e-2", "diffpose", "mmd"]}
+
+
+def _tiny_size_yaml() -> str:
+    """A size preset with the engine tests' tiny network (TINY overrides as a nested dict)."""
+    cfg = Config.load(None, overrides=[t for t in TINY if not t.startswith("losses.")])
+    keys = {t.split("=")[0] for t in TINY if not t.startswith("losses.")}
+    full = cfg.to_dict()
+    nested: dict = {}
+    for key in keys:
+        section, name = key.split(".")
+        nested.setdefault(section, {})[name] = full[section][name]
+    return json.dumps({"label": "tiny", "data": {"n_train": 16, "n_test": 4, "seed": 0},
+                       "config": nested})
+
+
+@pytest.fixture
+def tiny_presets(tmp_path):
+    """Presets folder: the real table3 rows 'prohmr' and 'mask' plus a tiny size."""
+    root = tmp_path / "presets"
+    (root / "sizes").mkdir(parents=True)
+    (root / "sizes" / "tiny.yaml").write_text(_tiny_size_yaml())
+    (root / "t").mkdir()
+    for name in ("1_prohmr.yaml", "6_mask.yaml"):
+        shutil.copy(presets_dir() / "table3" / name, root / "t" / name)
+    return root
+
+
+def test_tables_have_the_paper_rows_in_order():
+    assert table_names() == ["s2", "table3"]
+    for table, names in PAPER_ROWS.items():
+        assert [r.name for r in load_table(table)] == names
+    labels = [r.label for r in load_table("table3")]
+    assert labels[0].startswith("ProHMR") and "mask" in labels[-1]
+
+
+@pytest.mark.parametrize("table", sorted(PAPER_ROWS))
+def test_each_preset_builds_the_model_it_names(table):
+    from humr.model import build_model
+
+    size = load_size("cpu")
+    for row in load_table(table):
+        cfg = run_config(size, row, "unused", seed=0,
+                         overrides=["model.flow_blocks=1", "model.flow_hidden=16",
+                                    "model.head_hidden=16"])
+        model = build_model(cfg)
+        assert isinstance(model.flow, FLOWS.get(row.config["model"]["flow"]))
+        names = row.config["model"]["conditions"]
+        assert list(model.conditions) == names
+        for name in names:
+            assert isinstance(model.conditions[name], CONDITIONS.get(name))
+        assert sorted(model.losses) == sorted(row.config["losses"]["names"])
+        for name in model.losses:
+            assert isinstance(model.losses[name], LOSSES.get(name))
+        weights = row.config["losses"].get("weights", {})
+        for name, w in weights.items():
+            assert model.loss_weights[name] == pytest.approx(w)
+
+
+def test_rows_differ_by_one_step_as_in_the_paper():
+    """Table 3 adds one component per row; S2 rows only change the supervision."""
+    rows = load_table("table3")
+    changes = []
+    for a, b in zip(rows, rows[1:]):
+        ca, cb = a.config, b.config
+        changes.append((ca["model"] != cb["model"], ca["losses"] != cb["losses"]))
+    assert changes == [(True, False)] * 3 + [(False, True)] * 2
+    assert [set(b.config["losses"]["names"]) - set(a.config["losses"]["names"])
+            for a, b in zip(rows[3:], rows[4:])] == [{"mmd"}, {"mask"}]
+    for row in load_table("s2"):
+        assert "mask" not in row.config["losses"]["names"]
+        assert row.config["model"]["flow"] == "realnvp"
+
+
+def test_sizes_and_paper_numbers():
+    cpu, paper = load_size("cpu"), load_size("paper")
+    assert paper.config["model"] == {"backbone": "hrnet_w48", "flow_blocks": 8, "flow_hidden": 1024}
+    assert paper.config["train"]["batch_size"] == 64 and paper.config["train"]["lr"] == 1e-4
+    assert cpu.config["model"]["backbone"] == "small_cnn"
+    full = load_table("table3")[-1]
+    assert full.paper["3dpw/mpjpe_min"] == 46.2 and full.paper["perc_in"] == 91.4
+
+
+def test_deep_merge_and_run_config_order():
+    assert deep_merge({"a": {"b": 1, "c": [1]}}, {"a": {"c": [2]}, "d": 3}) == \
+        {"a": {"b": 1, "c": [2]}, "d": 3}
+    size, row = load_size("cpu"), load_table("table3")[0]
+    cfg = run_config(size, row, "/data", seed=5, overrides=["train.lr=3e-4"])
+    assert (cfg.model.flow, cfg.model.flow_blocks, cfg.train.seed, cfg.data.root, cfg.train.lr) \
+        == ("nice", 4, 5, "/data", 3e-4)
+
+
+def test_malformed_presets_name_file_and_key(tmp_path):
+    (tmp_path / "t").mkdir()
+    bad = tmp_path / "t" / "1_bad.yaml"
+    bad.write_text("label: x\nconfig: {model: {flw: nice}}\n")
+    with pytest.raises(ValueError, match=r"1_bad\.yaml.*model\.flw"):
+        load_table("t", tmp_path)
+    bad.write_text("label: x\n")
+    with pytest.raises(ValueError, match=r"1_bad\.yaml: missing keys \['config'\]"):
+        load_table("t", tmp_path)
+    with pytest.raises(KeyError, match="known tables: t"):
+        load_table("nope", tmp_path)
+    (tmp_path / "sizes").mkdir()
+    with pytest.raises(KeyError, match="unknown ablation size 'huge'"):
+        load_size("huge", tmp_path)
+
+
+def _result(row, seed, **metrics):
+    return RunResult(row, seed, metrics, 10, 1.0, 1.0, Path("unused"))
+
+
+def test_summary_mean_and_sample_std_against_numpy():
+    values = [3.0, 5.0, 10.0]
+    results = {"a": [_result("a", s, x=v, y=math.nan) for s, v in enumerate(values)],
+               "b": [_result("b", 0, x=7.0)]}
+    s = summarize(results)
+    assert s["a"]["mean"]["x"] == pytest.approx(np.mean(values))
+    assert s["a"]["std"]["x"] == pytest.approx(np.std(values, ddof=1))
+    assert math.isnan(s["a"]["mean"]["y"]) and s["a"]["n"]["y"] == 0
+    assert s["b"]["mean"]["x"] == 7.0 and math.isnan(s["b"]["std"]["x"])
+
+
+def test_markdown_cells_show_mean_std_and_paper():
+    rows = load_table("table3")[:1]
+    results = {"prohmr": [_result("prohmr", 0, **{"3dpw/mpjpe_min": 10.0}),
+                          _result("prohmr", 1, **{"3dpw/mpjpe_min": 12.0})]}
+    text = to_markdown("table3", rows, summarize(results), {"prohmr": 2}, "title")
+    line = next(x for x in text.splitlines() if x.startswith("| ProHMR"))
+    assert "| 2 | 11.0 ± 1.4 [55] |" in line
+    assert "n/a [34.7]" in line
+
+
+def test_runner_writes_table_skips_finished_and_resumes(tiny_data, tiny_presets, tmp_path):  # noqa: F811
+    out = tmp_path / "out"
+    kw = dict(size="tiny", data=tiny_data, steps=2, num_samples=4, presets=tiny_presets,
+              progress=False, train_kwargs={"devices": 1})
+    results = run_table("t", out, rows=["prohmr"], **kw)
+    assert list(results) == ["prohmr"]
+    first = out / "t" / "prohmr" / "seed_0" / "result.json"
+    data = json.loads(first.read_text())
+    assert data["steps"] == 2 and math.isfinite(data["metrics"]["emdb/mpjpe_min"])
+    table = (out / "t" / "table.md").read_text()
+    assert "ProHMR" in table and "[55]" in table and "| 1 |" in table
+    assert (out / "t" / "table.png").stat().st_size > 10_000
+    stamp = first.stat().st_mtime_ns
+
+    # an interrupted run of the second row: trained 2 steps, killed before its evaluation
+    mask_dir = out / "t" / "mask" / "seed_0"
+    from humr.ablation.runner import run_one
+    run_one(load_table("t", tiny_presets)[1], load_size("tiny", tiny_presets), 0, tiny_data,
+            mask_dir, steps=2, num_samples=4, progress=False, train_kwargs={"devices": 1})
+    (mask_dir / "result.json").unlink()
+
+    lines = []
+    results = run_table("t", out, **{**kw, "steps": 4}, log=lines.append)
+    assert first.stat().st_mtime_ns == stamp                  # finished run not redone
+    assert "prohmr seed 0: finished earlier" in lines[0]
+    assert json.loads((mask_dir / "result.json").read_text())["steps"] == 4
+    assert sorted(p.name for p in mask_dir.glob("version_*")) == ["version_0"]   # resumed
+    assert len(list((mask_dir / "version_0" / "csv").glob("session_*"))) == 2
+    summary = json.loads((out / "t" / "table.json").read_text())
+    assert [r["name"] for r in summary["rows"]] == ["prohmr", "mask"]
+
+
+def test_ablate_command_prints_the_table(tiny_data, tiny_presets, tmp_path, capsys):  # noqa: F811
+    args = ["ablate", "t", "--rows", "prohmr", "--size", "tiny", "--data", str(tiny_data),
+            "--steps", "1", "--num-samples", "3", "--presets", str(tiny_presets),
+            "--out", str(tmp_path), "--no-progress", "--devices", "1"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "| ProHMR" in printed and "table.md" in printed
+    with pytest.raises(KeyError, match="unknown rows"):
+        main(args[:3] + ["nope"] + args[4:])
