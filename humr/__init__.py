@@ -12,8 +12,16 @@ from humr.registry import BACKBONES, CONDITIONS, FLOWS, LOSSES, METRICS, Registr
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "Registry", "FLOWS", "CONDITIONS", "BACKBONES", "LOSSES", "METRICS",
-           "build_model"]
+__all__ = [
+    "BACKBONES",
+    "CONDITIONS",
+    "FLOWS",
+    "LOSSES",
+    "METRICS",
+    "Registry",
+    "__version__",
+    "build_model",
+]
 
 # Populate the registries (these subpackages depend on torch/nflows/torchmetrics only).
 for _sub in ("flows", "conditions", "losses", "metrics"):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import List, Optional
 
 # subcommand -> module under humr.commands
 COMMANDS = {
@@ -26,7 +25,7 @@ def _load(name: str):
     return importlib.import_module(f"humr.commands.{COMMANDS[name]}")
 
 
-def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """Parser with every available subcommand (or only ``only``, to keep imports lazy)."""
     from humr import __version__
 
@@ -44,7 +43,7 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     only = argv[0] if argv and argv[0] in COMMANDS else None
     args = build_parser(only).parse_args(argv)

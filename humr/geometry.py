@@ -12,9 +12,16 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "rot6d_to_matrix", "matrix_to_rot6d", "axis_angle_to_matrix", "matrix_to_axis_angle",
-    "perspective_project", "weak_cam_to_full_translation", "estimate_focal",
-    "full_to_crop", "crop_to_full", "procrustes_align",
+    "axis_angle_to_matrix",
+    "crop_to_full",
+    "estimate_focal",
+    "full_to_crop",
+    "matrix_to_axis_angle",
+    "matrix_to_rot6d",
+    "perspective_project",
+    "procrustes_align",
+    "rot6d_to_matrix",
+    "weak_cam_to_full_translation",
 ]
 
 

@@ -14,7 +14,8 @@ Example:
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List
+from collections.abc import Callable
+from typing import Any
 
 
 class Registry:
@@ -22,7 +23,7 @@ class Registry:
 
     def __init__(self, kind: str):
         self.kind = kind
-        self._table: Dict[str, Callable[..., Any]] = {}
+        self._table: dict[str, Callable[..., Any]] = {}
 
     def register(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Decorator that stores ``obj`` under ``name``; a second use of a name is an error."""
@@ -48,7 +49,7 @@ class Registry:
         """Construct the component ``name`` with keyword arguments."""
         return self.get(name)(**kwargs)
 
-    def names(self) -> List[str]:
+    def names(self) -> list[str]:
         """Sorted registered names."""
         return sorted(self._table)
 

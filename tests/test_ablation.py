@@ -1,5 +1,6 @@
 """Ablation presets and runner: every preset builds the model it names, the runner writes the
 table, skips finished runs and resumes interrupted ones, the report's statistics."""
+import itertools
 import json
 import math
 import shutil
@@ -82,12 +83,12 @@ def test_rows_differ_by_one_step_as_in_the_paper():
     """Table 3 adds one component per row; S2 rows only change the supervision."""
     rows = load_table("table3")
     changes = []
-    for a, b in zip(rows, rows[1:]):
+    for a, b in itertools.pairwise(rows):
         ca, cb = a.config, b.config
         changes.append((ca["model"] != cb["model"], ca["losses"] != cb["losses"]))
     assert changes == [(True, False)] * 3 + [(False, True)] * 2
     assert [set(b.config["losses"]["names"]) - set(a.config["losses"]["names"])
-            for a, b in zip(rows[3:], rows[4:])] == [{"mmd"}, {"mask"}]
+            for a, b in itertools.pairwise(rows[3:])] == [{"mmd"}, {"mask"}]
     for row in load_table("s2"):
         assert "mask" not in row.config["losses"]["names"]
         assert row.config["model"]["flow"] == "realnvp"
@@ -154,8 +155,8 @@ def test_markdown_cells_show_mean_std_and_paper():
 
 def test_runner_writes_table_skips_finished_and_resumes(tiny_data, tiny_presets, tmp_path):  # noqa: F811
     out = tmp_path / "out"
-    kw = dict(size="tiny", data=tiny_data, steps=2, num_samples=4, presets=tiny_presets,
-              progress=False, train_kwargs={"devices": 1})
+    kw = {"size": "tiny", "data": tiny_data, "steps": 2, "num_samples": 4,
+          "presets": tiny_presets, "progress": False, "train_kwargs": {"devices": 1}}
     results = run_table("t", out, rows=["prohmr"], **kw)
     assert list(results) == ["prohmr"]
     first = out / "t" / "prohmr" / "seed_0" / "result.json"

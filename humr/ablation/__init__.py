@@ -7,7 +7,14 @@
 
 Command line: ``humr ablate table3 --data DIR --steps N --seeds K``.
 """
-from humr.ablation.presets import Row, Size, load_size, load_table, run_config, table_names
+from humr.ablation.presets import (
+           Row,
+           Size,
+           load_size,
+           load_table,
+           run_config,
+           table_names,
+)
 from humr.ablation.report import write_report
 from humr.ablation.runner import RunResult, collect_results, run_one, run_table
 

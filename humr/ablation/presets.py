@@ -94,7 +94,7 @@ def _read(path: Path, required: tuple[str, ...], optional: tuple[str, ...]) -> d
     except yaml.YAMLError as err:
         raise ValueError(f"{path}: not valid YAML ({err})") from None
     if not isinstance(data, Mapping):
-        raise ValueError(f"{path}: a preset must be a mapping with keys {', '.join(required)}")
+        raise TypeError(f"{path}: a preset must be a mapping with keys {', '.join(required)}")
     missing = [k for k in required if k not in data]
     unknown = [k for k in data if k not in required + optional]
     if missing or unknown:

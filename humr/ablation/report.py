@@ -40,8 +40,8 @@ COLUMNS: tuple[tuple[str, str, bool], ...] = (
 PLOTTED = ("3dpw/mpjpe_min", "3dpw/pve_min", "spread_invisible", "perc_in", "min_dist",
            "energy_occluded")
 _GROUPS = (("Accuracy, best of N hypotheses (mm); [paper]", COLUMNS[:6]),
-           ("Consistency (px, 256 crop), spread (mm), mask plausibility (% / px), "
-            "energy distance to the true posterior (mm)", COLUMNS[6:]))
+           (("Consistency (px, 256 crop), spread (mm), mask plausibility (% / px), "
+             "energy distance to the true posterior (mm)"), COLUMNS[6:]))
 
 
 def summarize(results: Mapping[str, Sequence]) -> dict[str, dict[str, dict[str, float]]]:
