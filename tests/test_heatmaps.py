@@ -129,5 +129,7 @@ def test_precompute_samples_against_scipy():
     assert single["hm_samples"].shape == (17, 4, 2)
     no_mask = precompute_samples(hm[1], center[1], scale[1], None, n=4)
     assert (no_mask["hm_samples_mask_dist"] == 0).all()
+    empty = precompute_samples(hm, center, scale, torch.zeros_like(mask), n=4)
+    assert torch.isinf(empty["hm_samples_mask_dist"]).all()           # documented: inf
     with pytest.raises(ValueError, match="center"):
         precompute_samples(hm, center[0], scale, mask)

@@ -160,7 +160,13 @@ def _digest(root):
 
 def test_same_seed_same_files_resume_and_parameter_check(tmp_path, body_dir):
     cfg = SynthConfig(**{**CFG.__dict__, "body_model": str(body_dir)})
-    a = _digest(generate(tmp_path / "a", 3, 2, seed=5, config=cfg))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        a = _digest(generate(tmp_path / "a", 3, 2, seed=5, config=cfg))
+        assert torch.get_num_threads() == 2      # in-process generation restores the threads
+    finally:
+        torch.set_num_threads(threads)
     assert set(a) == {"meta.json", "train/shard_00000.npz", "train/shard_00001.npz",
                       "test/shard_00000.npz"}
     assert _digest(generate(tmp_path / "b", 3, 2, seed=5, config=cfg)) == a

@@ -111,7 +111,8 @@ class Augmentation:
 
     @staticmethod
     def _mask_dist(hm_samples: Tensor, out: dict) -> Tensor:
-        """Distances (17, n) of full-image samples to the new crop's mask, crop px."""
+        """Distances (17, n) of full-image samples to the new crop's mask, crop px (inf for an
+        empty mask, as stored by the generator)."""
         crop = full_to_crop(hm_samples.reshape(1, -1, 2).float(), out["center"][None].float(),
                             200.0 * out["scale"].float())
         mask = out["mask"][None]

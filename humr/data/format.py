@@ -30,6 +30,7 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def write_shard(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
                 info = zipfile.ZipInfo(f"{key}.npy", date_time=_EPOCH)
                 info.compress_type = zipfile.ZIP_DEFLATED
                 with zf.open(info, "w") as entry:
-                    np.lib.format.write_array(entry, np.ascontiguousarray(arrays[key]),
+                    np.lib.format.write_array(entry, np.asarray(arrays[key], order="C"),
                                               allow_pickle=False)
     _atomic(Path(path), write)
 
@@ -87,7 +88,7 @@ def read_shard(path: str | Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as err:
+    except (OSError, ValueError, EOFError, zlib.error, zipfile.BadZipFile) as err:
         raise DataFormatError(f"{path}: not a readable npz shard ({err})") from err
 
 

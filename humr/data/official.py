@@ -26,6 +26,7 @@ with OpenCV and cropped to ``crop_res`` (zero padding outside the image).
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -101,12 +102,15 @@ class OfficialDataset(Dataset):
         n = len(raw["imgname"])
         for key, spec in (("pose_cam", f"(N, >= {3 * num_joints})"), ("gtkps", "(N, >= 24, 2|3)"),
                           ("gt_coco_25j", "(N, 25, 2|3)"), ("vitpose", "(N, 17, 3)"),
-                          ("scale", "(N,)")):
+                          ("scale", "(N,)"), ("cam_int", "(N, 3, 3)")):
+            if key not in raw:      # optional cam_int
+                continue
             arr = raw[key]
             ok = {"pose_cam": arr.ndim == 2 and arr.shape[1] >= 3 * num_joints,
                   "gtkps": arr.ndim == 3 and arr.shape[1] >= 24 and arr.shape[2] in (2, 3),
                   "gt_coco_25j": arr.ndim == 3 and arr.shape[1:] in ((25, 2), (25, 3)),
                   "vitpose": arr.ndim == 3 and arr.shape[1:] == (17, 3),
+                  "cam_int": arr.ndim == 3 and arr.shape[1:] == (3, 3),
                   "scale": arr.shape == (n,)}[key] and len(arr) == n
             if not ok:
                 raise DataFormatError(f"{src}: key '{key}' has shape {arr.shape}, expected "
@@ -156,11 +160,17 @@ class OfficialDataset(Dataset):
         path = self.hm_samples_dir / f"{index:07d}.npy.gz"
         if not path.is_file():
             raise FileNotFoundError(f"heatmap sample file {path} of example {index} is missing")
-        with gzip.open(path, "rb") as f:
-            data = np.load(f)
-        if data.ndim != 3 or data.shape[1:] != (17, 4) or data.shape[0] < n:
-            raise DataFormatError(f"{path}: heatmap samples have shape {data.shape}, expected "
-                                  f"(S >= {n}, 17, 4) = (samples, joints, [x, y, value, mask dist])")
+        try:
+            with gzip.open(path, "rb") as f:
+                data = np.load(f)
+        except (OSError, EOFError, ValueError, zlib.error) as err:
+            raise DataFormatError(f"{path}: not a readable gzip-compressed .npy heatmap sample "
+                                  f"file ({err})") from err
+        if (data.ndim != 3 or data.shape[1:] != (17, 4) or data.shape[0] < n
+                or data.dtype.kind not in "fiu"):
+            raise DataFormatError(f"{path}: heatmap samples have shape {data.shape} and dtype "
+                                  f"{data.dtype}, expected numbers of shape (S >= {n}, 17, 4) = "
+                                  "(samples, joints, [x, y, value, mask dist])")
         data = data.astype(np.float32)
         return {"hm_samples": data[:n, :, :2].transpose(1, 0, 2),
                 "hm_values": data[:n, :, 2].T,

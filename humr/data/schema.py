@@ -12,7 +12,7 @@ Example:
     >>> validate_arrays({"center": np.zeros((2, 3), np.float32)}, "x.npz", required=("center",))
     Traceback (most recent call last):
     ...
-    humr.data.schema.DataFormatError: x.npz: key 'center' has shape (2, 3), expected (N, 2)
+    humr.data.schema.DataFormatError: x.npz: key 'center' has shape (2, 3), expected (N, 2) with N=2
 """
 from __future__ import annotations
 

@@ -358,10 +358,13 @@ def generate(out: str | Path, n_train: int, n_test: int, seed: int = 0,
     bar = tqdm(total=sum(t[3] - t[2] for t in tasks), unit="ex", disable=not progress,
                desc=f"humr synth {root}")
     if workers <= 1 or len(tasks) <= 1:
-        _init_worker(cfg.body_model)
-        results = map(_write_shard, tasks)
-        for _, n in results:
-            bar.update(n)
+        threads = torch.get_num_threads()
+        try:
+            _init_worker(cfg.body_model)
+            for _, n in map(_write_shard, tasks):
+                bar.update(n)
+        finally:                          # the worker set-up makes torch single-threaded
+            torch.set_num_threads(threads)
     else:
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
                                  initializer=_init_worker, initargs=(cfg.body_model,)) as pool:

@@ -59,9 +59,10 @@ def points_to_mask(points: Tensor, mask: Tensor, dist_map: Tensor) -> tuple[Tens
     Args:
         points: (B, N, 2) crop coordinates [-1, 1], (x, y).
         mask: (B, H, W) bool or integer, nonzero = mask.
-        dist_map: (B, H, W) from :func:`mask_distance_map`.
+        dist_map: (B, H, W) from :func:`mask_distance_map` (``inf`` for an empty mask).
     Returns:
-        inside (B, N) bool and distance (B, N) in pixels of the H x W grid.
+        inside (B, N) bool and distance (B, N) in pixels of the H x W grid (``inf`` for an
+        empty mask).
 
     Example:
         >>> import torch
@@ -74,8 +75,11 @@ def points_to_mask(points: Tensor, mask: Tensor, dist_map: Tensor) -> tuple[Tens
     check_inputs({
         "points": (points, ("B", "N", 2)),
         "mask": (mask, ("B", "H", "W")),
-        "dist_map": (dist_map, ("B", "H", "W")),
     })
+    if dist_map.shape != mask.shape or bool(torch.isnan(dist_map).any()):
+        # inf is allowed: the distance map of an empty mask
+        raise ValueError(f"dist_map must have the shape of mask {tuple(mask.shape)} and no NaN, "
+                         f"got {tuple(dist_map.shape)}")
     batch, height, width = mask.shape
     size = torch.tensor([width, height], dtype=points.dtype, device=points.device)
     pix = (points + 1.0) * (size / 2.0)                               # continuous pixels
