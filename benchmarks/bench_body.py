@@ -1,17 +1,19 @@
 """Joints-only body path vs the full smplx forward pass, for B x S = 64 x 26 bodies.
 
-Both modes produce the same outputs (joints (N, 24, 3), COCO-17, H36M-17, LSP-14) from random
-rotation matrices and betas:
+Three modes from the same random rotation matrices and betas:
 
-* ``joints_only``: ``BodyModel.forward(..., joints_only=True)`` (forward kinematics of the
-  shape-dependent rest joints, skinning of only the keypoint vertices);
+* ``training``: ``BodyModel.forward(..., h36m=False)``, the model's call in training: joints
+  (N, 24, 3) and COCO-17 by forward kinematics of the shape-dependent rest joints, skinning of
+  only the five COCO face vertices;
+* ``joints_only``: ``BodyModel.forward(..., joints_only=True)``: also H36M-17 / LSP-14, so the
+  support of the H36M regressor is skinned too;
 * ``full``: ``BodyModel.forward(..., joints_only=False)`` (``smplx.lbs.lbs`` of all 6890
   vertices, then the same keypoint selection and regressors).
 
 Printed: time of the forward pass (no grad) and of forward + backward (loss = sum of squares
-of every output), and the peak memory of forward + backward, each as full / joints_only
-measured in the same run. Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` above the
-memory held before the step; on CPU the growth of the peak resident set size (``VmHWM``,
+of every output), and the peak memory of forward + backward, with the ratios full / training
+and full / joints_only measured in the same run. Peak memory: on CUDA
+``torch.cuda.max_memory_allocated`` above the memory held before the step; on CPU the growth of the peak resident set size (``VmHWM``,
 reset through ``/proc/self/clear_refs``; helpers of ``bench_flow.py``) during one step, each
 mode in a fresh subprocess with glibc's mmap threshold fixed so that freed tensors leave the RSS.
 
@@ -38,7 +40,11 @@ from bench_flow import (  # shared measurement helpers
 
 from humr.body import BodyModel
 
-MODES = ("joints_only", "full")
+# mode -> BodyModel.forward arguments: the model's training call (joints and COCO-17 only, five
+# face vertices skinned), the joints-only path with H36M-17 / LSP-14, the full smplx pass
+MODES = {"training": {"joints_only": True, "h36m": False},
+         "joints_only": {"joints_only": True},
+         "full": {"joints_only": False}}
 
 
 def make_inputs(args, device):
@@ -54,7 +60,7 @@ def step(body, rot, betas, mode: str, backward: bool) -> None:
     if backward:
         rot, betas = rot.detach().requires_grad_(True), betas.detach().requires_grad_(True)
     with torch.set_grad_enabled(backward):
-        out = body(rot, betas, joints_only=mode == "joints_only")
+        out = body(rot, betas, **MODES[mode])
         if backward:
             sum(v.square().sum() for v in out.values()).backward()
 
@@ -117,7 +123,7 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
-    parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=list(MODES), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -138,12 +144,15 @@ def main(argv=None) -> int:
     for mode in MODES:
         res[mode]["peak"] = (peak_memory(body, rot, betas, mode, device) if device.type == "cuda"
                              else cpu_peak_in_subprocess(args, mode))
-    print(f"{'':24s}{'joints_only':>14s}{'full':>14s}{'full / joints_only':>22s}")
-    for key in ("forward", "forward+backward"):
-        a, b = res["joints_only"][key], res["full"][key]
-        print(f"{key + ' (ms)':24s}{1e3 * a:14.2f}{1e3 * b:14.2f}{b / a:22.1f}")
-    a, b = res["joints_only"]["peak"], res["full"]["peak"]
-    print(f"{'peak fwd+bwd (MB)':24s}{a / 2**20:14.1f}{b / 2**20:14.1f}{b / max(a, 1):22.1f}")
+    print(f"{'':22s}" + "".join(f"{m:>13s}" for m in MODES)
+          + f"{'full/training':>15s}{'full/joints_only':>18s}")
+    for key, unit, scale in (("forward", "ms", 1e3), ("forward+backward", "ms", 1e3),
+                             ("peak", "MB", 2.0 ** -20)):
+        r = {m: res[m][key] for m in MODES}
+        label = "peak fwd+bwd" if key == "peak" else key
+        print(f"{label + f' ({unit})':22s}" + "".join(f"{scale * r[m]:13.2f}" for m in MODES)
+              + f"{r['full'] / max(r['training'], 1e-12):15.1f}"
+              + f"{r['full'] / max(r['joints_only'], 1e-12):18.1f}")
     return 0
 
 

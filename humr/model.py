@@ -197,7 +197,7 @@ class HUMR(nn.Module):
         focal = batch_focal(batch).to(x.dtype)                                 # (B, 2)
         cam_t = weak_cam_to_full_translation(cam, center, box, hw, focal[:, 0])  # (B, 3)
         rotmat = rot6d_to_matrix(x.view(B, S, self.num_joints, 6))
-        body = self.body(rotmat, betas[:, None], return_vertices=return_vertices)
+        body = self.body(rotmat, betas[:, None], return_vertices=return_vertices, h36m=False)
         principal = hw.flip(-1) / 2.0
         out = {"rotmat": rotmat, "cam_t": cam_t[:, None].expand(B, S, 3),
                "joints3d": body["joints"], "keypoints3d": body["coco17"]}

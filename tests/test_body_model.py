@@ -69,6 +69,10 @@ def test_joints_only_equals_full_pass(body64, body32, dtype, tol):
         assert fast[k].shape == full[k].shape and fast[k].dtype == dtype
         assert (fast[k] - full[k]).abs().max() < tol, k
     assert fast["joints"].shape == (2, 5, 24, 3) and fast["lsp14"].shape == (2, 5, 14, 3)
+    no_h36m = body(rot, betas, h36m=False)              # training: face vertices only
+    assert set(no_h36m) == {"joints", "coco17"}
+    for k in no_h36m:
+        assert (no_h36m[k] - full[k]).abs().max() < tol, k
 
 
 def test_joints_only_gradients_match(body64):
@@ -101,6 +105,7 @@ def test_joints_only_with_pose_correctives(body_dir, tmp_path):
     assert torch.allclose(full["vertices"], ref.vertices, atol=1e-6)
     for k in fast:
         assert torch.allclose(fast[k], full[k], atol=1e-10), k
+    assert torch.allclose(body(rot, betas, h36m=False)["coco17"], full["coco17"], atol=1e-10)
     # the correctives matter here: the body without them puts the keypoints elsewhere
     plain = BodyModel(body_dir, dtype=torch.float64)(rot, betas)
     assert (plain["coco17"] - fast["coco17"]).abs().max() > 1e-3

@@ -166,6 +166,22 @@ def test_image_condition_backbones():
         ImageCondition("resnet50")
 
 
+def test_small_cnn_input_size_is_a_box_filter():
+    """input_size = 64 on a 128 image equals the network on the 2x2 block means."""
+    from humr.conditions.backbones import SmallCNN
+
+    torch.manual_seed(0)
+    net = SmallCNN(width=4, num_layers=2, input_size=64).eval()
+    img = torch.randn(2, 3, 128, 128)
+    blocks = img.reshape(2, 3, 64, 2, 64, 2).mean(dim=(3, 5))
+    full = SmallCNN(width=4, num_layers=2).eval()
+    full.load_state_dict(net.state_dict())
+    assert torch.allclose(net(img), full(blocks), atol=1e-6)
+    assert torch.equal(net(blocks), full(blocks))              # already 64: unchanged
+    with pytest.raises(ValueError, match="input_size"):
+        SmallCNN(input_size=0)
+
+
 @pytest.fixture(scope="module")
 def hrnet():
     torch.manual_seed(0)

@@ -154,7 +154,8 @@ class BodyModel(nn.Module):
     regressor is present, ``vertices`` (..., V, 3) (and ``vertices_smpl`` with a mapping) only
     with ``return_vertices=True``. Leading dims of rotmat and betas broadcast; the buffers
     follow the input's dtype. ``joints_only=True`` without vertices skins only the keypoint
-    vertices (equal to the full pass up to rounding).
+    vertices (equal to the full pass up to rounding); ``h36m=False`` leaves out ``h36m17`` and
+    ``lsp14``, and then only the five COCO face vertices are skinned (training).
 
     Example:
         >>> import torch
@@ -302,17 +303,20 @@ class BodyModel(nn.Module):
         return lead, rot, bet
 
     def forward(self, rotmat: Tensor, betas: Tensor, return_vertices: bool = False,
-                joints_only: bool = True) -> dict:
+                joints_only: bool = True, h36m: bool = True) -> dict:
         lead, rot, betas = self._check(rotmat, betas)
+        with_h36m = h36m and self.has_h36m
         if joints_only and not return_vertices:
-            joints, kp_verts = self._joints_only(rot, betas)
-            face = kp_verts[:, self._sub_face]
-            h36m = torch.einsum("hk,nkc->nhc", self._sub_h36m.to(rot.dtype), kp_verts) if self.has_h36m else None
+            # without H36M joints only the COCO face vertices need skinning
+            rows = None if with_h36m else self._sub_face
+            joints, kp_verts = self._joints_only(rot, betas, rows)
+            face = kp_verts[:, self._sub_face] if with_h36m else kp_verts
+            h36m = torch.einsum("hk,nkc->nhc", self._sub_h36m.to(rot.dtype), kp_verts) if with_h36m else None
             out = {"joints": joints}
         else:
             verts, joints = self._full(rot, betas)
             face = verts[:, self._sub_idx[self._sub_face]]
-            h36m = torch.einsum("hv,nvc->nhc", self.h36m_regressor.to(rot.dtype), verts) if self.has_h36m else None
+            h36m = torch.einsum("hv,nvc->nhc", self.h36m_regressor.to(rot.dtype), verts) if with_h36m else None
             out = {"joints": joints}
             if return_vertices:
                 out["vertices"] = verts
@@ -337,17 +341,23 @@ class BodyModel(nn.Module):
                             self.lbs_weights.to(dt), pose2rot=False)
         return verts, joints[:, :self.num_joints]
 
-    def _joints_only(self, rot: Tensor, betas: Tensor) -> tuple:
-        """Posed joints (N, J, 3) and the K keypoint vertices (N, K, 3)."""
+    def _joints_only(self, rot: Tensor, betas: Tensor, rows: Tensor | None = None) -> tuple:
+        """Posed joints (N, J, 3) and the K keypoint vertices (N, K, 3) (only the keypoint
+        vertices ``rows`` of them when given)."""
         from smplx.lbs import batch_rigid_transform
 
         n, dt = rot.shape[0], rot.dtype
+        template, shapedirs, weights = self._sub_template, self._sub_shapedirs, self._sub_weights
+        posedirs = self._sub_posedirs
+        if rows is not None:
+            template, shapedirs, weights = template[rows], shapedirs[rows], weights[rows]
+            posedirs = posedirs.view(posedirs.shape[0], -1, 3)[:, rows].flatten(1)
         rest = self._j_template.to(dt) + torch.einsum("nb,jcb->njc", betas, self._j_shapedirs.to(dt))
         joints, A = batch_rigid_transform(rot, rest, self.parents, dtype=dt)
         eye = torch.eye(3, dtype=dt, device=rot.device)
         pose_feature = (rot[:, 1:] - eye).reshape(n, -1)
-        v = (self._sub_template.to(dt) + torch.einsum("nb,kcb->nkc", betas, self._sub_shapedirs.to(dt))
-             + (pose_feature @ self._sub_posedirs.to(dt)).view(n, -1, 3))
-        T = torch.einsum("kj,njab->nkab", self._sub_weights.to(dt), A)
+        v = (template.to(dt) + torch.einsum("nb,kcb->nkc", betas, shapedirs.to(dt))
+             + (pose_feature @ posedirs.to(dt)).view(n, -1, 3))
+        T = torch.einsum("kj,njab->nkab", weights.to(dt), A)
         verts = torch.einsum("nkab,nkb->nka", T[..., :3, :3], v) + T[..., :3, 3]
         return joints, verts

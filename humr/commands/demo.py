@@ -1,7 +1,8 @@
 """``humr demo``: the end-to-end demo on the embedded synthetic benchmark.
 
 Generates a small synthetic dataset (cached in the output folder), trains a CPU-sized model
-(small CNN backbone, small RealNVP; losses nll + mmd + mask + kp2d_mode + betas + orth),
+(small CNN backbone on the crop resized to 64 px, 4-block RealNVP of width 256; losses nll +
+mmd + mask + kp2d_mode + betas + orth; about 0.4 s per step of 32 images on 2 CPU cores),
 evaluates it with 100 hypotheses per image and writes the metrics JSON and three figures into a
 new run folder ``OUT/runs/version_K``. It prints two checks that show the method working:
 the best of 100 hypotheses beats the mode, and invisible joints spread more in 3D than visible
@@ -17,8 +18,8 @@ HELP = "end-to-end demo: synthetic data, CPU training, 100-hypothesis evaluation
 
 # Sizes of the two demo configurations (the full one fits 10 minutes on 2 CPU cores).
 PRESETS = {
-    "full": {"n_train": 1024, "n_test": 64, "steps": 1500, "batch_size": 32,
-             "val_every": 500, "val_examples": 16, "figure_examples": 4},
+    "full": {"n_train": 768, "n_test": 64, "steps": 900, "batch_size": 32,
+             "val_every": 300, "val_examples": 16, "figure_examples": 4},
     "quick": {"n_train": 48, "n_test": 8, "steps": 20, "batch_size": 8,
               "val_every": 10, "val_examples": 8, "figure_examples": 1},
 }
@@ -40,6 +41,7 @@ def demo_overrides(preset: dict, data_dir: Path, seed: int) -> list[str]:
         f"data.root={data_dir}",
         "data.augment=false",
         "model.backbone=small_cnn",
+        "model.backbone_kwargs={input_size: 64}",
         "model.flow=realnvp",
         "model.flow_blocks=4",
         "model.flow_hidden=256",

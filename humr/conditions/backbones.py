@@ -5,6 +5,7 @@ features (B, ``out_dim``). ``hrnet_w48`` lives in :mod:`humr.conditions.hrnet`.
 """
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from humr.registry import BACKBONES
@@ -20,6 +21,9 @@ class SmallCNN(nn.Module):
     Args:
         width: channels of the first stage.
         num_layers: number of stride-2 stages.
+        input_size: if given, the image is first resized to ``input_size`` x ``input_size``
+            (area interpolation, i.e. box filtering when shrinking), which sets the cost: 64 on
+            a 128 crop is about 4x cheaper than the full crop.
 
     Input ``img`` (B, 3, H, W) (any H, W >= 1); output (B, width * 2^(num_layers-1)).
 
@@ -32,10 +36,12 @@ class SmallCNN(nn.Module):
     input_key = "img"
     input_spec = ("B", 3, "H", "W")
 
-    def __init__(self, width: int = 32, num_layers: int = 4) -> None:
+    def __init__(self, width: int = 32, num_layers: int = 4, input_size: int | None = None) -> None:
         super().__init__()
-        if width < 1 or num_layers < 1:
-            raise ValueError(f"width and num_layers must be >= 1, got {width}, {num_layers}")
+        if width < 1 or num_layers < 1 or (input_size is not None and input_size < 1):
+            raise ValueError(f"width, num_layers and input_size must be >= 1, got {width}, "
+                             f"{num_layers}, {input_size}")
+        self.input_size = None if input_size is None else int(input_size)
         layers, cin = [], 3
         for i in range(num_layers):
             cout = width * 2 ** i
@@ -46,6 +52,8 @@ class SmallCNN(nn.Module):
         self.out_dim = cin
 
     def forward(self, img: Tensor) -> Tensor:
+        if self.input_size is not None and tuple(img.shape[-2:]) != (self.input_size,) * 2:
+            img = F.interpolate(img, size=(self.input_size,) * 2, mode="area")
         return self.features(img)
 
 

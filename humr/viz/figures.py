@@ -97,7 +97,7 @@ def save_hypotheses_figure(example: Mapping, hyps: Mapping, path: str | Path,
     s = _numpy(hyps["keypoints2d"]).shape[0]
     plot_hypotheses_2d(denormalize_image(example["img"]), hyps["keypoints2d"], joint,
                        gt=crop_ground_truth(example), mask=example["mask"],
-                       title=f"{COCO_NAMES[joint]}: {s} hypotheses (mode + {s - 1}), "
+                       title=f"{COCO_NAMES[joint]}: {s} hypotheses (mode + {s - 1})\n"
                              f"detector confidence {conf:.2f}", out=path)
     return Path(path)
 
