@@ -19,8 +19,8 @@ import numpy as np
 
 __all__ = ["COLUMNS", "PLOTTED", "summarize", "to_markdown", "write_report"]
 
-# (metric key, column header, lower is better)
-COLUMNS: tuple[tuple[str, str, bool], ...] = (
+# (metric key, column header, lower is better; None: no better direction, e.g. the spread)
+COLUMNS: tuple[tuple[str, str, bool | None], ...] = (
     ("3dpw/mpjpe_min", "MPJPE-14", True),
     ("3dpw/pa_mpjpe_min", "PA-MPJPE-14", True),
     ("3dpw/pve_min", "PVE", True),
@@ -29,8 +29,8 @@ COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("emdb/mpjpe_mode", "MPJPE-24 mode", True),
     ("kp2d_mode", "2DKP mode", True),
     ("kp2d_samples", "2DKP samples", True),
-    ("spread_visible", "spread vis", True),
-    ("spread_invisible", "spread invis", False),
+    ("spread_visible", "spread vis", None),
+    ("spread_invisible", "spread invis", None),
     ("perc_in", "PercIn", False),
     ("min_dist", "MinDist", True),
     ("energy_occluded", "E-dist occl", True),
@@ -61,6 +61,10 @@ def summarize(results: Mapping[str, Sequence]) -> dict[str, dict[str, dict[str, 
     return summary
 
 
+def _arrow(lower_is_better: bool | None) -> str:
+    return "" if lower_is_better is None else (" ↓" if lower_is_better else " ↑")
+
+
 def _cell(summary: Mapping, key: str, paper: Mapping[str, float] | None) -> str:
     if summary is None or math.isnan(summary["mean"].get(key, math.nan)):
         text = "n/a"
@@ -79,8 +83,7 @@ def to_markdown(table: str, rows: Sequence, summary: Mapping, seeds: Mapping[str
     lines = [f"# {title}", ""]
     for caption, columns in _GROUPS:
         lines += [f"**{caption}**", "",
-                  "| row | seeds | " + " | ".join(h + (" ↓" if low else " ↑")
-                                                 for _, h, low in columns) + " |",
+                  "| row | seeds | " + " | ".join(h + _arrow(low) for _, h, low in columns) + " |",
                   "|---|---|" + "---|" * len(columns)]
         for row in rows:
             s = summary.get(row.name)
@@ -110,7 +113,7 @@ def _plot(path: Path, rows: Sequence, results: Mapping, summary: Mapping, title:
             seeds = [r.metrics.get(key, np.nan) for r in results[n]]
             ax.plot(seeds, [i] * len(seeds), "k.", ms=4)
         header, low = headers[key]
-        ax.set_title(f"{header} {'↓' if low else '↑'}", fontsize=10)
+        ax.set_title(header + _arrow(low), fontsize=10)
         ax.grid(axis="x", alpha=0.3)
     axes[0][0].set_yticks(y, labels, fontsize=9)
     axes[0][0].invert_yaxis()
