@@ -13,9 +13,10 @@ Three modes from the same random rotation matrices and betas:
 Printed: time of the forward pass (no grad) and of forward + backward (loss = sum of squares
 of every output), and the peak memory of forward + backward, with the ratios full / training
 and full / joints_only measured in the same run. Peak memory: on CUDA
-``torch.cuda.max_memory_allocated`` above the memory held before the step; on CPU the growth of the peak resident set size (``VmHWM``,
-reset through ``/proc/self/clear_refs``; helpers of ``bench_flow.py``) during one step, each
-mode in a fresh subprocess with glibc's mmap threshold fixed so that freed tensors leave the RSS.
+``torch.cuda.max_memory_allocated`` above the memory held before the step; on CPU the growth
+of the peak resident set size (``VmHWM``, reset through ``/proc/self/clear_refs``; helpers of
+``bench_flow.py``) during one step, each mode in a fresh subprocess with glibc's mmap threshold
+fixed so that freed tensors leave the RSS.
 
 Usage::
 

@@ -311,21 +311,23 @@ class BodyModel(nn.Module):
             rows = None if with_h36m else self._sub_face
             joints, kp_verts = self._joints_only(rot, betas, rows)
             face = kp_verts[:, self._sub_face] if with_h36m else kp_verts
-            h36m = torch.einsum("hk,nkc->nhc", self._sub_h36m.to(rot.dtype), kp_verts) if with_h36m else None
+            h36m_joints = (torch.einsum("hk,nkc->nhc", self._sub_h36m.to(rot.dtype), kp_verts)
+                           if with_h36m else None)
             out = {"joints": joints}
         else:
             verts, joints = self._full(rot, betas)
             face = verts[:, self._sub_idx[self._sub_face]]
-            h36m = torch.einsum("hv,nvc->nhc", self.h36m_regressor.to(rot.dtype), verts) if with_h36m else None
+            h36m_joints = (torch.einsum("hv,nvc->nhc", self.h36m_regressor.to(rot.dtype), verts)
+                           if with_h36m else None)
             out = {"joints": joints}
             if return_vertices:
                 out["vertices"] = verts
                 if hasattr(self, "smplx_to_smpl"):
                     out["vertices_smpl"] = torch.einsum("sv,nvc->nsc", self.smplx_to_smpl.to(rot.dtype), verts)
         out["coco17"] = torch.cat([face, joints[:, list(COCO17_FROM_SMPL)]], dim=1)
-        if h36m is not None:
-            out["h36m17"] = h36m
-            out["lsp14"] = h36m[:, list(H36M_TO_LSP14)]
+        if h36m_joints is not None:
+            out["h36m17"] = h36m_joints
+            out["lsp14"] = h36m_joints[:, list(H36M_TO_LSP14)]
         return {k: v.reshape(*lead, *v.shape[1:]) for k, v in out.items()}
 
     def _full(self, rot: Tensor, betas: Tensor) -> tuple:
