@@ -1,12 +1,11 @@
 """humr: probabilistic 3D human mesh recovery supervised with 2D detector heatmaps and masks.
 
-Importing ``humr`` registers the flows, conditioners, losses and metrics; the body model
-(smplx) and the training engine (lightning) are imported only when first used, so that
-single parts such as ``humr.losses.MMDLoss`` can be lifted into other projects cheaply.
+Importing ``humr`` imports torch-free code only: the registries fill themselves when first
+asked (``humr.FLOWS.names()`` imports :mod:`humr.flows`, ...), and ``humr.build_model`` imports
+the model on first use, so single parts such as ``humr.losses.MMDLoss`` can be lifted into
+other projects cheaply.
 """
 from __future__ import annotations
-
-import importlib
 
 from humr.registry import BACKBONES, CONDITIONS, FLOWS, LOSSES, METRICS, Registry
 
@@ -22,14 +21,6 @@ __all__ = [
     "__version__",
     "build_model",
 ]
-
-# Populate the registries (these subpackages depend on torch/nflows/torchmetrics only).
-for _sub in ("flows", "conditions", "losses", "metrics"):
-    try:
-        importlib.import_module(f"humr.{_sub}")
-    except ModuleNotFoundError as _err:  # subpackage not written yet or optional dependency missing
-        if _err.name is None or not _err.name.startswith(f"humr.{_sub}"):
-            raise
 
 
 def __getattr__(name: str):

@@ -3,10 +3,14 @@
 conditioners -> context c (B, C) -> conditional flow over the 6D pose (D = 6 J) + a
 deterministic head for betas and the weak-perspective camera -> body model -> joints projected
 with the full-image perspective camera (CLIFF) into crop coordinates.
+
+:class:`HUMR` takes its parts; :func:`build_model` builds them from a configuration. The losses
+live in :class:`humr.objective.Objective` (``model.loss`` is a convenience that calls the
+objective :func:`build_model` attached).
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +18,6 @@ import torch
 from torch import Tensor, nn
 
 from humr.conditions import batch_focal
-from humr.config import Config, ModelConfig
 from humr.geometry import (
     axis_angle_to_matrix,
     full_to_crop,
@@ -23,11 +26,13 @@ from humr.geometry import (
     rot6d_to_matrix,
     weak_cam_to_full_translation,
 )
-from humr.head import ShapeCameraHead
-from humr.losses._inputs import fetch
-from humr.registry import CONDITIONS, FLOWS, LOSSES
 
-__all__ = ["HUMR", "build_model"]
+__all__ = ["BODY_OUTPUTS", "HUMR", "build_model"]
+
+#: Optional body outputs ``forward(outputs=...)`` / :meth:`HUMR.body_geometry` can add:
+#: ``vertices`` (the mesh; plus ``vertices_smpl`` for SMPL-X bodies), ``lsp14`` and ``h36m17``
+#: (joints of the body's H36M regressor, when it has one).
+BODY_OUTPUTS = ("vertices", "lsp14", "h36m17")
 
 
 class HUMR(nn.Module):
@@ -42,22 +47,22 @@ class HUMR(nn.Module):
     that :math:`\log p(\theta | c) = \log p_f(\theta - \bar\theta | c)`.
 
     Args:
-        config: a :class:`humr.config.Config` (its ``model`` and ``losses`` sections are used).
-        body: an optional prebuilt :class:`humr.body.BodyModel` (shared between models);
-            by default built from ``config.model`` (``body_model``, ``model_type``, ``num_betas``).
+        conditions: ``name -> conditioner`` (each ``forward(batch) -> (B, out_dim)`` with an
+            ``out_dim``), concatenated in this order.
+        flow: a conditional flow over D = ``body.pose_dim`` with context size sum(out_dim)
+            (:class:`humr.flows.ConditionalFlow` contract).
+        head: ``head(context (B, C)) -> (betas (B, nb), cam (B, 3))``.
+        body: a :class:`humr.body.BodyModel` (or a module with its call signature).
 
-    Attributes:
-        conditions (``nn.ModuleDict``, config order), flow, head, body, losses
-        (``nn.ModuleDict``), loss_weights (dict), context_dim, num_joints, pose_dim.
-
-    ``forward(batch, num_samples, return_vertices=False, z=None, log_prob_gt=False,
-    generator=None)`` returns the outputs of ``docs/conventions.md`` (hypothesis 0 = the mode,
-    z = 0). Floating batch tensors are cast to the model's dtype; the device follows the batch
-    (move the model with ``.to``). The body model and the cameras run outside autocast.
+    ``forward(batch, num_samples, outputs=(), z=None, generator=None)`` returns the outputs of
+    ``docs/conventions.md`` (hypothesis 0 = the mode, z = 0) plus ``context`` (B, C).
+    Floating batch tensors are cast to the model's dtype; the device follows the batch (move
+    the model with ``.to``). The body model and the cameras run outside autocast.
 
     Example:
         >>> import torch
-        >>> model = build_model(conditions=["bbox"], flow_blocks=2, flow_hidden=32, head_hidden=32)
+        >>> model = build_model(conditions=["bbox"], overrides=["model.flow.num_blocks=2",
+        ...     "model.flow.hidden_features=32", "model.head.hidden=32"])
         >>> batch = {"center": torch.tensor([[320.0, 240.0]]), "scale": torch.tensor([[1.5]]),
         ...          "orig_shape": torch.tensor([[480.0, 640.0]])}
         >>> out = model.eval()(batch, num_samples=5)
@@ -65,47 +70,33 @@ class HUMR(nn.Module):
         (torch.Size([1, 5, 17, 2]), torch.Size([1, 5, 3]), torch.Size([1, 5]))
     """
 
-    def __init__(self, config: Config | None = None, body: nn.Module | None = None) -> None:
+    def __init__(self, conditions: Mapping[str, nn.Module], flow: nn.Module, head: nn.Module,
+                 body: nn.Module) -> None:
         super().__init__()
-        self.config = config = Config.load(config)
-        m: ModelConfig = config.model
-        if len(set(m.conditions)) != len(m.conditions) or not m.conditions:
-            raise ValueError(f"model.conditions must be distinct names and not empty, got {m.conditions}")
-        self.conditions = nn.ModuleDict()
-        for name in m.conditions:
-            kwargs = dict(m.condition_kwargs.get(name, {}))
-            if name == "image":
-                kwargs.setdefault("backbone", m.backbone)
-                kwargs.setdefault("backbone_kwargs", m.backbone_kwargs)
-            self.conditions[name] = CONDITIONS.build(name, **kwargs)
-        self.context_dim = sum(c.out_dim for c in self.conditions.values())
-        if body is None:
-            from humr.body import BodyModel
-
-            body = BodyModel(m.body_model, model_type=m.model_type, num_betas=m.num_betas)
-        if body.num_betas != m.num_betas:
-            raise ValueError(f"the body model has {body.num_betas} betas, model.num_betas = {m.num_betas}")
-        self.body = body
+        if not conditions:
+            raise ValueError("HUMR needs at least one conditioner")
+        self.conditions = nn.ModuleDict(dict(conditions))
+        self.context_dim = sum(int(c.out_dim) for c in self.conditions.values())
+        if getattr(flow, "context_dim", self.context_dim) != self.context_dim:
+            raise ValueError(f"the flow takes a context of {flow.context_dim}, the conditioners "
+                             f"give {self.context_dim}")
+        self.flow, self.head, self.body = flow, head, body
         self.num_joints, self.pose_dim = body.num_joints, body.pose_dim
+        if getattr(flow, "dim", self.pose_dim) != self.pose_dim:
+            raise ValueError(f"the flow models D = {flow.dim}, the body has 6 J = {self.pose_dim}")
         # The flow models the offset from a mean pose (a shift: densities unchanged), so that
         # z = 0 of a fresh flow (output ~ 0, a degenerate 6D) is a valid upright body facing the
         # camera: body joints at rest, the root rotated 180 degrees about x (conventions.md).
         mean = torch.eye(3).expand(self.num_joints, 3, 3).clone()
         mean[0] = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
         self.register_buffer("mean_pose_6d", matrix_to_rot6d(mean).flatten(), persistent=False)
-        self.flow = FLOWS.build(m.flow, dim=self.pose_dim, context_dim=self.context_dim,
-                                num_blocks=m.flow_blocks, hidden_features=m.flow_hidden, **m.flow_kwargs)
-        self.head = ShapeCameraHead(self.context_dim, m.num_betas, hidden=m.head_hidden,
-                                    num_layers=m.head_layers, dropout=m.head_dropout,
-                                    init_scale=m.init_cam_scale)
-        names = config.losses.names
-        self.losses = nn.ModuleDict({n: LOSSES.build(n, **config.losses.kwargs.get(n, {})) for n in names})
-        self.loss_weights = {n: config.losses.weight(n) for n in names}
+        object.__setattr__(self, "objective", None)     # set by build_model; not a submodule
 
     # ----------------------------------------------------------------- helpers
     @property
     def dtype(self) -> torch.dtype:
-        return self.head.out.weight.dtype
+        """The model's floating dtype (follows ``.to(dtype)`` / ``.double()``)."""
+        return self.mean_pose_6d.dtype
 
     def _cast(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         """Floating tensors of the batch in the model's dtype (others unchanged)."""
@@ -113,13 +104,8 @@ class HUMR(nn.Module):
                 for k, v in batch.items()}
 
     def context(self, batch: Mapping[str, Any]) -> Tensor:
-        """The condition c (B, C): the enabled conditioners' outputs concatenated in order."""
-        parts = [cond(batch) for cond in self.conditions.values()]
-        sizes = {p.shape[0] for p in parts}
-        if len(sizes) != 1:
-            raise ValueError("conditioners disagree on the batch size: "
-                             + ", ".join(f"{n}: {p.shape[0]}" for n, p in zip(self.conditions, parts)))
-        return torch.cat(parts, dim=-1)
+        """The condition c (B, C): the conditioners' outputs concatenated in order."""
+        return torch.cat([cond(batch) for cond in self.conditions.values()], dim=-1)
 
     def _to_6d(self, pose: Tensor) -> tuple[Tensor, bool]:
         """Poses (B, [S,] J, 3, 3) or (B, [S,] 6J) -> (B, S, 6J) and whether S was given."""
@@ -134,23 +120,29 @@ class HUMR(nn.Module):
         return (pose if has_s else pose[:, None]).to(self.dtype), has_s
 
     # ----------------------------------------------------------------- density
-    def log_prob(self, batch: Mapping[str, Any], pose: Tensor) -> Tensor:
-        """log p(pose | c) of given poses: rotation matrices (B, [S,] J, 3, 3) or 6D
-        (B, [S,] 6J) -> (B, S) or (B,)."""
+    def log_prob(self, batch: Mapping[str, Any], pose: Tensor, context: Tensor | None = None
+                 ) -> Tensor:
+        """log p(pose | c) of given poses: 6D (B, [S,] 6J) or rotation matrices
+        (B, [S,] J, 3, 3) -> (B, S) or (B,).
+
+        A rotation matrix is first mapped to its 6D form (its first two columns). The flow's
+        samples are unconstrained 6D vectors, so the matrix of a sample maps back to another 6D
+        point (its orthonormalised columns) with another density: ``log_prob(batch,
+        out['rotmat'])`` is not ``out['log_prob']``; ``log_prob(batch, out['pose_6d'])`` is.
+
+        Args:
+            context: the condition (B, C) when already computed (``out['context']``), else it
+                is computed from ``batch``.
+        """
         x, has_s = self._to_6d(pose)
-        logp = self.flow.log_prob(x - self.mean_pose_6d, self.context(self._cast(batch)))
+        c = self.context(self._cast(batch)) if context is None else context
+        logp = self.flow.log_prob(x - self.mean_pose_6d, c)
         return logp if has_s else logp[:, 0]
 
-    def _gt_log_prob(self, batch: Mapping[str, Any], context: Tensor) -> Tensor:
-        J = self.num_joints
-        pose = fetch(batch, {}, {"pose": ("B", 3 * J)})[0]["pose"]
-        x = matrix_to_rot6d(axis_angle_to_matrix(pose.view(-1, J, 3))).flatten(-2)
-        return self.flow.log_prob(x[:, None] - self.mean_pose_6d, context)[:, 0]
-
     # ----------------------------------------------------------------- sampling
-    def forward(self, batch: Mapping[str, Any], num_samples: int = 1, return_vertices: bool = False,
-                z: Tensor | None = None, log_prob_gt: bool = False,
-                generator: torch.Generator | None = None) -> dict[str, Tensor]:
+    def forward(self, batch: Mapping[str, Any], num_samples: int, outputs: Iterable[str] = (),
+                z: Tensor | None = None, generator: torch.Generator | None = None,
+                return_vertices: bool = False) -> dict[str, Tensor]:
         """S hypotheses per image, hypothesis 0 being the mode.
 
         Args:
@@ -158,19 +150,21 @@ class HUMR(nn.Module):
                 the conditioners need plus ``center`` (B, 2), ``scale`` (B, 1), ``orig_shape``
                 (B, 2) and optionally ``focal`` (B, 2) (else ``sqrt(h^2 + w^2)``).
             num_samples: S >= 1.
-            return_vertices: also return ``vertices`` (B, S, V, 3) (full skinning).
+            outputs: optional body outputs of :data:`BODY_OUTPUTS` (``vertices`` (B,S,V,3),
+                ``lsp14`` (B,S,14,3), ``h36m17`` (B,S,17,3), metres, body frame).
             z: optional latent (B, S, D); default ``z[:, 0] = 0`` and N(0, I) for the others.
-            log_prob_gt: also return ``log_prob_gt`` (B,), the density of the ground-truth pose
-                ``batch['pose']`` (B, 3J) axis-angle (training, the ``nll`` loss).
             generator: optional ``torch.Generator`` for the latent draws (else the global RNG).
+            return_vertices: shorthand for ``"vertices"`` in ``outputs``.
         Returns:
             dict with ``pose_6d`` (B,S,6J), ``rotmat`` (B,S,J,3,3), ``betas`` (B,S,nb),
             ``cam`` (B,S,3), ``cam_t`` (B,S,3) metres, ``log_prob`` (B,S), ``joints3d``
             (B,S,J,3), ``keypoints3d`` (B,S,17,3) (metres, body frame), ``joints2d`` (B,S,J,2),
-            ``keypoints2d`` (B,S,17,2) (crop coordinates), [``vertices``], [``log_prob_gt``].
+            ``keypoints2d`` (B,S,17,2) (crop coordinates), ``context`` (B,C) and the requested
+            ``outputs``.
         """
         if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
+        wanted = _check_outputs(outputs, return_vertices)
         batch = self._cast(batch)
         c = self.context(batch)
         B, S, D = c.shape[0], num_samples, self.pose_dim
@@ -180,74 +174,133 @@ class HUMR(nn.Module):
         offset, log_prob, z = self.flow.sample(c, S, z=z)
         x = offset + self.mean_pose_6d
         betas, cam = (t.to(self.dtype) for t in self.head(c))     # model dtype under autocast too
-        out = {"pose_6d": x, "log_prob": log_prob,
+        out = {"pose_6d": x, "log_prob": log_prob, "context": c,
                "betas": betas[:, None].expand(B, S, -1), "cam": cam[:, None].expand(B, S, 3)}
         with torch.autocast(c.device.type, enabled=False):
-            out.update(self._geometry(batch, x.to(self.dtype), betas, cam, return_vertices))
-        if log_prob_gt:
-            out["log_prob_gt"] = self._gt_log_prob(batch, c)
+            out.update(self._geometry(batch, x.to(self.dtype), betas, cam, wanted))
         return out
 
+    def body_geometry(self, rotmat: Tensor, betas: Tensor, outputs: Iterable[str] = ()
+                      ) -> dict[str, Tensor]:
+        """The body model's outputs for rotations (..., J, 3, 3) and betas (..., nb): ``joints``
+        (..., J, 3), ``keypoints3d`` (..., 17, 3) and the requested :data:`BODY_OUTPUTS`
+        (metres, body frame), computed without autocast, in float32 for half inputs."""
+        wanted = _check_outputs(outputs)
+        dtype = torch.float32 if rotmat.dtype in (torch.float16, torch.bfloat16) else rotmat.dtype
+        with torch.autocast(rotmat.device.type, enabled=False):
+            res = self.body(rotmat.to(dtype), betas.to(dtype), return_vertices="vertices" in wanted,
+                            h36m=bool({"lsp14", "h36m17"} & wanted))
+        out = {"joints": res["joints"], "keypoints3d": res["coco17"]}
+        for key in wanted | ({"vertices_smpl"} if "vertices" in wanted else set()):
+            if key in res:
+                out[key] = res[key]
+        return out
+
+    def ground_truth(self, batch: Mapping[str, Tensor], outputs: Iterable[str] = ()
+                     ) -> dict[str, Tensor]:
+        """:meth:`body_geometry` of the ground truth ``batch['pose']`` (B, 3J) axis-angle and
+        ``batch['betas']`` (B, nb)."""
+        J = self.num_joints
+        pose = batch["pose"].reshape(batch["pose"].shape[0], -1, 3)[:, :J]
+        return self.body_geometry(axis_angle_to_matrix(pose), batch["betas"], outputs)
+
     def _geometry(self, batch: Mapping[str, Tensor], x: Tensor, betas: Tensor, cam: Tensor,
-                  return_vertices: bool) -> dict[str, Tensor]:
+                  wanted: set[str]) -> dict[str, Tensor]:
         """Body model and full-image camera for 6D poses x (B, S, D), betas (B, nb), cam (B, 3)."""
-        b = fetch(batch, {}, {"center": ("B", 2), "scale": ("B", 1), "orig_shape": ("B", 2)})[0]
         B, S = x.shape[:2]
-        center, box, hw = b["center"], 200.0 * b["scale"][:, 0], b["orig_shape"].to(x.dtype)
+        center, box, hw = batch["center"], 200.0 * batch["scale"][:, 0], batch["orig_shape"].to(x.dtype)
         focal = batch_focal(batch).to(x.dtype)                                 # (B, 2)
         cam_t = weak_cam_to_full_translation(cam, center, box, hw, focal[:, 0])  # (B, 3)
         rotmat = rot6d_to_matrix(x.view(B, S, self.num_joints, 6))
-        body = self.body(rotmat, betas[:, None], return_vertices=return_vertices, h36m=False)
+        body = self.body_geometry(rotmat, betas[:, None].expand(B, S, -1), wanted)
         principal = hw.flip(-1) / 2.0
         out = {"rotmat": rotmat, "cam_t": cam_t[:, None].expand(B, S, 3),
-               "joints3d": body["joints"], "keypoints3d": body["coco17"]}
+               "joints3d": body.pop("joints"), "keypoints3d": body.pop("keypoints3d")}
         for key3d, key2d in (("joints3d", "joints2d"), ("keypoints3d", "keypoints2d")):
             full = perspective_project(out[key3d], focal[:, None], principal[:, None], cam_t[:, None])
             out[key2d] = full_to_crop(full, center[:, None], box[:, None])
-        if return_vertices:
-            out["vertices"] = body["vertices"]
+        out.update(body)
         return out
 
     # ----------------------------------------------------------------- training
-    def loss(self, batch: Mapping[str, Any], out: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
-        """Weighted sum of the enabled losses: ``(total, {name: unweighted value})``."""
-        if not self.losses:
-            raise ValueError("no losses are enabled (config.losses.names is empty)")
-        batch = self._cast(batch)
-        parts = {name: loss(batch, out) for name, loss in self.losses.items()}
-        total = sum(self.loss_weights[name] * value for name, value in parts.items())
-        return total, parts
+    def loss(self, batch: Mapping[str, Any], out: Mapping[str, Tensor], objective: nn.Module | None = None
+             ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Weighted sum of the enabled losses: ``(total, {name: unweighted value})``, by
+        ``objective`` or the :class:`humr.objective.Objective` that :func:`build_model`
+        attached. The ground-truth density the ``nll`` loss needs is computed by the objective
+        (with its ``gt_noise_std`` in training mode)."""
+        objective = objective if objective is not None else self.objective
+        if objective is None:
+            raise ValueError("this model has no objective: build it with build_model(...) or pass "
+                             "objective=humr.objective.Objective(...)")
+        objective.train(self.training).to(self.mean_pose_6d.device)
+        return objective(self, self._cast(batch), out)
 
 
-_LOSS_KEYWORDS = {"losses": "losses.names", "loss_weights": "losses.weights"}
+def _check_outputs(outputs: Iterable[str], vertices: bool = False) -> set[str]:
+    wanted = set([outputs] if isinstance(outputs, str) else outputs) | ({"vertices"} if vertices else set())
+    unknown = wanted - set(BODY_OUTPUTS)
+    if unknown:
+        raise ValueError(f"unknown outputs {sorted(unknown)}; choose from {', '.join(BODY_OUTPUTS)}")
+    return wanted
 
 
-def build_model(config: Config | Mapping[str, Any] | str | Path | None = None,
-                body: nn.Module | None = None, **overrides: Any) -> HUMR:
-    """Build a :class:`HUMR` from a config (None = defaults, a :class:`Config`, a dict or a YAML
-    path) and keyword overrides.
+def build_parts(config: Any, body: nn.Module | None = None) -> dict[str, nn.Module]:
+    """The parts of :class:`HUMR` (``conditions``, ``flow``, ``head``, ``body``) from a
+    :class:`humr.config.Config`."""
+    from humr.config import entry_kwargs
+    from humr.head import ShapeCameraHead
+    from humr.registry import CONDITIONS, FLOWS
 
-    Keywords: any ``model`` field (``flow``, ``conditions``, ``backbone``, ``body_model``,
-    ``flow_blocks``, ...), ``losses`` (names), ``loss_weights``, or a dotted key passed as
-    ``**{"train.lr": 1e-3}``. Unknown keywords and unknown component names raise a KeyError
-    listing the choices.
+    m = config.model
+    conditions = {name: CONDITIONS.build(name, **entry_kwargs("condition", entry))
+                  for name, entry in m.conditions.items()}
+    if body is None:
+        from humr.body import BodyModel
+
+        body = BodyModel(m.body_model, model_type=m.model_type, num_betas=m.num_betas)
+    if body.num_betas != m.num_betas:
+        raise ValueError(f"the body model has {body.num_betas} betas, model.num_betas = {m.num_betas}")
+    context_dim = sum(int(c.out_dim) for c in conditions.values())
+    flow = FLOWS.build(m.flow.name, dim=body.pose_dim, context_dim=context_dim,
+                       **entry_kwargs("flow", m.flow))
+    head = ShapeCameraHead(context_dim, m.num_betas, **entry_kwargs("head", m.head))
+    return {"conditions": conditions, "flow": flow, "head": head, "body": body}
+
+
+_MODEL_KEYWORDS = ("flow", "conditions", "head", "body_model", "model_type", "num_betas")
+
+
+def build_model(config: Any = None, body: nn.Module | None = None,
+                overrides: Sequence[str] | Mapping[str, Any] = (), **keywords: Any) -> HUMR:
+    """Build a :class:`HUMR` and its :class:`humr.objective.Objective` from a config.
+
+    Args:
+        config: None (defaults), a :class:`humr.config.Config`, a dict or a YAML path.
+        body: an optional prebuilt body model (shared between models).
+        overrides: dotted overrides (``["model.flow.num_blocks=2"]``, see :mod:`humr.config`).
+        keywords: ``flow``, ``conditions``, ``head``, ``body_model``, ``model_type``,
+            ``num_betas`` (the ``model`` section) and ``losses``, applied before ``overrides``.
+
+    The objective (``config.losses``) is attached as ``model.objective`` (not a submodule: the
+    model's state holds no losses) for :meth:`HUMR.loss`.
 
     Example:
         >>> model = build_model(flow="nice", conditions=["bbox", "pose2d"], losses=["nll"],
-        ...                     flow_blocks=2, flow_hidden=32, head_hidden=32)
-        >>> type(model.flow).__name__, model.context_dim, list(model.losses)
+        ...                     overrides={"model.flow.num_blocks": 2, "model.head.hidden": 32})
+        >>> type(model.flow).__name__, model.context_dim, list(model.objective.losses)
         ('NICEFlow', 259, ['nll'])
     """
-    model_keys = ModelConfig.__dataclass_fields__
-    dotted = {}
-    for key, value in overrides.items():
-        if key in model_keys:
-            dotted[f"model.{key}"] = value
-        elif key in _LOSS_KEYWORDS:
-            dotted[_LOSS_KEYWORDS[key]] = value
-        elif "." in key:
-            dotted[key] = value
-        else:
-            raise KeyError(f"unknown build_model keyword '{key}'; valid: "
-                           f"{', '.join([*model_keys, *_LOSS_KEYWORDS])} or a dotted config key")
-    return HUMR(Config.load(config, overrides=dotted), body=body)
+    from humr.config import Config
+    from humr.objective import Objective
+
+    unknown = [k for k in keywords if k not in (*_MODEL_KEYWORDS, "losses")]
+    if unknown:
+        raise KeyError(f"unknown build_model keyword(s) {unknown}; valid: "
+                       f"{', '.join((*_MODEL_KEYWORDS, 'losses'))} (other keys: overrides=)")
+    cfg = Config.load(config if not isinstance(config, Path) else str(config))
+    dotted = {(k if k == "losses" else f"model.{k}"): v for k, v in keywords.items()}
+    cfg = cfg.override(dotted).override(overrides)
+    model = HUMR(**build_parts(cfg, body))
+    object.__setattr__(model, "objective", Objective.from_config(cfg.losses))
+    return model

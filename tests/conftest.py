@@ -31,3 +31,48 @@ def small_synth(tmp_path_factory):
                       shard_size=2)
     return generate(tmp_path_factory.mktemp("small_synth"), n_train=3, n_test=1, seed=1,
                     config=cfg)
+
+
+#: Overrides of a tiny, fast training configuration (2 RealNVP blocks of width 64, small CNN).
+TINY_OVERRIDES = [
+    "model.conditions.image.backbone=small_cnn",
+    "model.flow.num_blocks=2",
+    "model.flow.hidden_features=64",
+    "model.head.hidden=64",
+    "losses=[nll,mmd,mask,kp2d_mode,betas,orth]",
+    "data.augment=false",
+    "train.batch_size=4",
+    "train.eval_batch_size=4",
+    "train.num_workers=0",
+    "train.lr=1e-3",
+    "train.num_samples_train=6",
+    "train.num_samples_eval=5",
+    "train.max_steps=6",
+    "train.val_every=100",
+    "train.ckpt_every=2",
+    "train.val_examples=4",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_overrides():
+    """Dotted overrides of the tiny training configuration (a tuple: not to be mutated)."""
+    return tuple(TINY_OVERRIDES)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """16 training and 4 test examples of the synthetic benchmark."""
+    from humr.data.synthetic import generate
+
+    root = tmp_path_factory.mktemp("tiny_data")
+    generate(root, n_train=16, n_test=4, seed=0)
+    return root
+
+
+@pytest.fixture
+def tiny_config(tiny_data, tiny_overrides):
+    """The tiny configuration on :func:`tiny_data`."""
+    from humr.config import Config
+
+    return Config.load(None, overrides=[*tiny_overrides, f"data.root={tiny_data}"])

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_engine import TINY, tiny_data  # noqa: F401  (session fixture)
 
 from humr import CONDITIONS, FLOWS, LOSSES
 from humr.ablation import load_size, load_table, run_config, run_table, table_names
-from humr.ablation.presets import deep_merge, presets_dir
+from humr.ablation.presets import presets_dir
 from humr.ablation.report import summarize, to_markdown
 from humr.ablation.runner import RunResult
 from humr.cli import main
@@ -23,25 +22,27 @@ PAPER_ROWS = {"table3": ["prohmr", "bbox", "pose2d", "realnvp", "mmd", "mask"],
                      "kp2d_vis_5e-3", "kp2d_vis_1e-2", "diffpose", "mmd"]}
 
 
-def _tiny_size_yaml() -> str:
-    """A size preset with the engine tests' tiny network (TINY overrides as a nested dict)."""
-    cfg = Config.load(None, overrides=[t for t in TINY if not t.startswith("losses.")])
-    keys = {t.split("=")[0] for t in TINY if not t.startswith("losses.")}
-    full = cfg.to_dict()
+def _tiny_size_yaml(tiny_overrides) -> str:
+    """A size preset with the engine tests' tiny network (the tiny overrides as a nested dict)."""
+    keys = [t.split("=")[0] for t in tiny_overrides if not t.startswith("losses")]
+    full = Config.load(None, overrides=[t for t in tiny_overrides if not t.startswith("losses")]).to_dict()
     nested: dict = {}
     for key in keys:
-        section, name = key.split(".")
-        nested.setdefault(section, {})[name] = full[section][name]
+        *parents, name = key.split(".")
+        src, dst = full, nested
+        for part in parents:
+            src, dst = src[part], dst.setdefault(part, {})
+        dst[name] = src[name]
     return json.dumps({"label": "tiny", "data": {"n_train": 16, "n_test": 4, "seed": 0},
                        "config": nested})
 
 
 @pytest.fixture
-def tiny_presets(tmp_path):
+def tiny_presets(tmp_path, tiny_overrides):
     """Presets folder: the real table3 rows 'prohmr' and 'mask' plus a tiny size."""
     root = tmp_path / "presets"
     (root / "sizes").mkdir(parents=True)
-    (root / "sizes" / "tiny.yaml").write_text(_tiny_size_yaml())
+    (root / "sizes" / "tiny.yaml").write_text(_tiny_size_yaml(tiny_overrides))
     (root / "t").mkdir()
     for name in ("1_prohmr.yaml", "6_mask.yaml"):
         shutil.copy(presets_dir() / "table3" / name, root / "t" / name)
@@ -56,6 +57,11 @@ def test_tables_have_the_paper_rows_in_order():
     assert labels[0].startswith("ProHMR") and "mask" in labels[-1]
 
 
+def _names(value):
+    """Entry names of a preset's component set (a list or a mapping)."""
+    return list(value)
+
+
 @pytest.mark.parametrize("table", sorted(PAPER_ROWS))
 def test_each_preset_builds_the_model_it_names(table):
     from humr.model import build_model
@@ -63,20 +69,23 @@ def test_each_preset_builds_the_model_it_names(table):
     size = load_size("cpu")
     for row in load_table(table):
         cfg = run_config(size, row, "unused", seed=0,
-                         overrides=["model.flow_blocks=1", "model.flow_hidden=16",
-                                    "model.head_hidden=16"])
+                         overrides=["model.flow.num_blocks=1", "model.flow.hidden_features=16",
+                                    "model.head.hidden=16"])
         model = build_model(cfg)
         assert isinstance(model.flow, FLOWS.get(row.config["model"]["flow"]))
         names = row.config["model"]["conditions"]
         assert list(model.conditions) == names
         for name in names:
             assert isinstance(model.conditions[name], CONDITIONS.get(name))
-        assert sorted(model.losses) == sorted(row.config["losses"]["names"])
-        for name in model.losses:
-            assert isinstance(model.losses[name], LOSSES.get(name))
-        weights = row.config["losses"].get("weights", {})
-        for name, w in weights.items():
-            assert model.loss_weights[name] == pytest.approx(w)
+        # the size's backbone survives the row's list of conditioners
+        assert type(model.conditions["image"].backbone).__name__ == "SmallCNN"
+        assert list(model.objective.losses) == _names(row.config["losses"])
+        for name in model.objective.losses:
+            assert isinstance(model.objective.losses[name], LOSSES.get(name))
+        losses = row.config["losses"]
+        for name, entry in (losses.items() if isinstance(losses, dict) else ()):
+            if "weight" in entry:
+                assert model.objective.weights[name] == pytest.approx(entry["weight"])
 
 
 def test_rows_differ_by_one_step_as_in_the_paper():
@@ -87,29 +96,32 @@ def test_rows_differ_by_one_step_as_in_the_paper():
         ca, cb = a.config, b.config
         changes.append((ca["model"] != cb["model"], ca["losses"] != cb["losses"]))
     assert changes == [(True, False)] * 3 + [(False, True)] * 2
-    assert [set(b.config["losses"]["names"]) - set(a.config["losses"]["names"])
+    assert [set(_names(b.config["losses"])) - set(_names(a.config["losses"]))
             for a, b in itertools.pairwise(rows[3:])] == [{"mmd"}, {"mask"}]
     for row in load_table("s2"):
-        assert "mask" not in row.config["losses"]["names"]
+        assert "mask" not in _names(row.config["losses"])
         assert row.config["model"]["flow"] == "realnvp"
 
 
 def test_sizes_and_paper_numbers():
     cpu, paper = load_size("cpu"), load_size("paper")
-    assert paper.config["model"] == {"backbone": "hrnet_w48", "flow_blocks": 8, "flow_hidden": 1024}
+    assert paper.config["model"] == {"conditions": {"image": {"backbone": {"name": "hrnet_w48"}}},
+                                     "flow": {"num_blocks": 8, "hidden_features": 1024}}
     assert paper.config["train"]["batch_size"] == 64 and paper.config["train"]["lr"] == 1e-4
-    assert cpu.config["model"]["backbone"] == "small_cnn"
+    assert cpu.config["model"]["conditions"]["image"]["backbone"]["name"] == "small_cnn"
     full = load_table("table3")[-1]
     assert full.paper["3dpw/mpjpe_min"] == 46.2 and full.paper["perc_in"] == 91.4
 
 
-def test_deep_merge_and_run_config_order():
-    assert deep_merge({"a": {"b": 1, "c": [1]}}, {"a": {"c": [2]}, "d": 3}) == \
-        {"a": {"b": 1, "c": [2]}, "d": 3}
+def test_run_config_merges_defaults_size_row_and_overrides_in_order():
     size, row = load_size("cpu"), load_table("table3")[0]
     cfg = run_config(size, row, "/data", seed=5, overrides=["train.lr=3e-4"])
-    assert (cfg.model.flow, cfg.model.flow_blocks, cfg.train.seed, cfg.data.root, cfg.train.lr) \
-        == ("nice", 4, 5, "/data", 3e-4)
+    # the row switches realnvp -> nice; the size's block count carries over
+    assert (cfg.model.flow.name, cfg.model.flow.num_blocks, cfg.train.seed, cfg.data.root,
+            cfg.train.lr) == ("nice", 4, 5, "/data", 3e-4)
+    assert cfg.train.batch_size == 32 and list(cfg.losses) == ["nll", "kp2d_mode", "betas", "orth"]
+    s2 = run_config(size, load_table("s2")[1], "/data", seed=0)
+    assert s2.losses["kp2d_all"].weight == 1e-3 and s2.losses["nll"].weight == 0.1
 
 
 def test_malformed_presets_name_file_and_key(tmp_path):

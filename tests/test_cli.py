@@ -4,17 +4,16 @@ import math
 
 import numpy as np
 import pytest
-from test_engine import TINY, tiny_data  # noqa: F401  (session fixture)
 
 from humr.cli import main
 from humr.config import Config
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_data, tmp_path_factory):  # noqa: F811
+def trained(tiny_data, tiny_overrides, tmp_path_factory):
     """A 2-step run through ``humr train`` (config file + overrides)."""
     tmp = tmp_path_factory.mktemp("cli")
-    config = Config.load(None, overrides=[*TINY, f"data.root={tiny_data}"]).save(tmp / "tiny.yaml")
+    config = Config.load(None, overrides=[*tiny_overrides, f"data.root={tiny_data}"]).save(tmp / "tiny.yaml")
     args = ["train", "--config", str(config), "train.lr=2e-3", "--out", str(tmp / "runs"),
             "--max-steps", "2", "--no-progress", "--devices", "1"]
     assert main(args) == 0

@@ -1,29 +1,51 @@
-"""Configuration: YAML round trips, typed dotted overrides, helpful errors."""
+"""Configuration on OmegaConf structured configs: defaults, YAML round trips, component slots
+and sets, typed overrides, helpful errors, shipped configs."""
 from __future__ import annotations
+
+import pickle
+from pathlib import Path
 
 import pytest
 import yaml
 
-from humr.config import Config, LossConfig, parse_value
+from humr.config import Config
 from humr.losses import DEFAULT_WEIGHTS
+from humr.registry import FLOWS
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def test_defaults_follow_the_paper():
     cfg = Config()
     assert (cfg.train.lr, cfg.train.weight_decay, cfg.train.batch_size) == (1e-4, 1e-4, 64)
     assert (cfg.train.num_samples_train, cfg.train.num_samples_eval) == (26, 100)
-    assert (cfg.model.flow, cfg.model.flow_blocks, cfg.model.flow_hidden) == ("realnvp", 8, 1024)
-    assert cfg.model.backbone == "hrnet_w48"
-    assert cfg.losses.names == ["nll", "mmd", "mask", "kp2d_mode", "betas", "orth"]
-    assert {n: cfg.losses.weight(n) for n in cfg.losses.names} == {
+    assert (cfg.model.flow.name, cfg.model.flow.num_blocks, cfg.model.flow.hidden_features) == \
+        ("realnvp", 8, 1024)
+    assert list(cfg.model.conditions) == ["image", "pose2d", "bbox"]
+    assert cfg.model.conditions["image"].backbone.name == "hrnet_w48"
+    assert list(cfg.losses) == ["nll", "mmd", "mask", "kp2d_mode", "betas", "orth"]
+    assert {n: e.weight for n, e in cfg.losses.items()} == {
         "nll": 1e-1, "mmd": 5e-2, "mask": 1e-1, "kp2d_mode": 1e-2, "betas": 5e-4, "orth": 1e-1}
+    assert cfg.losses["nll"].gt_noise_std == 0.005        # the official release's GT noise
 
 
-def test_yaml_round_trip(tmp_path):
+def test_component_entries_follow_the_constructor_signatures():
+    """A flow's entry holds its constructor's keyword arguments with their defaults."""
+    import inspect
+
+    for name in FLOWS.names():
+        entry = Config.load(None, overrides=[f"model.flow={name}"]).model.flow
+        params = {k: p.default for k, p in inspect.signature(FLOWS.get(name)).parameters.items()
+                  if k not in ("dim", "context_dim")}
+        assert {k: getattr(entry, k) for k in params} == params and entry.name == name
+
+
+def test_yaml_round_trip_and_pickle(tmp_path):
     cfg = Config.load(None, overrides=[
-        "model.flow=glow", "model.conditions=[image,diffpose]", "model.condition_kwargs.diffpose.num_samples=16",
-        "model.flow_kwargs={dropout: 0.1}", "losses.weights.mmd=2e-2", "train.val_examples=7",
-        "data.augment=false", "data.root=/tmp/x y"])
+        "model.flow=glow", "model.conditions=[image,diffpose]",
+        "model.conditions.diffpose.num_samples=16", "model.flow.dropout=0.1",
+        "losses.mmd.weight=2e-2", "train.val_examples=7", "data.augment=false",
+        "data.root=/tmp/x y", "data.synth.frame_hw=[240,320]"])
     text = cfg.to_yaml()
     assert Config.from_yaml(text) == cfg
     assert yaml.safe_load(text) == cfg.to_dict()           # plain YAML, readable by anything
@@ -31,33 +53,56 @@ def test_yaml_round_trip(tmp_path):
     assert Config.load(cfg.to_dict()) == cfg and Config.load(cfg) == cfg
     assert Config.load(cfg) is not cfg
     assert Config.from_yaml("") == Config()
+    assert pickle.loads(pickle.dumps(cfg)) == cfg          # DDP spawn pickles the module
+    assert cfg.data.synth.frame_hw == (240, 320)
 
 
 def test_overrides_are_typed():
     cfg = Config.load(None, overrides=["train.lr=1e-3", "train.batch_size=8", "data.augment=false",
                                        "model.conditions=[bbox, pose2d]", "train.grad_clip=2",
-                                       "losses.kwargs.mmd={estimator: biased}", "train.val_examples=null"])
+                                       "losses.mmd.n=10", "train.val_examples=null"])
     assert cfg.train.lr == float("1e-3") and isinstance(cfg.train.lr, float)
     assert cfg.train.batch_size == 8 and isinstance(cfg.train.batch_size, int)
-    assert cfg.data.augment is False and cfg.model.conditions == ["bbox", "pose2d"]
+    assert cfg.data.augment is False and list(cfg.model.conditions) == ["bbox", "pose2d"]
     assert isinstance(cfg.train.grad_clip, float) and cfg.train.grad_clip == 2.0
-    assert cfg.losses.kwargs == {"mmd": {"estimator": "biased"}} and cfg.train.val_examples is None
+    assert cfg.losses["mmd"].n == 10 and cfg.train.val_examples is None
     # mapping overrides keep values as given; the original is untouched
     base = Config()
-    new = base.override({"model.flow": "nice", "losses.weights.mask": 1})
-    assert new.model.flow == "nice" and new.losses.weights["mask"] == 1.0 and base.model.flow == "realnvp"
+    new = base.override({"model.flow": "nice", "losses.mask.weight": 1})
+    assert new.model.flow.name == "nice" and new.losses["mask"].weight == 1.0
+    assert base.model.flow.name == "realnvp"
 
 
-def test_yaml_floats_without_a_dot():
-    assert parse_value("1e-4") == float("1e-4") and yaml.safe_load("1e-4") == "1e-4"
-    assert parse_value("3") == 3 and isinstance(parse_value("3"), int)
-    assert parse_value("2.5E+3") == 2500.0 and parse_value("abc") == "abc"
-    assert Config.from_yaml("train:\n  lr: 5e-5\n").train.lr == 5e-5
+def test_switching_a_component_keeps_the_changed_shared_arguments():
+    cfg = Config.load(None, overrides=["model.flow.num_blocks=3", "model.flow.alpha=1.5",
+                                       "model.flow=glow", "model.flow.hidden_features=512"])
+    flow = cfg.model.flow
+    assert (flow.name, flow.num_blocks, flow.hidden_features) == ("glow", 3, 512)
+    assert not hasattr(flow, "alpha")                      # glow has no soft clamp
+    cfg = Config.load(None, overrides=["model.conditions.image.backbone=small_cnn",
+                                       "model.conditions.image.backbone.input_size=64"])
+    assert cfg.model.conditions["image"].backbone.input_size == 64
+
+
+def test_component_sets_add_edit_and_remove():
+    cfg = Config.load(None, overrides=["losses.kp2d_all.weight=1e-3", "losses.mask=null",
+                                       "model.conditions.diffpose.d_model=16"])
+    assert list(cfg.losses) == ["nll", "mmd", "kp2d_mode", "betas", "orth", "kp2d_all"]
+    assert cfg.losses["kp2d_all"].weight == 1e-3
+    assert list(cfg.model.conditions) == ["image", "pose2d", "bbox", "diffpose"]
+    # a list keeps configured entries and gives new ones their defaults
+    cfg = cfg.override(["losses=[kp2d_all,nll]"])
+    assert list(cfg.losses) == ["kp2d_all", "nll"] and cfg.losses["kp2d_all"].weight == 1e-3
+    # a mapping in a file is the complete set, in its order
+    cfg = Config.from_yaml("losses:\n  orth: {}\n  nll: {gt_noise_std: 0.0}\n")
+    assert list(cfg.losses) == ["orth", "nll"] and cfg.losses["nll"].gt_noise_std == 0.0
+    assert cfg.losses["orth"].weight == DEFAULT_WEIGHTS["orth"]
 
 
 @pytest.mark.parametrize("override,valid", [
-    ("model.flw=nice", "flow"), ("trian.lr=1", "train"), ("losses.name=[nll]", "names"),
-    ("train.lr.x=1", "not a section"),
+    ("model.flw=nice", "flow"), ("trian.lr=1", "train"), ("model.flow.hiden_features=3", "num_blocks"),
+    ("train.lr.x=1", "not a section"), ("losses.l2.weight=1", "kp2d_mode"),
+    ("model.flow=nvp", "realnvp"),
 ])
 def test_unknown_keys_list_the_valid_ones(override, valid):
     with pytest.raises(KeyError, match=valid):
@@ -65,18 +110,22 @@ def test_unknown_keys_list_the_valid_ones(override, valid):
 
 
 def test_unknown_keys_in_files_and_dicts(tmp_path):
-    with pytest.raises(KeyError, match=r"model\.flw.*flow_blocks"):
+    with pytest.raises(KeyError, match=r"model\.flw.*flow"):
         Config.from_yaml("model:\n  flw: nice\n")
     with pytest.raises(KeyError, match="model, losses, data, train"):
         Config.from_dict({"optim": {}})
     with pytest.raises(FileNotFoundError):
         Config.load(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  lr: [1]\n")
+    with pytest.raises(TypeError, match=r"bad\.yaml.*train\.lr"):
+        Config.load(bad)
 
 
 @pytest.mark.parametrize("override,key", [
     ("train.batch_size=abc", "train.batch_size"), ("train.lr=[1]", "train.lr"),
     ("data.augment=1", "data.augment"), ("model.conditions=image", "model.conditions"),
-    ("losses.weights.mmd=high", "losses.weights.mmd"), ("train=3", "train"),
+    ("losses.mmd.weight=high", "losses.mmd.weight"), ("model.flow=[1]", "model.flow"),
 ])
 def test_wrong_types_name_the_key(override, key):
     with pytest.raises(TypeError, match=key.replace(".", r"\.")):
@@ -88,9 +137,11 @@ def test_override_syntax_error():
         Config.load(None, overrides=["model.flow"])
 
 
-def test_loss_weights_fall_back_to_defaults():
-    losses = LossConfig(weights={"nll": 2.0})
-    assert losses.weight("nll") == 2.0 and losses.weight("mask") == DEFAULT_WEIGHTS["mask"]
-    with pytest.raises(KeyError, match="losses.weights.custom"):
-        losses.weight("custom")
-
+@pytest.mark.parametrize("name", ["demo", "cpu", "paper"])
+def test_shipped_configs_load(name):
+    cfg = Config.load(CONFIGS / f"{name}.yaml")
+    assert cfg.model.flow.name == "realnvp" and list(cfg.model.conditions) == ["image", "pose2d", "bbox"]
+    assert set(cfg.losses) >= {"nll", "mmd", "mask"}
+    if name == "paper":      # appendix A
+        assert cfg.model.conditions["image"].backbone.name == "hrnet_w48"
+        assert (cfg.train.batch_size, cfg.train.lr, cfg.train.max_steps) == (64, 1e-4, 400_000)

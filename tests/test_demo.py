@@ -31,7 +31,10 @@ def test_quick_demo_writes_metrics_figures_and_checks(tmp_path, capsys):
     for key in ("emdb/mpjpe_mode", "emdb/mpjpe_min", "emdb/pa_mpjpe_min", "emdb/pve_min",
                 "kp2d_mode", "kp2d_samples"):
         assert math.isfinite(metrics[key]), key
-    assert metrics["emdb/mpjpe_min"] <= metrics["emdb/mpjpe_mode"]
+    # the reported checks are the metrics' comparisons (min <= mode holds by construction, so
+    # it is not asserted; the engine tests check both numbers against a loop)
+    assert report["checks"]["best_of_n_mpjpe_below_mode"] == (
+        metrics["emdb/mpjpe_min"] < metrics["emdb/mpjpe_mode"])
     assert set(report["checks"]) == {"best_of_n_mpjpe_below_mode",
                                      "best_of_n_pa_mpjpe_below_mode",
                                      "spread_invisible_above_visible"}

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from humr.engine.evaluation import EvaluationMetrics, format_table
+from humr.engine.evaluation import EvaluationMetrics, evaluation_outputs, format_table
 from humr.geometry import axis_angle_to_matrix, full_to_crop
 
 B, S, J, R = 2, 4, 24, 32
@@ -44,11 +44,17 @@ def _case(body, dtype=torch.float64):
              "coco_gt": coco_gt, "cond_kp": cond_kp, "mask": mask,
              "mask_valid": torch.tensor([True, True]), "posterior": posterior}
     with torch.no_grad():
-        kp = body(hyp, betas[:, None].expand(B, S, 10))["coco17"]
-    out = {"rotmat": hyp, "betas": betas[:, None].repeat(1, S, 1),
-           "keypoints3d": kp + torch.tensor([0.0, 0.0, 3.0], dtype=dtype),
+        pred = body(hyp, betas[:, None].expand(B, S, 10), return_vertices=True)
+        gt = body(rot, betas, return_vertices=True)
+        post = body(axis_angle_to_matrix(torch.nan_to_num(posterior).reshape(B, 5, J, 3)),
+                    betas[:, None].expand(B, 5, 10))
+    out = {"rotmat": hyp, "betas": betas[:, None].repeat(1, S, 1), "joints3d": pred["joints"],
+           "lsp14": pred["lsp14"], "vertices": pred["vertices"],
+           "keypoints3d": pred["coco17"] + torch.tensor([0.0, 0.0, 3.0], dtype=dtype),
            "keypoints2d": (torch.rand(B, S, 17, 2, generator=g, dtype=dtype) * 2.2 - 1.1)}
-    return batch, out, hyp
+    truth = {"joints": gt["joints"], "lsp14": gt["lsp14"], "vertices": gt["vertices"],
+             "posterior_joints": post["joints"], "posterior_valid": torch.isfinite(posterior).all(-1)}
+    return batch, out, truth, hyp
 
 
 def _pelvis_centred(x, hips):
@@ -56,9 +62,9 @@ def _pelvis_centred(x, hips):
 
 
 def test_accuracy_consistency_and_posterior_against_loops(body):
-    batch, out, hyp = _case(body)
+    batch, out, truth, hyp = _case(body)
     metrics = EvaluationMetrics()
-    metrics.update(batch, out, body)
+    metrics.update(batch, out, truth)
     res = metrics.compute()
     expected_keys = {f"{p}/{m}" for p in ("emdb", "3dpw") for m in
                      ("mpjpe_mode", "pa_mpjpe_mode", "pve_mode", "mpjpe_min", "pa_mpjpe_min",
@@ -100,13 +106,13 @@ def test_accuracy_consistency_and_posterior_against_loops(body):
 
 
 def test_float32_matches_float64_and_reset(body):
-    batch, out, _ = _case(body)
+    batch, out, truth, _ = _case(body)
     m64 = EvaluationMetrics()
-    m64.update(batch, out, body)
+    m64.update(batch, out, truth)
     r64 = m64.compute()
     cast = lambda d: {k: v.float() if v.is_floating_point() else v for k, v in d.items()}
     m32 = EvaluationMetrics()
-    m32.update(cast(batch), cast(out), body)
+    m32.update(cast(batch), cast(out), cast(truth))
     r32 = m32.compute()
     for key, value in r64.items():
         assert r32[key] == pytest.approx(value, rel=1e-3, abs=1e-3), key
@@ -116,7 +122,25 @@ def test_float32_matches_float64_and_reset(body):
 
 
 def test_rejects_a_single_hypothesis(body):
-    batch, out, _ = _case(body)
+    batch, out, truth, _ = _case(body)
     out = {k: v[:, :1] for k, v in out.items()}
     with pytest.raises(ValueError, match="S >= 2"):
-        EvaluationMetrics().update(batch, out, body)
+        EvaluationMetrics().update(batch, out, truth)
+
+
+def test_evaluation_outputs_come_from_the_model_not_the_metrics(body):
+    """evaluation_outputs asks the model for the body outputs: the hypotheses' joints and LSP
+    joints equal the body model's on out['rotmat'], the truth the body's on the GT pose."""
+    from humr.model import build_model
+
+    batch, _, truth, _ = _case(body, dtype=torch.float32)
+    batch = {**batch, "orig_shape": torch.tensor([[240.0, 320.0], [240.0, 320.0]])}
+    model = build_model(body=body, conditions=["bbox"], losses=["nll"], overrides=[
+        "model.flow.num_blocks=1", "model.flow.hidden_features=8", "model.head.hidden=8"]).eval()
+    out, got = evaluation_outputs(model, batch, num_samples=3)
+    ref = body(out["rotmat"], out["betas"], return_vertices=True)
+    for key, ref_key in (("joints3d", "joints"), ("lsp14", "lsp14"), ("vertices", "vertices")):
+        torch.testing.assert_close(out[key], ref[ref_key], atol=1e-5, rtol=0)
+    for key in ("joints", "lsp14", "vertices", "posterior_joints"):
+        torch.testing.assert_close(got[key], truth[key].float(), atol=1e-5, rtol=0, equal_nan=True)
+    assert got["posterior_valid"].tolist() == truth["posterior_valid"].tolist()

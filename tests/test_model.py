@@ -16,8 +16,9 @@ from humr.losses import DEFAULT_WEIGHTS
 from humr.model import HUMR, build_model
 
 CONDITIONS = ("image", "pose2d", "bbox", "diffpose")
-SMALL = {"backbone": "small_cnn", "flow_blocks": 2, "flow_hidden": 64, "head_hidden": 64,
-         "condition_kwargs": {"diffpose": {"num_samples": 8, "d_model": 16}}}
+SMALL = ["model.conditions.image.backbone=small_cnn", "model.flow.num_blocks=2",
+         "model.flow.hidden_features=64", "model.head.hidden=64"]
+DIFFPOSE = ["model.conditions.diffpose.num_samples=8", "model.conditions.diffpose.d_model=16"]
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +58,11 @@ def make_batch(B=2, R=64, N=12, seed=0, dtype=torch.float32):
     return {k: v.to(dtype) if v.is_floating_point() else v for k, v in batch.items()}
 
 
-def small_model(body, **kw):
-    args = {**SMALL, **kw}
-    return build_model(body=body, **args)
+def small_model(body, overrides=(), **kw):
+    conds = kw.get("conditions", ["image", "pose2d", "bbox"])
+    extra = [o for o in SMALL if "image" in conds or "image" not in o]
+    extra += DIFFPOSE if "diffpose" in conds else []
+    return build_model(body=body, overrides=[*extra, *overrides], **kw)
 
 
 SUBSETS = [list(s) for r in range(1, 5) for s in itertools.combinations(CONDITIONS, r)]
@@ -78,17 +81,22 @@ def test_output_shapes_every_flow_and_condition_subset(body, flow):
         assert model.context_dim == sum(dims[c] for c in conds)
         assert list(model.conditions) == conds
         out = model(batch, num_samples=S)
+        assert out.pop("context").shape == (B, model.context_dim)
         assert {k: tuple(v.shape) for k, v in out.items()} == expected, conds
         assert all(torch.isfinite(v).all() for v in out.values()), conds
 
 
-def test_vertices_and_gt_log_prob_only_when_asked(body):
+def test_body_outputs_only_when_asked(body):
     model = small_model(body).eval()
     batch = make_batch()
     out = model(batch, num_samples=2)
-    assert "vertices" not in out and "log_prob_gt" not in out
-    out = model(batch, num_samples=2, return_vertices=True, log_prob_gt=True)
-    assert out["vertices"].shape == (2, 2, 6890, 3) and out["log_prob_gt"].shape == (2,)
+    assert not {"vertices", "lsp14", "h36m17", "log_prob_gt"} & set(out)
+    out = model(batch, num_samples=2, outputs=("vertices", "lsp14", "h36m17"))
+    assert out["vertices"].shape == (2, 2, 6890, 3) and out["lsp14"].shape == (2, 2, 14, 3)
+    h36m = body(out["rotmat"], out["betas"], joints_only=False)["h36m17"]
+    torch.testing.assert_close(out["h36m17"], h36m, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="lsp14"):
+        model(batch, num_samples=2, outputs=("mesh",))
     # joints of the mesh pass equal the joints-only pass
     full = body(out["rotmat"], out["betas"], joints_only=False)
     torch.testing.assert_close(out["joints3d"], full["joints"], atol=1e-5, rtol=0)
@@ -127,14 +135,56 @@ def test_log_prob_of_rotation_matrices(body):
         model.log_prob(batch, torch.zeros(2, 5, 7))
 
 
+def test_log_prob_of_matrices_differs_from_the_sample_density(body):
+    """A sample is an unconstrained 6D point; its rotation matrix maps back to another 6D point
+    (orthonormalised columns), so log_prob(rotmat) is not the sample's log_prob (README)."""
+    model = small_model(body, conditions=["bbox"]).eval()
+    batch = make_batch()
+    with torch.no_grad():
+        for p in model.flow.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+        out = model(batch, num_samples=4)
+        from_6d = model.log_prob(batch, out["pose_6d"])
+        from_rot = model.log_prob(batch, out["rotmat"])
+    torch.testing.assert_close(from_6d, out["log_prob"], atol=1e-4, rtol=1e-4)
+    assert (from_rot[:, 1:] - out["log_prob"][:, 1:]).abs().min() > 1e-2
+
+
 def test_gt_log_prob_equals_log_prob_of_scipy_rotations(body):
     model = small_model(body).eval()
     batch = make_batch()
     with torch.no_grad():
-        out = model(batch, num_samples=2, log_prob_gt=True)
+        out = model(batch, num_samples=2)
+        gt = model.objective.eval().gt_log_prob(model, batch, out)     # eval: no GT noise
         rot = Rotation.from_rotvec(batch["pose"].reshape(-1, 3).double().numpy()).as_matrix()
         rot = torch.from_numpy(rot).float().view(2, 24, 3, 3)
-        torch.testing.assert_close(out["log_prob_gt"], model.log_prob(batch, rot), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(gt, model.log_prob(batch, rot), atol=1e-4, rtol=1e-4)
+
+
+def test_loss_needs_no_flags_and_adds_gt_noise_in_training(body):
+    """model.loss computes the GT density itself; in training mode the GT 6D pose gets
+    N(0, 0.005^2) noise (official), so nll differs from the noiseless value by a known amount."""
+    model = small_model(body, conditions=["bbox"], losses=["nll"])
+    batch = make_batch()
+    model.eval()
+    out = model(batch, num_samples=2)
+    with torch.no_grad():
+        clean, _ = model.loss(batch, out)
+        rot = torch.from_numpy(Rotation.from_rotvec(batch["pose"].reshape(-1, 3).numpy()).as_matrix())
+        x = rot.float().view(2, 24, 3, 3)[..., :2].flatten(-3)     # 6D: first two columns
+        expected = -model.log_prob(batch, x).mean() / 144 * 0.1
+        torch.testing.assert_close(clean, expected, atol=1e-5, rtol=1e-5)
+        model.train()
+        torch.manual_seed(4)
+        noisy, _ = model.loss(batch, out)
+        torch.manual_seed(4)
+        noise = 0.005 * torch.randn(2, 144)
+        torch.testing.assert_close(noisy, -model.log_prob(batch, x + noise).mean() / 144 * 0.1,
+                                   atol=1e-5, rtol=1e-5)
+        assert (noisy - clean).abs() > 0
+        off = build_model(body=body, conditions=["bbox"], losses=["nll"], overrides=[
+            *SMALL[1:], "losses.nll.gt_noise_std=0"])
+        assert off.objective.gt_noise_std == 0.0
 
 
 def test_mode_is_hypothesis_zero_and_deterministic(body):
@@ -146,6 +196,7 @@ def test_mode_is_hypothesis_zero_and_deterministic(body):
     b = model(batch, num_samples=6)
     c = model(batch, num_samples=1)
     d = model(batch, num_samples=3, z=torch.zeros(2, 3, 144))
+    torch.testing.assert_close(a.pop("context"), d.pop("context"), rtol=0, atol=0)
     for key in a:
         torch.testing.assert_close(a[key][:, 0], b[key][:, 0], rtol=0, atol=0)
         torch.testing.assert_close(a[key][:, 0], c[key][:, 0], rtol=0, atol=0)
@@ -212,7 +263,7 @@ def test_camera_and_projection_match_hand_computation(body, with_focal):
 
 
 def test_head_initial_camera_and_betas(body):
-    model = small_model(body, init_cam_scale=0.7).eval()
+    model = small_model(body, overrides=["model.head.init_scale=0.7"]).eval()
     out = model(make_batch(), num_samples=2)
     torch.testing.assert_close(out["cam"], torch.tensor([0.7, 0.0, 0.0]).expand(2, 2, 3))
     assert out["betas"].abs().max() == 0
@@ -221,12 +272,12 @@ def test_head_initial_camera_and_betas(body):
 def test_loss_is_weighted_sum_and_backpropagates(body):
     names = ["nll", "mmd", "mask", "kp2d_mode", "kp2d_vis", "betas", "orth", "cam"]
     model = small_model(body, conditions=["image", "pose2d", "bbox"], losses=names,
-                        loss_weights={"mmd": 0.3})
+                        overrides=["losses.mmd.weight=0.3"])
     with torch.no_grad():        # zero-initialised output layers pass no gradient to the context
         for p in [*model.flow.parameters(), *model.head.parameters()]:
             p.add_(0.01 * torch.randn_like(p))
     batch = make_batch()
-    out = model(batch, num_samples=6, log_prob_gt=True)
+    out = model(batch, num_samples=6)
     total, parts = model.loss(batch, out)
     assert set(parts) == set(names)
     assert torch.isfinite(total) and all(torch.isfinite(v) for v in parts.values())
@@ -244,12 +295,12 @@ def test_float64_model(body_dir):
     m32 = small_model(own_body, conditions=["image", "pose2d", "bbox", "diffpose"]).eval()
     batch = make_batch()
     z = torch.randn(2, 3, 144)
-    ref = m32(batch, num_samples=3, z=z, log_prob_gt=True)
+    ref = m32(batch, num_samples=3, z=z)
     m64 = m32.to(torch.float64)
-    out = m64(batch, num_samples=3, z=z.double(), log_prob_gt=True, return_vertices=True)
+    out = m64(batch, num_samples=3, z=z.double(), outputs=("vertices",))
     assert all(v.dtype == torch.float64 for v in out.values())
     assert own_body.v_template.dtype == torch.float64
-    for key in ("pose_6d", "log_prob", "keypoints2d", "log_prob_gt"):
+    for key in ("pose_6d", "log_prob", "keypoints2d"):
         torch.testing.assert_close(out[key].float(), ref[key], atol=1e-3, rtol=1e-4)
     total, _ = m64.loss(make_batch(), out)
     assert total.dtype == torch.float64
@@ -261,12 +312,12 @@ def test_unknown_names_list_the_choices(body):
     with pytest.raises(KeyError, match="pose2d"):
         small_model(body, conditions=["image", "keypoints"])
     with pytest.raises(KeyError, match="small_cnn"):
-        small_model(body, backbone="resnet")
+        small_model(body, overrides=["model.conditions.image.backbone=resnet"])
     with pytest.raises(KeyError, match="kp2d_mode"):
         small_model(body, losses=["nll", "l2"])
     with pytest.raises(KeyError, match="conditions"):
         build_model(body=body, condtions=["image"])
-    with pytest.raises(ValueError, match="distinct"):
+    with pytest.raises(ValueError, match="repeats"):
         small_model(body, conditions=["bbox", "bbox"])
 
 
@@ -278,20 +329,25 @@ def test_bad_batches_name_the_key(body):
     with pytest.raises(ValueError, match="center"):
         model({**batch, "center": torch.zeros(2, 3)}, num_samples=2)
     with pytest.raises(KeyError, match="pose"):
-        model({k: v for k, v in batch.items() if k != "pose"}, num_samples=2, log_prob_gt=True)
+        model.loss({k: v for k, v in batch.items() if k != "pose"}, model(batch, num_samples=2))
     with pytest.raises(ValueError, match="num_samples"):
         model(batch, num_samples=0)
 
 
 def test_build_from_yaml_with_overrides(body, tmp_path):
-    cfg = humr.config.Config.load(None, overrides=["model.flow=nice", "model.flow_blocks=2",
-                                                    "model.flow_hidden=32", "model.head_hidden=32",
-                                                    "model.backbone=small_cnn"])
+    cfg = humr.config.Config.load(None, overrides=["model.flow=nice", "model.flow.num_blocks=2",
+                                                    "model.flow.hidden_features=32",
+                                                    "model.head.hidden=32",
+                                                    "model.conditions.image.backbone=small_cnn"])
     path = cfg.save(tmp_path / "c.yaml")
     model = humr.build_model(path, body=body, flow="glow", conditions=["bbox"], losses=["nll"])
     assert isinstance(model, HUMR)
     assert type(model.flow).__name__ == "GlowFlow" and list(model.conditions) == ["bbox"]
-    assert model.config.model.flow_hidden == 32 and list(model.losses) == ["nll"]
+    # switching nice -> glow keeps the changed width
+    widths = {m.out_features for m in model.flow.modules() if isinstance(m, torch.nn.Linear)}
+    assert 32 in widths and 64 not in widths and 1024 not in widths
+    assert list(model.objective.losses) == ["nll"]
+    assert "objective" not in dict(model.named_children())       # the model owns no losses
     assert humr.build_model is build_model
 
 
@@ -299,7 +355,7 @@ def test_autocast_keeps_the_body_and_cameras_in_model_dtype(body):
     model = small_model(body, conditions=["image", "pose2d", "bbox"], losses=["nll", "kp2d_mode"])
     batch = make_batch()
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = model(batch, num_samples=3, log_prob_gt=True)
+        out = model(batch, num_samples=3)
         total, _ = model.loss(batch, out)
     assert all(v.dtype == torch.float32 for v in out.values())
     assert torch.isfinite(total)

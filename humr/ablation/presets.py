@@ -11,7 +11,7 @@ A row file::
     paper: {3dpw/mpjpe_min: 48.1, ...} # the paper's numbers of the row (metric key -> value)
     config:                            # a partial humr.config.Config: what the row changes
       model: {flow: realnvp, conditions: [image, bbox, pose2d]}
-      losses: {names: [nll, kp2d_mode, betas, orth]}
+      losses: [nll, kp2d_mode, betas, orth]         # or {nll: {}, kp2d_all: {weight: 1.0e-3}}
 
 A size file::
 
@@ -19,13 +19,14 @@ A size file::
     data: {n_train: 1024, n_test: 128, seed: 0}   # synthetic benchmark to generate if missing
     config: {model: {...}, train: {...}}          # a partial Config: network and schedule sizes
 
-The configuration of a run is the defaults, updated by the size, then by the row, then by the
-run's seed and data folder (:func:`run_config`). Every key is checked by
-:meth:`humr.config.Config.from_dict`, so a typo in a preset names the file and the key.
+The configuration of a run is the defaults, merged with the size, then the row, then the run's
+seed and data folder (:func:`run_config`; config merges with the rules of :mod:`humr.config`:
+a flow switched by the row keeps the size's block count and width, a list of conditioners
+keeps the size's image backbone). Every key is checked by the structured config, so a typo in
+a preset names the file and the key.
 """
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,11 +34,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from omegaconf import OmegaConf
 
-from humr.config import Config
+from humr.config import Config, merge
 from humr.resources import benchmarks_dir
 
-__all__ = ["Row", "Size", "deep_merge", "load_row", "load_size", "load_table", "presets_dir",
+__all__ = ["Row", "Size", "load_row", "load_size", "load_table", "presets_dir",
            "run_config", "table_names"]
 
 
@@ -69,22 +71,6 @@ def presets_dir(override: str | Path | None = None) -> Path:
     if not path.is_dir():
         raise FileNotFoundError(f"ablation presets folder {path} does not exist")
     return path
-
-
-def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` updated by ``update``: nested mappings merge key by key, other values replace.
-
-    Example:
-        >>> deep_merge({"model": {"flow": "nice", "flow_blocks": 4}}, {"model": {"flow": "realnvp"}})
-        {'model': {'flow': 'realnvp', 'flow_blocks': 4}}
-    """
-    out = copy.deepcopy(dict(base))
-    for key, value in update.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def _read(path: Path, required: tuple[str, ...], optional: tuple[str, ...]) -> dict[str, Any]:
@@ -155,6 +141,7 @@ def run_config(size: Size, row: Row, data_root: str | Path, seed: int,
                overrides: list[str] | None = None) -> Config:
     """The configuration of one run: defaults <- size <- row <- (seed, data folder) <-
     ``overrides`` (dotted ``key=value``, as ``humr train`` takes them)."""
-    merged = deep_merge(size.config, row.config)
-    merged = deep_merge(merged, {"data": {"root": str(data_root)}, "train": {"seed": int(seed)}})
-    return Config.from_dict(merged).override(overrides or [])
+    node = OmegaConf.structured(Config)
+    for part in (size.config, row.config, {"data": {"root": str(data_root)}, "train": {"seed": int(seed)}}):
+        merge(node, part)
+    return OmegaConf.to_object(node).override(overrides or [])

@@ -1,7 +1,11 @@
 """Evaluation of hypothesis sets: maps a batch and the model's output to the paper's metrics.
 
 :class:`EvaluationMetrics` holds the torchmetrics Metrics of section 5.1 (Tables 1 and 2, plus
-the synthetic benchmark's posterior distance) and feeds them from ``(batch, out)``:
+the synthetic benchmark's posterior distance) in a ``MetricCollection`` and feeds them from
+``(batch, out, truth)``: ``out`` is the model's output with the body outputs of
+:data:`EVAL_OUTPUTS`, ``truth`` the same geometry of the ground truth
+(:func:`evaluation_outputs` computes both through the model, so the metrics never call the body
+model):
 
 * ``HypothesisAccuracy`` with protocol ``emdb`` (24 SMPL joints) and, when the body model has
   an H36M regressor (``lsp14`` output), protocol ``3dpw`` (14 LSP joints); PVE from the meshes.
@@ -9,7 +13,7 @@ the synthetic benchmark's posterior distance) and feeds them from ``(batch, out)
 * ``Spread3D``: root-relative COCO 3D joints (root = mean of the hips 11, 12).
 * ``MaskPlausibility``: invisible = confidence < 0.5 or ground truth outside the crop.
 * ``PosteriorDistance``: when the batch carries ``posterior`` poses (synthetic benchmark), the
-  SMPL joints of those poses (ground-truth shape, joints-only body path) vs. the hypotheses.
+  SMPL joints of those poses (ground-truth shape) vs. the hypotheses.
 
 Metric states are sums, so ``compute`` is exact under DDP (torchmetrics synchronises them).
 """
@@ -20,6 +24,7 @@ from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
+from torchmetrics import MetricCollection
 
 from humr.geometry import axis_angle_to_matrix, full_to_crop
 from humr.metrics import (
@@ -31,7 +36,8 @@ from humr.metrics import (
 )
 from humr.metrics.protocols import get_protocol
 
-__all__ = ["TABLES", "EvaluationMetrics", "format_table", "invisible_joints"]
+__all__ = ["EVAL_OUTPUTS", "TABLES", "EvaluationMetrics", "evaluation_outputs", "format_table",
+           "invisible_joints"]
 
 VISIBLE_CONF = 0.5          # detector confidence above which a joint is visible (section 4.5)
 COCO_HIPS = (11, 12)
@@ -69,70 +75,92 @@ def _root_relative(joints: Tensor, hips: tuple[int, int]) -> Tensor:
     return joints - joints[..., list(hips), :].mean(dim=-2, keepdim=True)
 
 
+#: Body outputs the evaluation asks the model for (``HUMR.forward(outputs=...)``).
+EVAL_OUTPUTS = ("lsp14", "vertices")
+
+
+@torch.no_grad()
+def evaluation_outputs(model: nn.Module, batch: Mapping[str, Tensor], num_samples: int,
+                       z: Tensor | None = None, with_vertices: bool = True
+                       ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """The model's hypotheses and the ground-truth geometry :class:`EvaluationMetrics` needs.
+
+    Args:
+        model: a :class:`humr.model.HUMR`.
+        batch: the sample schema (``pose``, ``betas`` and, on the synthetic benchmark,
+            ``posterior`` (B, P, J*3) axis-angle, NaN rows = padding).
+        num_samples: S >= 2 hypotheses per image (hypothesis 0 = mode).
+        z: optional latents (B, S, D).
+        with_vertices: also the meshes (PVE).
+    Returns:
+        ``out`` (model output with ``lsp14`` / ``vertices`` when available) and ``truth``
+        (``joints``, ``lsp14``, ``vertices`` of the ground truth; ``posterior_joints``
+        (B, P, J, 3) and ``posterior_valid`` (B, P) with a posterior).
+    """
+    outputs = EVAL_OUTPUTS if with_vertices else ("lsp14",)
+    out = model(batch, num_samples=num_samples, z=z, outputs=outputs)
+    truth = model.ground_truth(batch, outputs)
+    if "posterior" in batch:
+        post = batch["posterior"]                                  # (B, P, J*3)
+        B, P = post.shape[:2]
+        J = model.num_joints
+        valid = torch.isfinite(post).all(dim=-1)                   # padded rows are NaN
+        rot = axis_angle_to_matrix(torch.nan_to_num(post).reshape(B, P, -1, 3)[:, :, :J])
+        betas = batch["betas"][:, None].expand(B, P, -1)
+        truth["posterior_joints"] = model.body_geometry(rot, betas)["joints"]
+        truth["posterior_valid"] = valid
+    return out, truth
+
+
 class EvaluationMetrics(nn.Module):
     """The paper's evaluation metrics fed from model outputs.
 
     Args:
-        with_vertices: compute PVE (skins the full mesh of every hypothesis).
+        with_vertices: compute PVE (needs ``vertices`` in ``out`` and ``truth``).
 
-    ``update(batch, out, body)`` takes a batch (docs/conventions.md), the output of
-    ``model(batch, num_samples=S)`` (S >= 2, hypothesis 0 = mode) and the body model
-    (``model.body``: ``body(rotmat (N, J, 3, 3), betas (N, nb), return_vertices=...,
-    joints_only=...)`` -> dict with ``joints`` (N, J, 3), ``lsp14`` when a regressor exists
-    and ``vertices``); ``compute()`` returns a flat
-    dict of floats (keys as in :data:`TABLES`; ``3dpw/*`` only with an H36M regressor,
-    posterior keys only when batches carried ``posterior``).
+    ``update(batch, out, truth)`` takes a batch (docs/conventions.md), the model output for S
+    >= 2 hypotheses (hypothesis 0 = mode) and the ground-truth geometry, as
+    :func:`evaluation_outputs` returns them; ``compute()`` returns a flat dict of floats (keys
+    as in :data:`TABLES`; ``3dpw/*`` only with an H36M regressor, posterior keys only when
+    batches carried ``posterior``; metrics never updated are left out).
 
     Example (see tests/test_engine_evaluation.py)::
 
         metrics = EvaluationMetrics()
-        metrics.update(batch, model(batch, num_samples=100), model.body)
+        metrics.update(batch, *evaluation_outputs(model, batch, num_samples=100))
         print(format_table(metrics.compute()))
     """
 
     def __init__(self, with_vertices: bool = True) -> None:
         super().__init__()
         self.with_vertices = with_vertices
-        self.metrics = nn.ModuleDict({
+        self.metrics = MetricCollection({
             "emdb": HypothesisAccuracy("emdb"),
             "3dpw": HypothesisAccuracy("3dpw"),
             "consistency": Consistency2D(VISIBLE_CONF),
             "spread": Spread3D(VISIBLE_CONF),
             "mask": MaskPlausibility(),
             "posterior": PosteriorDistance(),
-        })
-        self._seen: set = set()
-
-    @staticmethod
-    def _run_body(body: nn.Module, rotmat: Tensor, betas: Tensor, **kw) -> dict[str, Tensor]:
-        """The body model with autocast off, in float32 for half-precision inputs (else in the
-        inputs' dtype)."""
-        dtype = torch.float32 if rotmat.dtype in (torch.float16, torch.bfloat16) else rotmat.dtype
-        with torch.autocast(device_type=rotmat.device.type, enabled=False):
-            return body(rotmat.to(dtype), betas.to(dtype), **kw)
+        }, compute_groups=False)
 
     @torch.no_grad()
     def update(self, batch: Mapping[str, Tensor], out: Mapping[str, Tensor],
-               body: nn.Module) -> None:
-        rotmat, betas = out["rotmat"], out["betas"]
-        B, S = rotmat.shape[:2]
+               truth: Mapping[str, Tensor]) -> None:
+        B, S = out["rotmat"].shape[:2]
         if S < 2:
             raise ValueError(f"out['rotmat'] has S = {S} hypotheses; evaluation needs S >= 2")
-        dtype = rotmat.dtype
-        J = rotmat.shape[2]
-        gt_rot = axis_angle_to_matrix(batch["pose"].reshape(B, -1, 3)[:, :J])
-        gt = self._run_body(body, gt_rot, batch["betas"], return_vertices=self.with_vertices)
-        pred = self._run_body(body, rotmat.flatten(0, 1), betas.flatten(0, 1),
-                              return_vertices=self.with_vertices)
-        unflat = lambda x: x.reshape(B, S, *x.shape[1:]).to(dtype)
-        vkey = "vertices_smpl" if "vertices_smpl" in pred else "vertices"   # SMPL-X -> SMPL mesh
-        for name, key in (("emdb", "joints"), ("3dpw", "lsp14")):
+        dtype = out["rotmat"].dtype
+        vkey = "vertices_smpl" if "vertices_smpl" in out else "vertices"   # SMPL-X -> SMPL mesh
+        pred_keys = {"emdb": "joints3d", "3dpw": "lsp14"}
+        gt_keys = {"emdb": "joints", "3dpw": "lsp14"}
+        for name in ("emdb", "3dpw"):
             k = get_protocol(name).num_joints
-            if pred.get(key) is None or pred[key].shape[-2] < k:   # no regressor / SMPL-X body
+            pred, gt = out.get(pred_keys[name]), truth.get(gt_keys[name])
+            if pred is None or gt is None or pred.shape[-2] < k:   # no regressor / SMPL-X body
                 continue
-            verts = (unflat(pred[vkey]), gt[vkey].to(dtype)) if self.with_vertices else (None, None)
-            self.metrics[name].update(unflat(pred[key][:, :k]), gt[key][:, :k].to(dtype), *verts)
-            self._seen.add(name)
+            verts = ((out[vkey].to(dtype), truth[vkey].to(dtype)) if self.with_vertices
+                     else (None, None))
+            self.metrics[name].update(pred[..., :k, :].to(dtype), gt[:, :k].to(dtype), *verts)
 
         conf = batch["cond_kp"][..., 2] * batch["coco_gt"][..., 2]   # invalid GT -> not visible
         gt_kp = _crop_points(batch["coco_gt"][..., :2], batch)
@@ -141,44 +169,34 @@ class EvaluationMetrics(nn.Module):
                                       batch["cond_kp"][..., 2].to(dtype))
         self.metrics["mask"].update(out["keypoints2d"], batch["mask"], invisible_joints(batch),
                                     batch["mask_valid"].reshape(B).bool())
-        self._seen.update(("consistency", "spread", "mask"))
-        if "posterior" in batch:
-            self._update_posterior(batch, unflat(pred["joints"]), body)
+        if "posterior_joints" in truth:
+            self._update_posterior(out["joints3d"], truth["posterior_joints"],
+                                   truth["posterior_valid"])
 
-    def _update_posterior(self, batch: Mapping[str, Tensor], pred_joints: Tensor,
-                          body: nn.Module) -> None:
-        post = batch["posterior"]                                  # (B, P, J*3)
-        B, P = post.shape[:2]
+    def _update_posterior(self, pred_joints: Tensor, post_joints: Tensor, valid: Tensor) -> None:
         J = pred_joints.shape[2]
-        valid = torch.isfinite(post).all(dim=-1)                   # padded rows are NaN
-        rot = axis_angle_to_matrix(torch.nan_to_num(post).reshape(B * P, -1, 3)[:, :J])
-        betas = batch["betas"][:, None].expand(B, P, -1).reshape(B * P, -1)
-        joints = self._run_body(body, rot, betas, joints_only=True)["joints"].reshape(B, P, -1, 3)
         hips = get_protocol("emdb").hip_indices
-        post_joints = _root_relative(joints[:, :, :J].to(pred_joints.dtype), hips)
+        post_joints = _root_relative(post_joints[:, :, :J].to(pred_joints.dtype), hips)
         # A joint is occluded when the true posterior moves it (> 1 mm spread); visible joints
         # are pinned down by the image, so their posterior samples coincide.
         spread = (post_joints - post_joints.mean(1, keepdim=True)).norm(dim=-1)
         spread = torch.where(valid[..., None], spread, torch.zeros_like(spread)).amax(dim=1)
         self.metrics["posterior"].update(_root_relative(pred_joints, hips), post_joints,
                                          spread > 1e-3, valid)
-        self._seen.add("posterior")
 
     def compute(self) -> dict[str, float]:
         """Flat dict of results; accuracy keys are prefixed with their protocol."""
         result: dict[str, float] = {}
-        for name in self.metrics:
-            if name not in self._seen:
+        for name, metric in self.metrics.items(keep_base=True):
+            if not metric.update_count:
                 continue
             prefix = f"{name}/" if name in ("emdb", "3dpw") else ""
-            for key, value in self.metrics[name].compute().items():
+            for key, value in metric.compute().items():
                 result[prefix + key] = float(value)
         return result
 
     def reset(self) -> None:
-        for metric in self.metrics.values():
-            metric.reset()
-        self._seen.clear()
+        self.metrics.reset()
 
 
 def format_table(results: Mapping[str, float], title: str | None = None) -> str:

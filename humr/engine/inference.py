@@ -62,8 +62,9 @@ def evaluate_checkpoint(module: HumrModule | PathLike, data_root: PathLike,
         Flat dict of metric values (keys of :data:`humr.engine.evaluation.TABLES`).
     """
     if not isinstance(module, HumrModule):
-        module = HumrModule.from_checkpoint(str(module))
-    module.config.train.num_samples_eval = int(num_samples)
+        module = HumrModule.from_checkpoint(str(module), num_samples_eval=num_samples)
+    elif module.num_samples_eval != num_samples:     # same model, another hypothesis count
+        module = HumrModule(module.config, num_samples_eval=num_samples, model=module.model)
     cfg = module.config.train
     data = HumrDataModule(str(data_root), batch_size=cfg.batch_size,
                           eval_batch_size=batch_size or cfg.eval_batch_size,
@@ -110,8 +111,9 @@ def sample_hypotheses(module: HumrModule, batch: dict, num_samples: int, seed: i
     batch = {k: v.to(module.device) if torch.is_tensor(v) else v for k, v in batch.items()}
     z = example_latents(batch["index"], num_samples, module.model.pose_dim, seed,
                         module.model.dtype, module.device)
-    out = module.model(batch, num_samples=num_samples, return_vertices=return_vertices, z=z)
-    result = {k: v.detach().cpu().numpy() for k, v in out.items() if torch.is_tensor(v)}
+    out = module.model(batch, num_samples=num_samples, z=z,
+                       outputs=("vertices",) if return_vertices else ())
+    result = {k: v.detach().cpu().numpy() for k, v in out.items() if k != "context"}
     B, S = out["rotmat"].shape[:2]
     result["pose"] = matrix_to_axis_angle(out["rotmat"]).reshape(B, S, -1).cpu().numpy()
     return result

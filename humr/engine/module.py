@@ -1,8 +1,8 @@
 """LightningModule training and evaluating a HUMR model (paper appendix A).
 
-Adam (learning rate 1e-4, weight decay 1e-4 by default), the configured loss weights, S = 26
-hypotheses per training image (the mode + 25 random samples for the MMD / mask losses) and
-S = 100 in evaluation. Every loss part is logged as ``train/<name>``; validation and test feed
+Adam (learning rate 1e-4, weight decay 1e-4 by default), the configured objective
+(:class:`humr.objective.Objective`), S = 26 hypotheses per training image (the mode + 25 random
+samples for the MMD / mask losses) and S = 100 in evaluation. Every loss part is logged as ``train/<name>``; validation and test feed
 :class:`humr.engine.evaluation.EvaluationMetrics` and log ``val/<metric>`` / ``test/<metric>``.
 
 Repeatability: the global torch RNG is re-seeded before every training step from
@@ -20,7 +20,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from humr.engine.evaluation import EvaluationMetrics
+from humr.engine.evaluation import EvaluationMetrics, evaluation_outputs
 
 __all__ = ["HumrModule", "example_latents", "step_seed"]
 
@@ -52,48 +52,51 @@ def example_latents(indices: Tensor, num_samples: int, dim: int, seed: int = 0,
 
 
 class HumrModule(L.LightningModule):
-    """Lightning wrapper of :class:`humr.model.HUMR`.
+    """Lightning wrapper of :class:`humr.model.HUMR` and its :class:`humr.objective.Objective`.
 
     Args:
         config: a :class:`humr.config.Config`, its dict form or a YAML path (stored in the
             checkpoint's hyper-parameters, so :meth:`load_from_checkpoint` rebuilds the model).
+        num_samples_eval: hypotheses per image in validation / test (default
+            ``config.train.num_samples_eval``).
+        model: an already built model to wrap (shared, e.g. to evaluate it with another
+            ``num_samples_eval``); default: built from ``config``.
 
-    Optimiser, hypothesis counts, backbone freezing and seed come from ``config.train``:
-    ``lr``, ``weight_decay``, ``num_samples_train``, ``num_samples_eval``,
-    ``freeze_backbone``, ``seed``.
+    Optimiser, training hypotheses and seed come from ``config.train`` (``lr``,
+    ``weight_decay``, ``num_samples_train``, ``seed``). Conditioners that expose
+    ``frozen_modules()`` keep those modules without gradients and in eval mode.
     """
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: Any, num_samples_eval: int | None = None,
+                 model: torch.nn.Module | None = None) -> None:
         super().__init__()
         from humr.config import Config
         from humr.model import build_model
+        from humr.objective import Objective
 
         cfg = Config.load(config) if not isinstance(config, Config) else config
         self.config = cfg
         self.save_hyperparameters({"config": cfg.to_dict()})
-        self.model = build_model(cfg)
+        self.num_samples_train = _positive("train.num_samples_train", cfg.train.num_samples_train)
+        self.num_samples_eval = _positive("num_samples_eval", num_samples_eval
+                                          if num_samples_eval is not None else cfg.train.num_samples_eval)
+        self.model = model if model is not None else build_model(cfg)
+        self.objective = Objective.from_config(cfg.losses)
         self.val_metrics = EvaluationMetrics()
         self.test_metrics = EvaluationMetrics()
-        if cfg.train.freeze_backbone:
-            self._freeze_backbone()
-
-    # ------------------------------------------------------------------ setup
-    def _backbones(self):
-        return [m for name, m in self.model.named_modules() if name.split(".")[-1] == "backbone"]
-
-    def _freeze_backbone(self) -> None:
-        backbones = self._backbones()
-        if not backbones:
-            raise ValueError("train.freeze_backbone is set but the model has no image backbone")
-        for module in backbones:
+        for module in self._frozen():
             module.requires_grad_(False)
 
+    # ------------------------------------------------------------------ setup
+    def _frozen(self) -> list[torch.nn.Module]:
+        return [m for cond in self.model.conditions.values()
+                for m in getattr(cond, "frozen_modules", list)()]
+
     def train(self, mode: bool = True) -> HumrModule:
-        """Like ``nn.Module.train``; a frozen backbone stays in eval mode (batch norm statistics)."""
+        """Like ``nn.Module.train``; frozen modules stay in eval mode (batch norm statistics)."""
         super().train(mode)
-        if self.config.train.freeze_backbone:
-            for module in self._backbones():
-                module.eval()
+        for module in self._frozen():
+            module.eval()
         return self
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -109,31 +112,33 @@ class HumrModule(L.LightningModule):
         return self.model(batch, num_samples=num_samples, **kw)
 
     def training_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> Tensor:
-        out = self.model(batch, num_samples=self.config.train.num_samples_train,
-                         log_prob_gt=True)
-        total, parts = self.model.loss(batch, out)
-        if not torch.isfinite(total):
-            raise FloatingPointError(f"non-finite training loss at step {self.global_step}: "
-                                     + ", ".join(f"{k}={float(v):.4g}" for k, v in parts.items()))
-        bs = batch["img"].shape[0]
+        out = self.model(batch, num_samples=self.num_samples_train)
+        total, parts = self.objective(self.model, batch, out)
+        # The finiteness check reads the loss on the host: only on steps Lightning logs (and
+        # so synchronises) anyway.
+        trainer = self._trainer
+        if trainer is None or self.global_step % max(1, trainer.log_every_n_steps) == 0:
+            if not torch.isfinite(total):
+                raise FloatingPointError(f"non-finite training loss at step {self.global_step}: "
+                                         + ", ".join(f"{k}={float(v):.4g}" for k, v in parts.items()))
+        bs = batch["center"].shape[0]
         self.log("train/loss", total, prog_bar=True, batch_size=bs)
         self.log_dict({f"train/{k}": v.detach() for k, v in parts.items()}, batch_size=bs)
         return total
 
     # ------------------------------------------------------------- evaluation
-    def _evaluate(self, metrics: EvaluationMetrics, batch: Mapping[str, Tensor],
-                  batch_idx: int) -> None:
-        S = self.config.train.num_samples_eval
+    def _evaluate(self, metrics: EvaluationMetrics, batch: Mapping[str, Tensor]) -> None:
+        S = self.num_samples_eval
         z = example_latents(batch["index"], S, self.model.pose_dim, self.config.train.seed,
                             self.model.dtype, self.device)
-        out = self.model(batch, num_samples=S, z=z)
-        metrics.update(batch, out, self.model.body)
+        metrics.update(batch, *evaluation_outputs(self.model, batch, S, z=z,
+                                                  with_vertices=metrics.with_vertices))
 
     def validation_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
-        self._evaluate(self.val_metrics, batch, batch_idx)
+        self._evaluate(self.val_metrics, batch)
 
     def test_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
-        self._evaluate(self.test_metrics, batch, batch_idx)
+        self._evaluate(self.test_metrics, batch)
 
     def _log_results(self, metrics: EvaluationMetrics, stage: str) -> None:
         results = metrics.compute()      # synchronised over processes by torchmetrics
@@ -147,6 +152,13 @@ class HumrModule(L.LightningModule):
         self._log_results(self.test_metrics, "test")
 
     @classmethod
-    def from_checkpoint(cls, path: str, map_location: str | None = "cpu") -> HumrModule:
-        """Rebuild a module (model weights, config) from a checkpoint written by ``humr train``."""
-        return cls.load_from_checkpoint(path, map_location=map_location, weights_only=False)
+    def from_checkpoint(cls, path: str, map_location: str | None = "cpu", **kwargs: Any) -> HumrModule:
+        """Rebuild a module (model weights, config) from a checkpoint written by ``humr train``;
+        ``kwargs`` (e.g. ``num_samples_eval``) go to the constructor."""
+        return cls.load_from_checkpoint(path, map_location=map_location, weights_only=False, **kwargs)
+
+
+def _positive(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value

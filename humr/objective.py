@@ -1,0 +1,113 @@
+"""The training objective: the enabled losses and their weights (appendix A), outside the model.
+
+:class:`Objective` owns the loss modules (``humr.LOSSES``) and their weights and computes the
+ground-truth log-density the ``nll`` loss reads, so that the model only maps a batch to
+hypotheses. The Lightning module (:class:`humr.engine.module.HumrModule`) calls it once per
+training step.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from humr.registry import LOSSES
+
+__all__ = ["OBJECTIVE_OPTIONS", "Objective"]
+
+#: Options of a loss's configuration entry that the objective applies itself (not passed to
+#: the loss's constructor): ``nll.gt_noise_std``, the standard deviation of the Gaussian noise
+#: added to the ground-truth 6D pose before its log-density is taken in training (the
+#: official release's 0.005; 0 disables it).
+OBJECTIVE_OPTIONS: dict[str, dict[str, Any]] = {"nll": {"gt_noise_std": 0.005}}
+
+
+class Objective(nn.Module):
+    r"""Weighted sum of losses :math:`L = \sum_k w_k L_k(\mathrm{batch}, \mathrm{out})`.
+
+    Args:
+        losses: ``name -> loss module`` with ``forward(batch, out) -> scalar`` (order kept).
+        weights: ``name -> weight`` for every loss.
+        gt_noise_std: noise of the ground-truth 6D pose for its log-density in training mode
+            (``nll``'s ``gt_noise_std``); no noise in eval mode.
+
+    ``forward(model, batch, out) -> (total, {name: unweighted value})``. When a loss needs
+    ``out['log_prob_gt']`` (the ``nll`` loss) and ``out`` lacks it, it is computed here from
+    ``batch['pose']`` (B, 3J) axis-angle with the model's ``log_prob`` and the context of
+    ``out['context']`` (no second pass through the conditioners).
+
+    Example:
+        >>> from humr.losses import BetasLoss
+        >>> obj = Objective({"betas": BetasLoss()}, {"betas": 0.5})
+        >>> out = {"betas": torch.ones(2, 3, 4)}
+        >>> total, parts = obj(None, {"betas": torch.zeros(2, 4)}, out)
+        >>> float(total), float(parts["betas"])
+        (0.5, 1.0)
+    """
+
+    def __init__(self, losses: Mapping[str, nn.Module], weights: Mapping[str, float],
+                 gt_noise_std: float = 0.0) -> None:
+        super().__init__()
+        if not losses:
+            raise ValueError("the objective needs at least one loss (config 'losses' is empty)")
+        missing = [n for n in losses if n not in weights]
+        if missing:
+            raise KeyError(f"no weight for loss(es) {missing}; set losses.<name>.weight")
+        if gt_noise_std < 0:
+            raise ValueError(f"gt_noise_std must be >= 0, got {gt_noise_std}")
+        self.losses = nn.ModuleDict(dict(losses))
+        self.weights = {n: float(weights[n]) for n in losses}
+        self.gt_noise_std = float(gt_noise_std)
+
+    @classmethod
+    def from_config(cls, losses: Mapping[str, Any]) -> Objective:
+        """Build from the ``losses`` section of :class:`humr.config.Config` (``name -> entry``
+        with ``weight``, the objective's options and the loss's arguments)."""
+        from humr.config import entry_kwargs
+
+        modules, weights, noise = {}, {}, 0.0
+        for name, entry in losses.items():
+            kwargs = entry_kwargs("loss", entry)
+            weights[name] = float(_get(entry, "weight"))
+            options = OBJECTIVE_OPTIONS.get(name, {})
+            if "gt_noise_std" in options:
+                noise = float(kwargs["gt_noise_std"])
+            modules[name] = LOSSES.build(name, **{k: v for k, v in kwargs.items() if k not in options})
+        return cls(modules, weights, gt_noise_std=noise)
+
+    def needs_gt_log_prob(self) -> bool:
+        """Whether a loss reads ``out['log_prob_gt']`` (declared by ``needs = {'log_prob_gt'}``
+        on the loss class, or the ``nll`` loss)."""
+        return any(name == "nll" or "log_prob_gt" in getattr(loss, "needs", ())
+                   for name, loss in self.losses.items())
+
+    def gt_log_prob(self, model: nn.Module, batch: Mapping[str, Tensor], out: Mapping[str, Tensor]
+                    ) -> Tensor:
+        """log p(theta_gt + noise | c) (B,) of ``batch['pose']`` (B, 3J) under ``model``."""
+        from humr.geometry import axis_angle_to_matrix, matrix_to_rot6d
+
+        J = model.num_joints
+        pose = batch["pose"].reshape(-1, J, 3)
+        x = matrix_to_rot6d(axis_angle_to_matrix(pose.to(model.dtype))).flatten(-2)   # (B, 6J)
+        if self.training and self.gt_noise_std > 0:
+            x = x + self.gt_noise_std * torch.randn_like(x)
+        return model.log_prob(batch, x, context=out.get("context"))
+
+    def forward(self, model: nn.Module | None, batch: Mapping[str, Tensor],
+                out: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        if "log_prob_gt" not in out and self.needs_gt_log_prob():
+            if model is None:
+                raise ValueError("the nll loss needs the model (or out['log_prob_gt'])")
+            out = {**out, "log_prob_gt": self.gt_log_prob(model, batch, out)}
+        parts = {name: loss(batch, out) for name, loss in self.losses.items()}
+        total = sum(self.weights[name] * value for name, value in parts.items())
+        return total, parts
+
+    def extra_repr(self) -> str:
+        return f"weights={self.weights}, gt_noise_std={self.gt_noise_std}"
+
+
+def _get(entry: Any, key: str) -> Any:
+    return entry[key] if isinstance(entry, Mapping) else getattr(entry, key)
