@@ -1,12 +1,16 @@
 """The ``humr`` command: probabilistic 3D human mesh recovery (train, evaluate, sample,
 ablate, benchmark, demo). Each subcommand lives in ``humr/commands/<name>.py`` and provides
 ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``; modules are imported
-only when their subcommand runs, so ``humr --help`` stays fast."""
+only when their subcommand runs, so ``humr --help`` stays fast. ``humr --import MODULE COMMAND``
+imports a user module first, so components it registers (flows, conditioners, losses) can be
+named in the configuration of any command (docs/extending.md)."""
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
+from pathlib import Path
 
 # subcommand -> module under humr.commands
 COMMANDS = {
@@ -21,6 +25,39 @@ COMMANDS = {
 }
 
 
+def import_user_modules(argv: list[str]) -> list[str]:
+    """Import the modules named by leading ``--import MODULE`` options (a dotted module name,
+    importable from the working directory, or a ``.py`` file) so that the components they
+    register exist for every command; returns the remaining arguments."""
+    rest = list(argv)
+    while rest and (rest[0] == "--import" or rest[0].startswith("--import=")):
+        if rest[0] == "--import":
+            if len(rest) < 2:
+                raise SystemExit("humr: --import needs a module name or a .py file")
+            target, rest = rest[1], rest[2:]
+        else:
+            target, rest = rest[0].split("=", 1)[1], rest[1:]
+        load_module(target)
+    return rest
+
+
+def load_module(target: str):
+    """Import ``target``: a ``.py`` file path or a dotted module name (the working directory
+    is searched first, as ``python -m`` does)."""
+    if target.endswith(".py"):
+        path = Path(target)
+        if not path.is_file():
+            raise FileNotFoundError(f"--import {target}: no such file")
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = module
+        spec.loader.exec_module(module)
+        return module
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    return importlib.import_module(target)
+
+
 def _load(name: str):
     return importlib.import_module(f"humr.commands.{COMMANDS[name]}")
 
@@ -31,6 +68,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="humr", description=__doc__.split(". Each")[0].replace("``", "") + ".")
     parser.add_argument("--version", action="version", version=f"humr {__version__}")
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                        help="import a module (or .py file) registering user components before "
+                             "the command runs; repeatable; goes before COMMAND")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         if only is not None and name != only:
@@ -44,7 +84,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = import_user_modules(list(sys.argv[1:] if argv is None else argv))
     only = argv[0] if argv and argv[0] in COMMANDS else None
     args = build_parser(only).parse_args(argv)
     if not getattr(args, "_run", None):

@@ -148,22 +148,43 @@ def test_diffpose_shapes_and_errors():
 
 def test_image_condition_backbones():
     torch.manual_seed(0)
-    small = ImageCondition("small_cnn", {"width": 8, "num_layers": 3})
-    assert small.out_dim == 32
+    small = ImageCondition({"name": "small_cnn", "width": 8, "num_layers": 3})
+    assert small.out_dim == 32 and small.frozen_modules() == []
     assert small({"img": torch.randn(2, 3, 64, 48)}).shape == (2, 32)
-    pre = ImageCondition("precomputed", {"dim": 5})
+    pre = ImageCondition({"name": "precomputed", "dim": 5})
     feats = torch.randn(3, 5)
     assert pre({"features": feats}) is feats
     with pytest.raises(KeyError, match="features"):
         pre({"img": torch.randn(3, 3, 8, 8)})
-    with pytest.raises(ValueError, match=r"features.*\(B, 5\)"):
-        pre({"features": torch.randn(3, 6)})
     with pytest.raises(KeyError, match="img"):
         small({"features": feats})
-    with pytest.raises(ValueError, match="img"):
-        small({"img": torch.full((1, 3, 8, 8), float("nan"))})
     with pytest.raises(KeyError, match="small_cnn"):
         ImageCondition("resnet50")
+    with pytest.raises(KeyError, match="name"):
+        ImageCondition({"width": 8})
+    # per-call value checks are opt-in (validate_args), as in torchmetrics
+    nan = {"img": torch.full((2, 3, 8, 8), float("nan"))}
+    assert torch.isnan(small(nan)).all()
+    checked = ImageCondition({"name": "precomputed", "dim": 5}, validate_args=True)
+    with pytest.raises(ValueError, match=r"features.*\(B, 5\)"):
+        checked({"features": torch.randn(3, 6)})
+    checked = ImageCondition({"name": "small_cnn", "width": 8}, validate_args=True, freeze=True)
+    with pytest.raises(ValueError, match="img"):
+        checked(nan)
+    assert checked.frozen_modules() == [checked.backbone]
+
+
+def test_bbox_features_is_the_tensor_core_of_the_bbox_condition():
+    from humr.conditions import BBoxCondition, bbox_features
+
+    center, scale = torch.tensor([[400.0, 300.0], [10.0, 20.0]]), torch.tensor([[1.0], [0.5]])
+    hw, focal = torch.tensor([[600.0, 800.0], [100.0, 200.0]]), torch.tensor([[1000.0, 1000.0], [50.0, 60.0]])
+    expected = torch.tensor([[0.0, 0.0, 0.2], [(10 - 100) / 50, (20 - 50) / 50, 100 / 50]])
+    torch.testing.assert_close(bbox_features(center, scale, hw, focal[:, 0]), expected)
+    batch = {"center": center, "scale": scale, "orig_shape": hw, "focal": focal}
+    torch.testing.assert_close(BBoxCondition()(batch), expected)
+    with pytest.raises(ValueError, match="center"):
+        BBoxCondition(validate_args=True)({**batch, "center": torch.zeros(2, 3)})
 
 
 def test_small_cnn_input_size_is_a_box_filter():

@@ -42,8 +42,8 @@ def test_a_few_steps_lower_the_loss(tiny_config, tiny_data):
     losses = []
     for _ in range(30):
         torch.manual_seed(0)                    # the same hypotheses every step: a fixed objective
-        out = module.model(batch, num_samples=6, log_prob_gt=True)
-        total, _ = module.model.loss(batch, out)
+        out = module.model(batch, num_samples=6)
+        total, _ = module.objective(module.model, batch, out)
         optimizer.zero_grad()
         total.backward()
         optimizer.step()

@@ -12,7 +12,7 @@ Example:
     256
 """
 from humr.conditions.backbones import PrecomputedFeatures, SmallCNN
-from humr.conditions.bbox import BBoxCondition, batch_focal
+from humr.conditions.bbox import BBoxCondition, batch_focal, bbox_features
 from humr.conditions.diffpose import DiffPoseCondition, sinusoidal_embedding
 from humr.conditions.hrnet import HRNetW48
 from humr.conditions.image import ImageCondition
@@ -20,5 +20,5 @@ from humr.conditions.keypoints import Pose2DCondition
 
 __all__ = [
     "BBoxCondition", "DiffPoseCondition", "HRNetW48", "ImageCondition", "Pose2DCondition",
-    "PrecomputedFeatures", "SmallCNN", "batch_focal", "sinusoidal_embedding",
+    "PrecomputedFeatures", "SmallCNN", "batch_focal", "bbox_features", "sinusoidal_embedding",
 ]

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from humr.losses._inputs import fetch, to_crop
+from humr.conditions.bbox import validate
+from humr.geometry import full_to_crop
 from humr.registry import CONDITIONS
 
 __all__ = ["DiffPoseCondition", "sinusoidal_embedding"]
@@ -51,6 +52,7 @@ class DiffPoseCondition(nn.Module):
         out_dim: output size.
         num_keypoints: K (17, COCO).
         max_freq: ratio of the highest to the lowest frequency.
+        validate_args: check the batch keys on every call (off by default).
 
     Example:
         >>> import torch
@@ -63,8 +65,9 @@ class DiffPoseCondition(nn.Module):
 
     def __init__(self, num_samples: int = 32, d_model: int = 64, num_layers: int = 1,
                  num_heads: int = 4, out_dim: int = 256, num_keypoints: int = 17,
-                 max_freq: float = 64.0) -> None:
+                 max_freq: float = 64.0, validate_args: bool = False) -> None:
         super().__init__()
+        self.validate_args = bool(validate_args)
         if d_model % 4 or num_samples < 1:
             raise ValueError(f"d_model must be a multiple of 4 and num_samples >= 1, got "
                              f"{d_model}, {num_samples}")
@@ -79,10 +82,24 @@ class DiffPoseCondition(nn.Module):
         self.proj = nn.Linear(self.num_keypoints * d_model, self.out_dim)
 
     def forward(self, batch: Mapping[str, Tensor]) -> Tensor:
+        if self.validate_args:
+            K = self.num_keypoints
+            validate(batch, {"hm_samples": ("B", K, "N", 2), "hm_values": ("B", K, "N"),
+                             "center": ("B", 2), "scale": ("B", 1)})
+        return self.encode(batch["hm_samples"], batch["hm_values"], batch["center"], batch["scale"])
+
+    def encode(self, hm_samples: Tensor, hm_values: Tensor, center: Tensor, scale: Tensor) -> Tensor:
+        """Tensor core: heatmap samples (B, K, N, 2) full-image pixels, their values (B, K, N)
+        (0 = padding), crop centre (B, 2) and scale (B, 1) -> features (B, out_dim)."""
         K = self.num_keypoints
-        b = fetch(batch, {}, {"hm_samples": ("B", K, "N", 2), "hm_values": ("B", K, "N")})[0]
+        if hm_samples.shape[1] != K or hm_values.shape != hm_samples.shape[:3]:
+            raise ValueError(f"hm_samples must be (B, {K}, N, 2) and hm_values (B, {K}, N), got "
+                             f"{tuple(hm_samples.shape)} and {tuple(hm_values.shape)}")
         dtype = self.proj.weight.dtype
-        xy, values = to_crop(b["hm_samples"].to(dtype), batch), b["hm_values"].to(dtype)
+        B, _, N, _ = hm_samples.shape
+        xy = full_to_crop(hm_samples.to(dtype).reshape(B, K * N, 2), center.to(dtype),
+                          200.0 * scale[:, 0].to(dtype)).reshape(B, K, N, 2)
+        values = hm_values.to(dtype)
         valid = values > 0
         # first num_samples valid samples of each joint (stable sort keeps the draw order)
         order = torch.argsort((~valid).to(torch.uint8), dim=-1, stable=True)[..., :self.num_samples]

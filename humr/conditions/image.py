@@ -7,6 +7,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from humr.conditions.bbox import validate
 from humr.registry import BACKBONES, CONDITIONS
 
 __all__ = ["ImageCondition", "ImageConfig"]
@@ -25,6 +26,7 @@ class ImageConfig:
 
     backbone: Any = field(default_factory=_default_backbone)
     freeze: bool = False
+    validate_args: bool = False
 
 
 @CONDITIONS.register("image", config=ImageConfig)
@@ -36,6 +38,8 @@ class ImageCondition(nn.Module):
             default; ``small_cnn``: CPU-friendly, 256-d; ``precomputed``:
             ``batch['features']``) or a mapping ``{"name": ..., **arguments}``.
         freeze: freeze the backbone (see :meth:`frozen_modules`).
+        validate_args: check the input key's shape and finiteness on every call (off by
+            default: loaders validate once; each check is a host synchronisation).
 
     ``forward(batch) -> (B, out_dim)`` reads the backbone's input key (``img`` (B, 3, R, R) or
     ``features`` (B, F)); :meth:`features` is the tensor core.
@@ -47,14 +51,15 @@ class ImageCondition(nn.Module):
         (torch.Size([2, 64]), 64)
     """
 
-    def __init__(self, backbone: str | Mapping[str, Any] = "hrnet_w48", freeze: bool = False):
+    def __init__(self, backbone: str | Mapping[str, Any] = "hrnet_w48", *, freeze: bool = False,
+                 validate_args: bool = False):
         super().__init__()
         spec = {"name": backbone} if isinstance(backbone, str) else dict(backbone)
         if "name" not in spec:
             raise KeyError(f"backbone mapping needs a 'name' (one of {BACKBONES.names()}), got {spec}")
         self.backbone = BACKBONES.build(spec.pop("name"), **spec)
         self.out_dim = self.backbone.out_dim
-        self.freeze = bool(freeze)
+        self.freeze, self.validate_args = bool(freeze), bool(validate_args)
 
     def frozen_modules(self) -> list[nn.Module]:
         """Modules the trainer keeps frozen (no gradients, eval mode): the backbone when
@@ -67,4 +72,7 @@ class ImageCondition(nn.Module):
         return self.backbone(x)
 
     def forward(self, batch: Mapping[str, Tensor]) -> Tensor:
-        return self.features(batch[self.backbone.input_key])
+        key = self.backbone.input_key
+        if self.validate_args:
+            validate(batch, {key: self.backbone.input_spec})
+        return self.features(batch[key])

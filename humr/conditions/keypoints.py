@@ -6,7 +6,8 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from humr.losses._inputs import fetch, to_crop
+from humr.conditions.bbox import validate
+from humr.geometry import full_to_crop
 from humr.registry import CONDITIONS
 
 __all__ = ["Pose2DCondition"]
@@ -24,6 +25,7 @@ class Pose2DCondition(nn.Module):
         hidden: width of the hidden layer (512).
         out_dim: feature size (256).
         num_keypoints: K keypoints of the detector (17, COCO).
+        validate_args: check the batch keys on every call (off by default).
 
     Example:
         >>> import torch
@@ -34,15 +36,25 @@ class Pose2DCondition(nn.Module):
         torch.Size([2, 256])
     """
 
-    def __init__(self, hidden: int = 512, out_dim: int = 256, num_keypoints: int = 17) -> None:
+    def __init__(self, hidden: int = 512, out_dim: int = 256, num_keypoints: int = 17,
+                 validate_args: bool = False) -> None:
         super().__init__()
+        self.validate_args = bool(validate_args)
         self.num_keypoints = int(num_keypoints)
         self.out_dim = int(out_dim)
         self.mlp = nn.Sequential(nn.Linear(3 * self.num_keypoints, hidden), nn.ReLU(inplace=True),
                                  nn.Linear(hidden, self.out_dim))
 
-    def forward(self, batch: Mapping[str, Tensor]) -> Tensor:
-        kp = fetch(batch, {}, {"cond_kp": ("B", self.num_keypoints, 3)})[0]["cond_kp"]
-        kp = kp.to(self.mlp[0].weight.dtype)
-        crop = to_crop(kp[..., :2], batch)
+    def encode(self, cond_kp: Tensor, center: Tensor, scale: Tensor) -> Tensor:
+        """Tensor core: detector pose (B, K, 3) full-image pixels + confidence, crop centre
+        (B, 2) and scale (B, 1) -> features (B, out_dim)."""
+        dtype = self.mlp[0].weight.dtype
+        kp = cond_kp.to(dtype)
+        crop = full_to_crop(kp[..., :2], center.to(dtype), 200.0 * scale[:, 0].to(dtype))
         return self.mlp(torch.cat([crop, kp[..., 2:]], dim=-1).flatten(1))
+
+    def forward(self, batch: Mapping[str, Tensor]) -> Tensor:
+        if self.validate_args:
+            validate(batch, {"cond_kp": ("B", self.num_keypoints, 3), "center": ("B", 2),
+                             "scale": ("B", 1)})
+        return self.encode(batch["cond_kp"], batch["center"], batch["scale"])
