@@ -21,6 +21,7 @@ setup(
         "lightning>=2.1",
         "opencv-python-headless",
         "matplotlib",
+        "omegaconf>=2.4",
         "pyyaml",
         "tqdm",
         "tensorboard",

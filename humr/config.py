@@ -53,10 +53,17 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import BooleanNode, DictConfig, FloatNode, ListConfig, OmegaConf
-from omegaconf.tupleconfig import TupleConfig
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+from omegaconf.tupleconfig import TupleConfig
 
-from humr.registry import BACKBONES, CONDITIONS, FLOWS, LOSSES, Registry, config_dataclass
+from humr.registry import (
+    BACKBONES,
+    CONDITIONS,
+    FLOWS,
+    LOSSES,
+    Registry,
+    config_dataclass,
+)
 
 __all__ = ["Config", "DataConfig", "LossConfig", "ModelConfig", "TrainConfig", "component"]
 
@@ -411,7 +418,7 @@ def _assign(parent: DictConfig, key: str, value: Any, path: str) -> None:
         else:
             parent[key] = _declared(parent, key, value, full)
     except ConfigKeyError:
-        valid = ", ".join(str(k) for k in parent.keys())
+        valid = ", ".join(str(k) for k in parent)
         where = full.rsplit(".", 1)[0] if "." in full else "config"
         raise KeyError(f"unknown config key '{full}'; valid keys of '{where}': {valid}") from None
     except ValidationError as err:

@@ -38,15 +38,12 @@ def rot6d_to_matrix(x: Tensor) -> Tensor:
         x: (..., 6), the first two columns of a matrix flattened row-major,
             ``[R00, R01, R10, R11, R20, R21]`` (need not be orthonormal).
     Returns:
-        (..., 3, 3) rotation matrix from Gram-Schmidt on the two columns.
+        (..., 3, 3) rotation matrix from Gram-Schmidt on the two columns
+        (``roma.special_gramschmidt`` of the 3 x 2 matrix ``x.reshape(..., 3, 2)``, whose
+        columns are humr's two 6D columns).
     """
     _check_last(x, "x", (6,))
-    cols = x.reshape(*x.shape[:-1], 3, 2)
-    a1, a2 = cols[..., 0], cols[..., 1]
-    b1 = torch.nn.functional.normalize(a1, dim=-1)
-    b2 = torch.nn.functional.normalize(a2 - (b1 * a2).sum(-1, keepdim=True) * b1, dim=-1)
-    b3 = torch.cross(b1, b2, dim=-1)
-    return torch.stack([b1, b2, b3], dim=-1)
+    return roma.special_gramschmidt(x.reshape(*x.shape[:-1], 3, 2))
 
 
 def matrix_to_rot6d(rotmat: Tensor) -> Tensor:

@@ -155,7 +155,7 @@ def config_dataclass(name: str, obj: Callable[..., Any], skip: Sequence[str] = (
     target = obj.__init__ if inspect.isclass(obj) else obj
     try:
         hints = typing.get_type_hints(target)
-    except Exception:                      # unresolvable annotations: fall back to Any
+    except (NameError, TypeError):         # unresolvable annotations: fall back to Any
         hints = {}
     fields = []
     for param in inspect.signature(obj).parameters.values():

@@ -165,7 +165,7 @@ def test_markdown_cells_show_mean_std_and_paper():
     assert "n/a [34.7]" in line
 
 
-def test_runner_writes_table_skips_finished_and_resumes(tiny_data, tiny_presets, tmp_path):  # noqa: F811
+def test_runner_writes_table_skips_finished_and_resumes(tiny_data, tiny_presets, tmp_path):
     out = tmp_path / "out"
     kw = {"size": "tiny", "data": tiny_data, "steps": 2, "num_samples": 4,
           "presets": tiny_presets, "progress": False, "train_kwargs": {"devices": 1}}
@@ -197,7 +197,7 @@ def test_runner_writes_table_skips_finished_and_resumes(tiny_data, tiny_presets,
     assert [r["name"] for r in summary["rows"]] == ["prohmr", "mask"]
 
 
-def test_ablate_command_prints_the_table(tiny_data, tiny_presets, tmp_path, capsys):  # noqa: F811
+def test_ablate_command_prints_the_table(tiny_data, tiny_presets, tmp_path, capsys):
     args = ["ablate", "t", "--rows", "prohmr", "--size", "tiny", "--data", str(tiny_data),
             "--steps", "1", "--num-samples", "3", "--presets", str(tiny_presets),
             "--out", str(tmp_path), "--no-progress", "--devices", "1"]

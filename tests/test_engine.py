@@ -8,11 +8,11 @@ import lightning as L
 import pytest
 import torch
 
-from humr.config import Config
 from humr.engine.evaluation import EvaluationMetrics
 from humr.engine.inference import evaluate_checkpoint
 from humr.engine.module import HumrModule, example_latents
 from humr.engine.train import train
+
 
 class _Recorder(L.Callback):
     """Records the training loss per step; raises at ``kill_at`` (a simulated crash)."""

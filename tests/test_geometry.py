@@ -53,6 +53,20 @@ def test_rot6d_round_trip_and_gram_schmidt(dtype):
     assert torch.allclose(torch.linalg.det(rnd), torch.ones(100, dtype=dtype), atol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_rot6d_to_matrix_is_gram_schmidt_of_the_first_two_columns(dtype):
+    """Against a numpy Gram-Schmidt loop on the COLUMNS [R00, R10, R20], [R01, R11, R21]."""
+    x = np.random.default_rng(3).normal(size=(20, 6))
+    got = G.rot6d_to_matrix(torch.tensor(x, dtype=dtype)).numpy()
+    for i in range(20):
+        a1, a2 = x[i, 0::2], x[i, 1::2]             # columns of the row-major 3 x 2 layout
+        b1 = a1 / np.linalg.norm(a1)
+        b2 = a2 - b1 @ a2 * b1
+        b2 /= np.linalg.norm(b2)
+        ref = np.stack([b1, b2, np.cross(b1, b2)], axis=1)
+        np.testing.assert_allclose(got[i], ref, atol=1e-5 if dtype == torch.float32 else 1e-12)
+
+
 def test_perspective_projection_hand_made():
     pts = torch.tensor([[0.0, 0.0, 5.0], [1.0, -2.0, 4.0]])
     uv = G.perspective_project(pts, torch.tensor([1000.0, 900.0]), torch.tensor([320.0, 240.0]))

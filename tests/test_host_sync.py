@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from _batches import make_batch
+
 from humr.model import build_model
 
 HUMR_ROOT = Path(__file__).resolve().parents[1] / "humr"

@@ -8,14 +8,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from _batches import make_batch
 from scipy.spatial.transform import Rotation
 
 import humr
 from humr.body import BodyModel
 from humr.losses import DEFAULT_WEIGHTS
 from humr.model import HUMR, build_model
-
-from _batches import make_batch
 
 CONDITIONS = ("image", "pose2d", "bbox", "diffpose")
 SMALL = ["model.conditions.image.backbone=small_cnn", "model.flow.num_blocks=2",

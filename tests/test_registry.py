@@ -46,3 +46,45 @@ def test_version_and_cli_help(capsys):
         main(["--version"])
     assert info.value.code == 0
     assert humr.__version__ in capsys.readouterr().out
+
+
+def test_import_humr_is_light_and_registries_fill_on_demand():
+    """``import humr`` imports no torch / nflows / torchmetrics / smplx / lightning; asking a
+    registry for its names imports the owning package only."""
+    import subprocess
+    import sys
+
+    code = ("import sys, humr\n"
+            "heavy = ('torch', 'nflows', 'torchmetrics', 'smplx', 'lightning', 'omegaconf', 'scipy')\n"
+            "print(sorted(m for m in heavy if m in sys.modules))\n"
+            "names = humr.FLOWS.names()\n"
+            "print(names, 'nflows' in sys.modules, 'humr.conditions' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    lines = out.stdout.splitlines()
+    assert lines[0] == "[]"
+    assert lines[1] == "['glow', 'nice', 'realnvp'] True False"
+
+
+def test_component_configs_follow_the_signature():
+    reg = Registry("thing")
+
+    @reg.register("a")
+    class A:
+        def __init__(self, dim, width: int = 4, rates: tuple[float, ...] = (0.5,),
+                     name: str | None = None, module: object = None):
+            pass
+
+    import dataclasses
+
+    fields = {f.name: f for f in dataclasses.fields(reg.config("a"))}
+    assert set(fields) == {"width", "rates", "name"}          # no default / unknown type: out
+    assert fields["width"].default == 4 and fields["rates"].default_factory() == [0.5]
+
+    @dataclasses.dataclass
+    class BConfig:
+        k: int = 1
+
+    reg.register("b", config=BConfig)(lambda k=1: k)
+    assert reg.config("b") is BConfig
+    with pytest.raises(TypeError, match="dataclass"):
+        reg.register("c", config=dict)

@@ -117,10 +117,10 @@ class HumrModule(L.LightningModule):
         # The finiteness check reads the loss on the host: only on steps Lightning logs (and
         # so synchronises) anyway.
         trainer = self._trainer
-        if trainer is None or self.global_step % max(1, trainer.log_every_n_steps) == 0:
-            if not torch.isfinite(total):
-                raise FloatingPointError(f"non-finite training loss at step {self.global_step}: "
-                                         + ", ".join(f"{k}={float(v):.4g}" for k, v in parts.items()))
+        logged = trainer is None or self.global_step % max(1, trainer.log_every_n_steps) == 0
+        if logged and not torch.isfinite(total):
+            raise FloatingPointError(f"non-finite training loss at step {self.global_step}: "
+                                     + ", ".join(f"{k}={float(v):.4g}" for k, v in parts.items()))
         bs = batch["center"].shape[0]
         self.log("train/loss", total, prog_bar=True, batch_size=bs)
         self.log_dict({f"train/{k}": v.detach() for k, v in parts.items()}, batch_size=bs)
