@@ -233,7 +233,6 @@ class TrainConfig:
     grad_clip: float = 1.0          # not in the paper; guards the NLL against spikes (0 = off)
     seed: int = 0
     precision: str = "32-true"
-    freeze_backbone: bool = False   # hrnet_w48 freezes itself (its ``frozen`` argument)
     num_workers: int = 2
     val_every: int = 5000
     val_batches: float = 1.0

@@ -116,6 +116,9 @@ def test_evaluation_is_finite_complete_and_matches_a_direct_computation(tiny_con
     assert results["emdb/mpjpe_min"] == pytest.approx(errors.min(dim=1).values.mean().item(), rel=1e-4)
     for key, value in direct.compute().items():
         assert results[key] == pytest.approx(value, rel=1e-5, nan_ok=True), key
+    # another hypothesis count is an argument: the module and its config keep theirs
+    evaluate_checkpoint(module, tiny_data, num_samples=3, batch_size=2, max_examples=2)
+    assert module.num_samples_eval == module.config.train.num_samples_eval == 5
 
 
 def test_two_process_evaluation_equals_one_process(tiny_config, tiny_data, tmp_path):

@@ -81,7 +81,8 @@ class HumrModule(L.LightningModule):
         self.num_samples_eval = _positive("num_samples_eval", num_samples_eval
                                           if num_samples_eval is not None else cfg.train.num_samples_eval)
         self.model = model if model is not None else build_model(cfg)
-        self.objective = Objective.from_config(cfg.losses)
+        # the objective build_model attached (a submodule here, so it follows the device)
+        self.objective = self.model.objective or Objective.from_config(cfg.losses)
         self.val_metrics = EvaluationMetrics()
         self.test_metrics = EvaluationMetrics()
         for module in self._frozen():
