@@ -33,11 +33,16 @@ def import_user_modules(argv: list[str]) -> list[str]:
     while rest and (rest[0] == "--import" or rest[0].startswith("--import=")):
         if rest[0] == "--import":
             if len(rest) < 2:
-                raise SystemExit("humr: --import needs a module name or a .py file")
+                print("humr: error: --import needs a module name or a .py file", file=sys.stderr)
+                raise SystemExit(2)
             target, rest = rest[1], rest[2:]
         else:
             target, rest = rest[0].split("=", 1)[1], rest[1:]
-        load_module(target)
+        try:
+            load_module(target)
+        except (ImportError, FileNotFoundError) as err:     # argparse's convention: exit 2
+            print(f"humr: error: --import {target}: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
     return rest
 
 

@@ -47,6 +47,7 @@ import dataclasses
 import functools
 import os
 import tempfile
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,8 +115,6 @@ def __getattr__(attr: str) -> Any:
 
 
 def _resolved_fields(cls: type) -> dict[str, Any]:
-    import typing
-
     return typing.get_type_hints(cls)
 
 
@@ -130,8 +129,9 @@ def component(kind: str, name: str, **values: Any) -> DictConfig:
 
 
 def entry_kwargs(kind: str, entry: Any) -> dict[str, Any]:
-    """The constructor arguments of a configured component (an entry object, dict or node):
-    its fields without ``name`` / ``weight`` / the objective's options."""
+    """The fields of a configured component (an entry object, dict or node) without ``name``
+    and a loss's ``weight``: its constructor arguments (for a loss also the objective's
+    options, which :meth:`humr.objective.Objective.from_config` takes out)."""
     data = _plain(entry)
     skip = {"name"}
     if kind == "loss":

@@ -136,3 +136,14 @@ def test_humr_import_trains_user_components_from_the_demo_config(user_module, ti
     done = subprocess.run(args[:3] + args[5:], env=env, capture_output=True, text=True,
                           timeout=280, check=False)
     assert done.returncode != 0 and "--import" in done.stderr
+
+
+def test_import_errors_are_one_line(tmp_path, capsys):
+    from humr.cli import main
+
+    for target in ("humr_no_such_module_xyz", str(tmp_path / "missing.py")):
+        with pytest.raises(SystemExit) as info:
+            main(["--import", target, "train", "--help"])
+        assert info.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"humr: error: --import {target}") and "\n" not in err
