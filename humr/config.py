@@ -80,10 +80,16 @@ def _loss_extras(name: str) -> list[tuple[str, Any, Any]]:
     return extras + [(k, type(v), v) for k, v in OBJECTIVE_OPTIONS.get(name, {}).items()]
 
 
-@functools.cache
 def _entry_class(kind: str, name: str) -> type:
     """Dataclass of one configured component: ``name`` (single slots) or ``weight`` + the
-    objective's options (losses) followed by the component's registered configuration."""
+    objective's options (losses) followed by the component's registered configuration
+    (cached per registered constructor, so a re-registered name gets a new entry class)."""
+    owner = None if kind == "head" else _REGISTRIES[kind].get(name)
+    return _make_entry_class(kind, name, owner)
+
+
+@functools.cache
+def _make_entry_class(kind: str, name: str, owner: Any) -> type:
     if kind == "head":
         from humr.head import ShapeCameraHead
 

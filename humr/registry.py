@@ -74,6 +74,12 @@ class Registry:
 
         return deco
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (e.g. before re-registering an edited user component)."""
+        self.get(name)                       # unknown names raise, listing the known ones
+        self._table.pop(name)
+        self._configs.pop(name, None)
+
     def _load(self) -> None:
         if not self._loaded:
             self._loaded = True

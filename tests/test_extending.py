@@ -14,6 +14,8 @@ import pytest
 import torch
 from _batches import make_batch
 
+from humr.registry import CONDITIONS, FLOWS, LOSSES
+
 ROOT = Path(__file__).resolve().parents[1]
 
 USER_MODULE = textwrap.dedent('''
@@ -71,8 +73,12 @@ def user_module(tmp_path_factory):
     sys.path.insert(0, str(folder))
     try:
         yield importlib.import_module("humr_user_ext"), path
-    finally:
+    finally:                      # leave the registries as other test modules expect them
         sys.path.remove(str(folder))
+        sys.modules.pop("humr_user_ext", None)
+        FLOWS.unregister("maf")
+        LOSSES.unregister("cam_offset")
+        CONDITIONS.unregister("box_size")
 
 
 def test_nflows_flow_gets_the_context_broadcast_over_hypotheses(user_module):

@@ -36,6 +36,11 @@ def test_duplicate_registration_rejected():
     reg.register("x")(int)
     with pytest.raises(KeyError):
         reg.register("x")(float)
+    reg.unregister("x")
+    reg.register("x")(float)
+    assert reg.get("x") is float
+    with pytest.raises(KeyError, match="known"):
+        reg.unregister("y")
 
 
 def test_version_and_cli_help(capsys):
