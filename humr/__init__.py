@@ -1,12 +1,11 @@
 """humr: probabilistic 3D human mesh recovery supervised with 2D detector heatmaps and masks.
 
-Importing ``humr`` registers the flows, conditioners, losses and metrics; the body model
-(smplx) and the training engine (lightning) are imported only when first used, so that
-single parts such as ``humr.losses.MMDLoss`` can be lifted into other projects cheaply.
+Importing ``humr`` is light: the flows, conditioners, losses and metrics register themselves
+when their registry is first used (or their subpackage imported); the body model (smplx) and
+the training engine (lightning) are imported only when first used, so that single parts such
+as ``humr.losses.MMDLoss`` can be lifted into other projects cheaply.
 """
 from __future__ import annotations
-
-import importlib
 
 from humr.registry import BACKBONES, CONDITIONS, FLOWS, LOSSES, METRICS, Registry
 
@@ -23,13 +22,7 @@ __all__ = [
     "build_model",
 ]
 
-# Populate the registries (these subpackages depend on torch/nflows/torchmetrics only).
-for _sub in ("flows", "conditions", "losses", "metrics"):
-    try:
-        importlib.import_module(f"humr.{_sub}")
-    except ModuleNotFoundError as _err:  # subpackage not written yet or optional dependency missing
-        if _err.name is None or not _err.name.startswith(f"humr.{_sub}"):
-            raise
+# The registries import their subpackages on first use (humr.registry.Registry.module).
 
 
 def __getattr__(name: str):

@@ -14,16 +14,27 @@ Example:
 """
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
 
 class Registry:
-    """A named table of constructors (classes or factory functions)."""
+    """A named table of constructors (classes or factory functions).
 
-    def __init__(self, kind: str):
+    ``module``: optional package whose import registers the built-in entries; it is imported
+    on the first lookup, so ``import humr`` stays light.
+    """
+
+    def __init__(self, kind: str, module: str | None = None):
         self.kind = kind
+        self.module = module
         self._table: dict[str, Callable[..., Any]] = {}
+
+    def _load(self) -> None:
+        if self.module is not None:
+            module, self.module = self.module, None
+            importlib.import_module(module)
 
     def register(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Decorator that stores ``obj`` under ``name``; a second use of a name is an error."""
@@ -38,6 +49,7 @@ class Registry:
 
     def get(self, name: str) -> Callable[..., Any]:
         """The constructor registered as ``name``; an unknown name lists the known ones."""
+        self._load()
         try:
             return self._table[name]
         except KeyError:
@@ -51,17 +63,19 @@ class Registry:
 
     def names(self) -> list[str]:
         """Sorted registered names."""
+        self._load()
         return sorted(self._table)
 
     def __contains__(self, name: object) -> bool:
+        self._load()
         return name in self._table
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {self.names()})"
 
 
-FLOWS = Registry("flow")
-CONDITIONS = Registry("condition")
-BACKBONES = Registry("backbone")
-LOSSES = Registry("loss")
-METRICS = Registry("metric")
+FLOWS = Registry("flow", "humr.flows")
+CONDITIONS = Registry("condition", "humr.conditions")
+BACKBONES = Registry("backbone", "humr.conditions")
+LOSSES = Registry("loss", "humr.losses")
+METRICS = Registry("metric", "humr.metrics")

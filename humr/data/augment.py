@@ -24,12 +24,14 @@ import torch
 from torch import Tensor
 
 from humr.geometry import full_to_crop
-from humr.metrics.functional.mask import mask_distance_map, points_to_mask
+from humr.core.crop import crop_to_pixels
+from humr.core.masks import mask_distance
+from humr.core.skeleton import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ["Augmentation", "crop_change_matrix"]
 
-_MEAN = torch.tensor((0.485, 0.456, 0.406))
-_STD = torch.tensor((0.229, 0.224, 0.225))
+_MEAN = torch.tensor(IMAGENET_MEAN)
+_STD = torch.tensor(IMAGENET_STD)
 
 
 def crop_change_matrix(center: Tensor, box: Tensor, new_center: Tensor, new_box: Tensor,
@@ -112,9 +114,9 @@ class Augmentation:
     @staticmethod
     def _mask_dist(hm_samples: Tensor, out: dict) -> Tensor:
         """Distances (17, n) of full-image samples to the new crop's mask, crop px (inf for an
-        empty mask, as stored by the generator)."""
+        empty mask), as :func:`humr.heatmaps.precompute_samples` stores them."""
         crop = full_to_crop(hm_samples.reshape(1, -1, 2).float(), out["center"][None].float(),
                             200.0 * out["scale"].float())
         mask = out["mask"][None]
-        _, dist = points_to_mask(crop, mask, mask_distance_map(mask))
+        dist = mask_distance(crop_to_pixels(crop, mask.shape[-1]), mask)
         return dist.reshape(hm_samples.shape[:-1]).to(hm_samples.dtype)

@@ -5,7 +5,7 @@ import torch
 from torch import Tensor
 
 from humr.geometry import procrustes_align
-from humr.metrics._validation import check_inputs, require_at_least
+from humr.core.checks import check_inputs, require_at_least
 from humr.metrics.functional._reduce import ratios, sum_key
 from humr.metrics.protocols import EvalProtocol, get_protocol
 

@@ -11,7 +11,7 @@ import torch
 from scipy.ndimage import distance_transform_edt
 from torch import Tensor
 
-from humr.metrics._validation import check_inputs, require_at_least
+from humr.core.checks import check_inputs, require_at_least
 from humr.metrics.functional._reduce import count, masked_sum, ratios, sum_key
 from humr.metrics.functional.keypoints import NUM_COCO
 

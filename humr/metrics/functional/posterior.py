@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from humr.metrics._validation import check_inputs, require_at_least
+from humr.core.checks import check_inputs, require_at_least
 from humr.metrics.functional._reduce import count, masked_sum, ratios, sum_key
 from humr.metrics.functional.accuracy import M_TO_MM
 
