@@ -11,7 +11,10 @@ import roma
 import torch
 from torch import Tensor
 
-from humr.core.crop import crop_to_full, full_to_crop  # the one crop frame (re-exported)
+from humr.core.crop import (  # the one crop frame (re-exported)
+    crop_to_full,
+    full_to_crop,
+)
 
 __all__ = [
     "axis_angle_to_matrix",

@@ -71,14 +71,14 @@ def as_float(x: Tensor, key: str, dtype: torch.dtype | None = None) -> Tensor:
 
 def fetch(batch: Mapping[str, Tensor], out: Mapping[str, Tensor],
           batch_keys: Mapping[str, Spec], out_keys: Mapping[str, Spec] | None = None,
-          finite: bool = False) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+          finite: bool = True) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """Look up and check keys of the batch and of the model output.
 
     Args:
         batch, out: the batch dict and the model output dict.
         batch_keys, out_keys: ``key -> symbolic shape``, e.g. ``{"coco_gt": ("B", 17, 3)}``;
             letters are bound across all keys of both dicts.
-        finite: also reject NaN / inf values.
+        finite: also reject NaN / inf values (the losses pass their ``validate_args``).
     Returns:
         The batch tensors and the output tensors, as two dicts keyed like the specs.
     Raises:

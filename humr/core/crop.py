@@ -12,7 +12,6 @@ A crop box is square with centre ``center`` (full-image px) and side ``box = 200
 """
 from __future__ import annotations
 
-
 from torch import Tensor
 
 __all__ = ["BOX_PER_SCALE", "DETECTOR_BOX_HALF_WIDTH", "batch_to_crop", "box_size",

@@ -1,26 +1,20 @@
-"""Person-mask lookups: dilation, exact point-to-mask distances, distance maps.
+"""Person-mask lookups: dilation and exact point-to-mask distances (official convention).
 
-Two pixel conventions exist; both are kept, each named:
-
-* official (default for the mask loss and the mask metrics, ``train/losses/losses.py`` and
-  ``validation_step`` of the official release): a crop point ``u`` maps to pixel space
-  ``q = (u + 1) * R / 2`` (:func:`humr.core.crop.crop_to_pixels`) and mask pixel ``(i, j)``
-  (row i, column j) sits at the point ``(j, i)``; the distance of a point to the mask is the
-  Euclidean distance to the nearest mask pixel (:func:`mask_distance`), and a point within
-  0.71 px (``sqrt(0.5^2 + 0.5^2)``) counts as inside;
-* humr's earlier one (:func:`mask_distance_map`, :func:`points_to_mask`): pixel ``i`` covers
-  ``[i, i + 1)`` and a point takes the distance of the pixel covering it.
+The mask loss, the mask metrics and the stored heatmap-sample distances all use the official
+release's convention (``train/losses/losses.py``, ``validation_step``): a crop point ``u``
+maps to pixel space ``q = (u + 1) * R / 2`` (:func:`humr.core.crop.crop_to_pixels`) and mask
+pixel (row i, column j) sits at the point ``(j, i)``; the distance of a point to the mask is
+the Euclidean distance to the nearest mask pixel (:func:`mask_distance`), and a point within
+0.71 px (``sqrt(0.5^2 + 0.5^2)``) counts as inside.
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from humr.core.checks import check_inputs
 
-__all__ = ["INSIDE_TOLERANCE", "dilate_mask", "mask_distance", "mask_distance_map",
-           "points_to_mask"]
+__all__ = ["INSIDE_TOLERANCE", "dilate_mask", "mask_distance"]
 
 #: Points (and stored heatmap samples) this close to a mask pixel count as inside (px).
 INSIDE_TOLERANCE = 0.71
@@ -42,7 +36,9 @@ def dilate_mask(mask: Tensor, kernel_size: int = 3, iterations: int = 3) -> Tens
     binary = mask != 0
     if iterations <= 0 or binary.numel() == 0:
         return binary
-    from kornia.morphology import dilation   # kornia is imported only when masks are dilated
+    from kornia.morphology import (
+        dilation,  # kornia is imported only when masks are dilated
+    )
 
     x = binary[:, None].float()
     kernel = torch.ones(kernel_size, kernel_size, device=mask.device)
@@ -99,77 +95,3 @@ def mask_distance(points: Tensor, mask: Tensor) -> Tensor:
         d = torch.cdist(points[b], xy, compute_mode="donot_use_mm_for_euclid_dist")
         out.append(d.amin(dim=-1))
     return torch.minimum(near, torch.stack(out)) if batch else near
-
-
-def mask_distance_map(mask: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
-    """Exact Euclidean distance of every pixel centre to the nearest mask pixel centre.
-
-    Computed with ``scipy.ndimage.distance_transform_edt`` on the CPU (imported here),
-    then moved back to ``mask``'s device.
-
-    Args:
-        mask: (B, H, W) bool or integer, nonzero = mask.
-        dtype: floating dtype of the result.
-    Returns:
-        (B, H, W) distances in pixels, 0 on the mask; ``inf`` everywhere for an empty mask.
-
-    Example:
-        >>> import torch
-        >>> m = torch.zeros(1, 3, 5, dtype=torch.bool); m[0, 1, 0] = True
-        >>> mask_distance_map(m)[0, 1].tolist()
-        [0.0, 1.0, 2.0, 3.0, 4.0]
-    """
-    from scipy.ndimage import distance_transform_edt   # scipy only when a map is built
-
-    check_inputs({"mask": (mask, ("B", "H", "W"))})
-    binary = (mask != 0).cpu().numpy()
-    out = np.full(binary.shape, np.inf)
-    for i, m in enumerate(binary):
-        if m.any():
-            out[i] = distance_transform_edt(~m)
-    return torch.from_numpy(out).to(device=mask.device, dtype=dtype)
-
-
-def points_to_mask(points: Tensor, mask: Tensor, dist_map: Tensor) -> tuple[Tensor, Tensor]:
-    """Whether crop points fall inside the mask, and their distance to it (humr's convention).
-
-    A point inside the crop gets the distance-map value of the pixel covering it (pixel ``i``
-    covers ``[i, i + 1)`` of ``(u + 1) / 2 * W``; 0 on the mask). A point outside the crop
-    counts as outside the mask; its distance is the value at the nearest crop pixel plus the
-    distance from the point to the crop border (an upper bound).
-
-    Args:
-        points: (B, N, 2) crop coordinates [-1, 1], (x, y).
-        mask: (B, H, W) bool or integer, nonzero = mask.
-        dist_map: (B, H, W) from :func:`mask_distance_map` (``inf`` for an empty mask).
-    Returns:
-        inside (B, N) bool and distance (B, N) in pixels of the H x W grid.
-
-    Example:
-        >>> import torch
-        >>> m = torch.zeros(1, 4, 4, dtype=torch.bool); m[0, :, 0] = True   # left column
-        >>> pts = torch.tensor([[[-0.9, 0.0], [0.9, 0.0], [1.5, 0.0]]])     # pixel x 0.2, 3.8, 5
-        >>> inside, dist = points_to_mask(pts, m, mask_distance_map(m))
-        >>> inside.tolist(), dist.tolist()
-        ([[True, False, False]], [[0.0, 3.0, 4.0]])
-    """
-    check_inputs({
-        "points": (points, ("B", "N", 2)),
-        "mask": (mask, ("B", "H", "W")),
-    })
-    if dist_map.shape != mask.shape or bool(torch.isnan(dist_map).any()):
-        # inf is allowed: the distance map of an empty mask
-        raise ValueError(f"dist_map must have the shape of mask {tuple(mask.shape)} and no NaN, "
-                         f"got {tuple(dist_map.shape)}")
-    batch, height, width = mask.shape
-    size = torch.tensor([width, height], dtype=points.dtype, device=points.device)
-    pix = (points + 1.0) * (size / 2.0)                               # continuous pixels
-    clamped = torch.minimum(pix.clamp(min=0.0), size)
-    in_crop = ((pix >= 0) & (pix < size)).all(dim=-1)
-    col = clamped[..., 0].floor().long().clamp(max=width - 1)
-    row = clamped[..., 1].floor().long().clamp(max=height - 1)
-    flat = (torch.arange(batch, device=points.device)[:, None] * height + row) * width + col
-    on_mask = (mask != 0).reshape(-1)[flat]
-    overshoot = torch.linalg.vector_norm(pix - clamped, dim=-1)
-    dist = dist_map.reshape(-1).to(points.dtype)[flat] + overshoot
-    return in_crop & on_mask, dist

@@ -6,7 +6,7 @@ COCO-17 order: 0 nose, 1 l_eye, 2 r_eye, 3 l_ear, 4 r_ear, 5 l_shoulder, 6 r_sho
 """
 from __future__ import annotations
 
-__all__ = ["ARTICULATED_COCO", "COCO17_NAMES", "COCO_FLIP", "COCO_HIPS", "IMAGENET_MEAN",
+__all__ = ["ARTICULATED_COCO", "COCO17_NAMES", "COCO_FLIP", "COCO_HIPS", "H36M_TO_LSP14", "IMAGENET_MEAN",
            "IMAGENET_STD", "NUM_COCO"]
 
 COCO17_NAMES = ("nose", "l_eye", "r_eye", "l_ear", "r_ear", "l_shoulder", "r_shoulder",
@@ -23,6 +23,10 @@ ARTICULATED_COCO = (7, 8, 9, 10, 13, 14, 15, 16)
 
 #: COCO hips (left, right), whose mean is the COCO pelvis.
 COCO_HIPS = (11, 12)
+
+#: LSP-14 joints (3DPW protocol) as indices into the H36M-17 regressor's joints (official
+#: ``H36M_TO_J14``); H36M joint 0 is the pelvis (the 3DPW root).
+H36M_TO_LSP14 = (6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10)
 
 #: ImageNet RGB statistics of the image normalisation (official ``IMG_NORM_MEAN`` / ``_STD``).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -23,10 +23,10 @@ import kornia
 import torch
 from torch import Tensor
 
-from humr.geometry import full_to_crop
 from humr.core.crop import crop_to_pixels
 from humr.core.masks import mask_distance
 from humr.core.skeleton import IMAGENET_MEAN, IMAGENET_STD
+from humr.geometry import full_to_crop
 
 __all__ = ["Augmentation", "crop_change_matrix"]
 

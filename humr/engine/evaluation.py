@@ -3,11 +3,14 @@
 :class:`EvaluationMetrics` holds the torchmetrics Metrics of section 5.1 (Tables 1 and 2, plus
 the synthetic benchmark's posterior distance) and feeds them from ``(batch, out)``:
 
-* ``HypothesisAccuracy`` with protocol ``emdb`` (24 SMPL joints) and, when the body model has
-  an H36M regressor (``lsp14`` output), protocol ``3dpw`` (14 LSP joints); PVE from the meshes.
+* ``HypothesisAccuracy`` with protocol ``emdb`` (24 SMPL joints; a body with fewer joints, e.g.
+  SMPL-X's 22, is an error, not a silent skip) and, when the body model has an H36M regressor
+  (``h36m17`` output), protocol ``3dpw`` (root = H36M pelvis, 14 LSP joints); PVE from the
+  meshes. Ground-truth bodies come from ``gt_body(gender)`` when given and the batch has a
+  ``gender`` key (0 neutral, 1 male, 2 female; official: the gendered SMPL of the dataset).
 * ``Consistency2D``: projected COCO joints vs. the ground truth, visible = detector confidence.
-* ``Spread3D``: root-relative COCO 3D joints (root = mean of the hips 11, 12).
-* ``MaskPlausibility``: invisible = confidence < 0.5 or ground truth outside the crop.
+* ``Spread3D``: root-relative COCO 3D joints (root = mean of the hips 11, 12), mode included.
+* ``MaskPlausibility``: invisible = confidence < 0.5 (:mod:`humr.core.visibility`), mode included.
 * ``PosteriorDistance``: when the batch carries ``posterior`` poses (synthetic benchmark), the
   SMPL joints of those poses (ground-truth shape, joints-only body path) vs. the hypotheses.
 
@@ -16,11 +19,13 @@ Metric states are sums, so ``compute`` is exact under DDP (torchmetrics synchron
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import Tensor, nn
 
+from humr.core.skeleton import COCO_HIPS
+from humr.core.visibility import VISIBLE_THRESHOLD, invisible
 from humr.geometry import axis_angle_to_matrix, full_to_crop
 from humr.metrics import (
     Consistency2D,
@@ -33,12 +38,11 @@ from humr.metrics.protocols import get_protocol
 
 __all__ = ["TABLES", "EvaluationMetrics", "format_table", "invisible_joints"]
 
-VISIBLE_CONF = 0.5          # detector confidence above which a joint is visible (section 4.5)
-COCO_HIPS = (11, 12)
+VISIBLE_CONF = VISIBLE_THRESHOLD   # visible: detector confidence >= 0.5 (humr.core.visibility)
 
 # Rows of the printed tables: (section, metric keys).
 TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Table 1: accuracy, 3dpw protocol (14 joints), mm",
+    ("Table 1: accuracy, 3dpw protocol (14 joints, H36M pelvis root), mm",
      ("3dpw/mpjpe_mode", "3dpw/pa_mpjpe_mode", "3dpw/pve_mode",
       "3dpw/mpjpe_min", "3dpw/pa_mpjpe_min", "3dpw/pve_min")),
     ("Table 1: accuracy, emdb protocol (24 joints), mm",
@@ -59,10 +63,8 @@ def _crop_points(points: Tensor, batch: Mapping[str, Tensor]) -> Tensor:
 
 
 def invisible_joints(batch: Mapping[str, Tensor]) -> Tensor:
-    """(B, 17) bool: COCO joints with detector confidence < 0.5 or ground truth outside the crop."""
-    gt = _crop_points(batch["coco_gt"][..., :2], batch)
-    outside = (gt.abs() > 1.0).any(dim=-1)
-    return (batch["cond_kp"][..., 2] < VISIBLE_CONF) | outside
+    """(B, 17) bool: COCO joints with detector confidence < 0.5 (official mask metrics)."""
+    return invisible(batch["cond_kp"][..., 2])
 
 
 def _root_relative(joints: Tensor, hips: tuple[int, int]) -> Tensor:
@@ -74,6 +76,9 @@ class EvaluationMetrics(nn.Module):
 
     Args:
         with_vertices: compute PVE (skins the full mesh of every hypothesis).
+        gt_body: optional ``gender (int) -> body model`` for the ground truth (e.g. a cached
+            ``BodyModel(path, gender=...)`` per gender); used for batches with a ``gender``
+            key (B,), else the prediction's body is used.
 
     ``update(batch, out, body)`` takes a batch (docs/conventions.md), the output of
     ``model(batch, num_samples=S)`` (S >= 2, hypothesis 0 = mode) and the body model
@@ -90,9 +95,11 @@ class EvaluationMetrics(nn.Module):
         print(format_table(metrics.compute()))
     """
 
-    def __init__(self, with_vertices: bool = True) -> None:
+    def __init__(self, with_vertices: bool = True,
+                 gt_body: Callable[[int], nn.Module] | None = None) -> None:
         super().__init__()
         self.with_vertices = with_vertices
+        self.gt_body = gt_body
         self.metrics = nn.ModuleDict({
             "emdb": HypothesisAccuracy("emdb"),
             "3dpw": HypothesisAccuracy("3dpw"),
@@ -111,6 +118,23 @@ class EvaluationMetrics(nn.Module):
         with torch.autocast(device_type=rotmat.device.type, enabled=False):
             return body(rotmat.to(dtype), betas.to(dtype), **kw)
 
+    def _ground_truth(self, batch: Mapping[str, Tensor], gt_rot: Tensor,
+                      body: nn.Module) -> dict[str, Tensor]:
+        """Body outputs of the ground truth, one body model per gender present in the batch."""
+        kw = {"return_vertices": self.with_vertices}
+        if self.gt_body is None or "gender" not in batch:
+            return self._run_body(body, gt_rot, batch["betas"], **kw)
+        gender = batch["gender"].reshape(-1).long()
+        out: dict[str, Tensor] = {}
+        for g in gender.unique().tolist():
+            idx = (gender == g).nonzero().flatten()
+            part = self._run_body(self.gt_body(int(g)), gt_rot[idx], batch["betas"][idx], **kw)
+            for key, value in part.items():
+                if key not in out:
+                    out[key] = value.new_zeros((gender.shape[0], *value.shape[1:]))
+                out[key][idx] = value
+        return out
+
     @torch.no_grad()
     def update(self, batch: Mapping[str, Tensor], out: Mapping[str, Tensor],
                body: nn.Module) -> None:
@@ -121,15 +145,20 @@ class EvaluationMetrics(nn.Module):
         dtype = rotmat.dtype
         J = rotmat.shape[2]
         gt_rot = axis_angle_to_matrix(batch["pose"].reshape(B, -1, 3)[:, :J])
-        gt = self._run_body(body, gt_rot, batch["betas"], return_vertices=self.with_vertices)
+        gt = self._ground_truth(batch, gt_rot, body)
         pred = self._run_body(body, rotmat.flatten(0, 1), betas.flatten(0, 1),
                               return_vertices=self.with_vertices)
         unflat = lambda x: x.reshape(B, S, *x.shape[1:]).to(dtype)
         vkey = "vertices_smpl" if "vertices_smpl" in pred else "vertices"   # SMPL-X -> SMPL mesh
-        for name, key in (("emdb", "joints"), ("3dpw", "lsp14")):
+        for name, key in (("emdb", "joints"), ("3dpw", "h36m17")):
             k = get_protocol(name).num_joints
-            if pred.get(key) is None or pred[key].shape[-2] < k:   # no regressor / SMPL-X body
+            if pred.get(key) is None:                              # no H36M regressor
                 continue
+            if pred[key].shape[-2] < k:
+                raise ValueError(
+                    f"protocol '{name}' needs {k} joints ({get_protocol(name).joint_set}) but "
+                    f"the body model gives {pred[key].shape[-2]} in '{key}' (an SMPL-X body); "
+                    f"evaluate with an SMPL body model")
             verts = (unflat(pred[vkey]), gt[vkey].to(dtype)) if self.with_vertices else (None, None)
             self.metrics[name].update(unflat(pred[key][:, :k]), gt[key][:, :k].to(dtype), *verts)
             self._seen.add(name)
@@ -154,7 +183,7 @@ class EvaluationMetrics(nn.Module):
         rot = axis_angle_to_matrix(torch.nan_to_num(post).reshape(B * P, -1, 3)[:, :J])
         betas = batch["betas"][:, None].expand(B, P, -1).reshape(B * P, -1)
         joints = self._run_body(body, rot, betas, joints_only=True)["joints"].reshape(B, P, -1, 3)
-        hips = get_protocol("emdb").hip_indices
+        hips = get_protocol("emdb").root_indices
         post_joints = _root_relative(joints[:, :, :J].to(pred_joints.dtype), hips)
         # A joint is occluded when the true posterior moves it (> 1 mm spread); visible joints
         # are pinned down by the image, so their posterior samples coincide.

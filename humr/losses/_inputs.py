@@ -23,7 +23,7 @@ def to_crop(points: Tensor, batch: Mapping[str, Tensor], center_key: str = "cent
 
     Uses ``batch[center_key]`` (B, 2) and ``batch[scale_key]`` (B, 1) (box side ``200 * scale``).
     """
-    b, _ = fetch(batch, {}, {center_key: ("B", 2), scale_key: ("B", 1)})
+    b, _ = fetch(batch, {}, {center_key: ("B", 2), scale_key: ("B", 1)}, finite=False)
     return batch_to_crop(points, b[center_key], b[scale_key])
 
 

@@ -67,7 +67,8 @@ def mmd_targets(gt: Tensor, gt_valid: Tensor, samples: Tensor, max_conf: Tensor,
     - heatmap targets when articulated, ``low < max_conf < high`` and the ground truth lies
       inside the detector box (``gt_in_box``) and inside the crop: ``n - 1`` of the stored
       samples drawn without replacement (one permutation per example, shared by its joints),
-      preceded by the ground truth (the ground truth is always target 0);
+      preceded by the ground truth (the ground truth is always target 0); with fewer than
+      ``n - 1`` stored samples (P < n - 1) they are drawn with replacement instead;
     - otherwise the ground truth repeated ``n`` times;
     - supervised (``valid``) when the ground truth is flagged, inside the crop
       (``-1 <= u <= 1``) and the joint is articulated or visible (``max_conf >= 0.5``).
@@ -77,7 +78,7 @@ def mmd_targets(gt: Tensor, gt_valid: Tensor, samples: Tensor, max_conf: Tensor,
     Args:
         gt: (B, K, 2) ground-truth joints, crop coordinates.
         gt_valid: (B, K) bool annotation flags.
-        samples: (B, K, P, 2) stored heatmap samples, crop coordinates (P >= n - 1).
+        samples: (B, K, P, 2) stored heatmap samples, crop coordinates.
         max_conf: (B, K) heatmap maxima.
         gt_in_box: (B, K) bool, ground truth inside the detector box
             (:func:`humr.core.crop.inside_box`); None: not checked.
@@ -92,7 +93,10 @@ def mmd_targets(gt: Tensor, gt_valid: Tensor, samples: Tensor, max_conf: Tensor,
     box = in_crop if gt_in_box is None else gt_in_box
     use_hm = heatmap_target_joints(max_conf, in_crop, box, articulated, *uncertain_range)
     valid = gt_valid & mmd_supervised(max_conf, in_crop, articulated, visible_threshold)
-    idx = sample_stored(n - 1, count, batch, samples.device, generator)       # (B, n - 1)
+    if count >= n - 1:
+        idx = sample_stored(n - 1, count, batch, samples.device, generator)   # (B, n - 1)
+    else:
+        idx = torch.randint(count, (batch, n - 1), generator=generator, device=samples.device)
     drawn = torch.gather(samples, 2, idx[:, None, :, None].expand(-1, joints, -1, 2))
     repeated = gt.unsqueeze(2).expand(-1, -1, n, -1)
     drawn = torch.cat([gt.unsqueeze(2), drawn], dim=2)
@@ -171,9 +175,6 @@ class HeatmapMMDLoss(BatchLoss):
         if kp.shape[1] < 3:
             raise ValueError(f"out['keypoints2d'] needs S >= 3 hypotheses (the mode plus at least "
                              f"two random ones), got shape {tuple(kp.shape)}")
-        if b["hm_samples"].shape[2] < self.n - 1:
-            raise ValueError(f"batch['hm_samples'] holds P = {b['hm_samples'].shape[2]} samples "
-                             f"per joint; the MMD targets need P >= n - 1 = {self.n - 1}")
         dtype = kp.dtype
         gt_full = b["coco_gt"][..., :2].to(dtype)
         gt = to_crop(gt_full, batch)

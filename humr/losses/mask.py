@@ -129,7 +129,7 @@ class MaskLoss(BatchLoss):
                            "mask_valid": ("B",)},
                           {"keypoints2d": ("B", "S", NUM_COCO, 2)})
         hyp = o["keypoints2d"][:, 1:]                                     # (B, S-1, K, 2)
-        batch_size, count = hyp.shape[:2]
+        batch_size = hyp.shape[0]
         dtype = hyp.dtype
         mask = dilate_mask(b["mask"], 3, self.dilate_iterations)
         res = mask.shape[-1]
