@@ -68,7 +68,8 @@ def sample_heatmaps(heatmaps: Tensor, n: int, threshold: float = 0.05,
 
     Values below ``threshold`` (and negative values) are set to zero first. Rule for a map that
     is all zero after thresholding (no evidence): its ``n`` samples are padding, with value 0
-    and position at the map centre ``((W - 1) / 2, (H - 1) / 2)`` (crop coordinates (0, 0)).
+    and position at the map centre ``((W - 1) / 2, (H - 1) / 2)`` (crop (0, 0) under the
+    ``"centers"`` convention; consumers skip value-0 samples).
     A map holding NaN or infinite values raises a ``ValueError`` naming the joint index.
 
     Args:
