@@ -377,3 +377,16 @@ def test_validate_args_opt_in(name):
     with pytest.raises(ValueError, match="NaN"):
         humr.LOSSES.build(name, validate_args=True)(batch, out)
     humr.LOSSES.build(name)(batch, out)                 # no check (and no sync) by default
+
+
+@pytest.mark.parametrize("name", ["kp2d_mode", "kp2d_all", "kp2d_vis", "mmd", "mask"])
+def test_nan_ground_truth_of_unflagged_joints_is_harmless(name):
+    """Issue 17 item 5: non-finite values in masked-out entries give finite values and grads."""
+    batch, out = _degenerate("coincident")
+    batch["coco_gt"][0, 3] = torch.tensor([float("nan"), float("inf"), 0.0])
+    batch["kp2d_gt"][0, 3] = torch.tensor([float("nan"), float("inf"), 0.0])
+    out = {k: v.clone().requires_grad_() for k, v in out.items()}
+    loss = humr.LOSSES.build(name)(batch, out)
+    assert torch.isfinite(loss)
+    grads = torch.autograd.grad(loss, list(out.values()), allow_unused=True)
+    assert all(g is None or torch.isfinite(g).all() for g in grads)
