@@ -15,7 +15,6 @@ humr formulation (still available as an option) to the official one (humr's defa
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 import humr
