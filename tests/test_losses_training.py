@@ -390,3 +390,19 @@ def test_nan_ground_truth_of_unflagged_joints_is_harmless(name):
     assert torch.isfinite(loss)
     grads = torch.autograd.grad(loss, list(out.values()), allow_unused=True)
     assert all(g is None or torch.isfinite(g).all() for g in grads)
+
+
+def test_mmd_box_test_uses_the_detector_crop():
+    """GT at u = 0.7 of the (jittered) training crop is inside the 3:4 box there, but at
+    u = 0.8 of the detector's crop (det_center 10 px to the left, same 200 px box): official
+    rule -> ground-truth targets, so hypotheses on the GT cost nothing."""
+    batch, out = base_batch(batch_size=1, num_samples=3, count=24)
+    batch["center"], batch["scale"] = torch.tensor([[100.0, 100.0]]), torch.tensor([[1.0]])
+    batch["coco_gt"][0, 9] = torch.tensor([170.0, 100.0, 1.0])          # u = 0.7
+    batch["hm_max_conf"][0, 9] = 0.3
+    batch["hm_samples"][0, 9] = torch.tensor([100.0, 150.0])            # far from the GT
+    out["keypoints2d"][0, :, 9] = torch.tensor([0.7, 0.0])
+    loss = HeatmapMMDLoss(n=3)
+    assert loss(batch, out).item() > 0                                   # heatmap targets
+    batch["det_center"], batch["det_scale"] = torch.tensor([[90.0, 100.0]]), torch.tensor([[1.0]])
+    assert loss(batch, out).item() == pytest.approx(0.0, abs=1e-7)      # GT targets

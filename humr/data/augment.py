@@ -1,6 +1,7 @@
 """Training augmentation on kornia: crop jitter, blur, brightness / contrast, JPEG artefacts.
 
-Geometric jitter changes the crop box (``center``, ``scale``) and warps ``img`` and ``mask``
+Geometric jitter changes the crop box (``center``, ``scale``; the detector's box is kept as
+``det_center``, ``det_scale``) and warps ``img`` and ``mask``
 with the affine map between the old and the new crop, so every 2D target stored in full-image
 pixels (``coco_gt``, ``kp2d_gt``, ``cond_kp``, ``hm_samples``) stays valid unchanged and lands
 on the same image content. ``hm_samples_mask_dist`` is recomputed on the warped mask. Regions
@@ -86,6 +87,9 @@ class Augmentation:
         new_center = center + self.translate * (2 * u[1:3] - 1) * box
         m = crop_change_matrix(center, box, new_center, new_box, res).float()[None]
         img = kornia.geometry.transform.warp_affine(img[None], m, (res, res), align_corners=True)
+        # the detector's box stays the un-jittered one (MMD target rule, humr.core.crop.inside_box)
+        out["det_center"] = sample.get("det_center", sample["center"])
+        out["det_scale"] = sample.get("det_scale", sample["scale"])
         out["center"] = new_center.to(sample["center"].dtype)
         out["scale"] = (new_box / 200.0).reshape(1).to(sample["scale"].dtype)
         if "mask" in sample:
