@@ -11,6 +11,11 @@ import roma
 import torch
 from torch import Tensor
 
+from humr.core.crop import (  # the one crop frame (re-exported)
+    crop_to_full,
+    full_to_crop,
+)
+
 __all__ = [
     "axis_angle_to_matrix",
     "crop_to_full",
@@ -116,23 +121,6 @@ def weak_cam_to_full_translation(cam: Tensor, center: Tensor, box_size: Tensor,
     tx_full = tx + 2.0 * (center[..., 0] - image_hw[..., 1] / 2.0) / bs
     ty_full = ty + 2.0 * (center[..., 1] - image_hw[..., 0] / 2.0) / bs
     return torch.stack([tx_full, ty_full, tz], dim=-1)
-
-
-def full_to_crop(points: Tensor, center: Tensor, box_size: Tensor) -> Tensor:
-    """Full-image pixels (..., N, 2) -> crop coordinates in [-1, 1]: ``(p - c) / (b / 2)``.
-
-    ``center`` is (..., 2) pixels and ``box_size`` (...) pixels; both broadcast over N.
-    """
-    _check_last(points, "points", (2,))
-    _check_last(center, "center", (2,))
-    return (points - center.unsqueeze(-2)) / (box_size[..., None, None] / 2.0)
-
-
-def crop_to_full(points: Tensor, center: Tensor, box_size: Tensor) -> Tensor:
-    """Inverse of :func:`full_to_crop`: crop coordinates (..., N, 2) -> full-image pixels."""
-    _check_last(points, "points", (2,))
-    _check_last(center, "center", (2,))
-    return points * (box_size[..., None, None] / 2.0) + center.unsqueeze(-2)
 
 
 def procrustes_align(pred: Tensor, gt: Tensor) -> Tensor:

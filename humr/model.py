@@ -180,15 +180,17 @@ class HUMR(nn.Module):
             out.update(self._geometry(batch, x.to(self.dtype), betas, cam, wanted))
         return out
 
-    def body_geometry(self, rotmat: Tensor, betas: Tensor, outputs: Iterable[str] = ()
-                      ) -> dict[str, Tensor]:
+    def body_geometry(self, rotmat: Tensor, betas: Tensor, outputs: Iterable[str] = (),
+                      body: nn.Module | None = None) -> dict[str, Tensor]:
         """The body model's outputs for rotations (..., J, 3, 3) and betas (..., nb): ``joints``
         (..., J, 3), ``keypoints3d`` (..., 17, 3) and the requested :data:`BODY_OUTPUTS`
-        (metres, body frame), computed without autocast, in float32 for half inputs."""
+        (metres, body frame), computed without autocast, in float32 for half inputs.
+        ``body`` replaces the model's own body (e.g. a gendered ground-truth body)."""
+        body = self.body if body is None else body
         wanted = _check_outputs(outputs)
         dtype = torch.float32 if rotmat.dtype in (torch.float16, torch.bfloat16) else rotmat.dtype
         with torch.autocast(rotmat.device.type, enabled=False):
-            res = self.body(rotmat.to(dtype), betas.to(dtype), return_vertices="vertices" in wanted,
+            res = body(rotmat.to(dtype), betas.to(dtype), return_vertices="vertices" in wanted,
                             h36m=bool({"lsp14", "h36m17"} & wanted))
         out = {"joints": res["joints"], "keypoints3d": res["coco17"]}
         for key in wanted | ({"vertices_smpl"} if "vertices" in wanted else set()):
@@ -196,13 +198,13 @@ class HUMR(nn.Module):
                 out[key] = res[key]
         return out
 
-    def ground_truth(self, batch: Mapping[str, Tensor], outputs: Iterable[str] = ()
-                     ) -> dict[str, Tensor]:
+    def ground_truth(self, batch: Mapping[str, Tensor], outputs: Iterable[str] = (),
+                     body: nn.Module | None = None) -> dict[str, Tensor]:
         """:meth:`body_geometry` of the ground truth ``batch['pose']`` (B, 3J) axis-angle and
-        ``batch['betas']`` (B, nb)."""
+        ``batch['betas']`` (B, nb), posed by ``body`` (default: the model's body)."""
         J = self.num_joints
         pose = batch["pose"].reshape(batch["pose"].shape[0], -1, 3)[:, :J]
-        return self.body_geometry(axis_angle_to_matrix(pose), batch["betas"], outputs)
+        return self.body_geometry(axis_angle_to_matrix(pose), batch["betas"], outputs, body=body)
 
     def _geometry(self, batch: Mapping[str, Tensor], x: Tensor, betas: Tensor, cam: Tensor,
                   wanted: set[str]) -> dict[str, Tensor]:

@@ -51,9 +51,9 @@ def _brute_mask(old, center, box, new_center, new_box):
 
 
 def _brute_dist(points, mask, center, box):
-    """Distance (crop px) from the centre of the new-crop pixel covering each point to the
-    nearest mask pixel centre; inf for an empty mask."""
-    pix = np.floor(_crop_px(points, center, box))
+    """Distance (crop px) from each point's continuous new-crop position ``(u + 1) R / 2`` to the
+    nearest mask pixel index (official convention, humr.core.masks); inf for an empty mask."""
+    pix = _crop_px(points, center, box)
     on = np.argwhere(mask.T != 0)                                # (M, 2) as (x, y)
     if len(on) == 0:
         return np.full(len(points), np.inf)

@@ -49,10 +49,10 @@ def _case(body, dtype=torch.float64):
         post = body(axis_angle_to_matrix(torch.nan_to_num(posterior).reshape(B, 5, J, 3)),
                     betas[:, None].expand(B, 5, 10))
     out = {"rotmat": hyp, "betas": betas[:, None].repeat(1, S, 1), "joints3d": pred["joints"],
-           "lsp14": pred["lsp14"], "vertices": pred["vertices"],
+           "h36m17": pred["h36m17"], "vertices": pred["vertices"],
            "keypoints3d": pred["coco17"] + torch.tensor([0.0, 0.0, 3.0], dtype=dtype),
            "keypoints2d": (torch.rand(B, S, 17, 2, generator=g, dtype=dtype) * 2.2 - 1.1)}
-    truth = {"joints": gt["joints"], "lsp14": gt["lsp14"], "vertices": gt["vertices"],
+    truth = {"joints": gt["joints"], "h36m17": gt["h36m17"], "vertices": gt["vertices"],
              "posterior_joints": post["joints"], "posterior_valid": torch.isfinite(posterior).all(-1)}
     return batch, out, truth, hyp
 
@@ -139,8 +139,8 @@ def test_evaluation_outputs_come_from_the_model_not_the_metrics(body):
         "model.flow.num_blocks=1", "model.flow.hidden_features=8", "model.head.hidden=8"]).eval()
     out, got = evaluation_outputs(model, batch, num_samples=3)
     ref = body(out["rotmat"], out["betas"], return_vertices=True)
-    for key, ref_key in (("joints3d", "joints"), ("lsp14", "lsp14"), ("vertices", "vertices")):
+    for key, ref_key in (("joints3d", "joints"), ("h36m17", "h36m17"), ("vertices", "vertices")):
         torch.testing.assert_close(out[key], ref[ref_key], atol=1e-5, rtol=0)
-    for key in ("joints", "lsp14", "vertices", "posterior_joints"):
+    for key in ("joints", "h36m17", "vertices", "posterior_joints"):
         torch.testing.assert_close(got[key], truth[key].float(), atol=1e-5, rtol=0, equal_nan=True)
     assert got["posterior_valid"].tolist() == truth["posterior_valid"].tolist()

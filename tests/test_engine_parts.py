@@ -92,14 +92,15 @@ def test_step_seeds_differ_over_steps_and_ranks():
     assert step_seed(5, 7, 1) == step_seed(5, 7, 1)
 
 
-def test_invisible_joints_uses_confidence_and_crop():
-    # crop centre (100, 100), box 200 px: x in [0, 200) is inside
+def test_invisible_joints_uses_confidence_only():
+    # official mask metrics: invisible = confidence < 0.5; a ground truth off the crop is not
     batch = {"center": torch.tensor([[100.0, 100.0]]), "scale": torch.tensor([[1.0]]),
              "coco_gt": torch.full((1, 17, 3), 100.0), "cond_kp": torch.ones(1, 17, 3)}
     batch["coco_gt"][0, 3, 0] = 250.0        # outside the crop
     batch["cond_kp"][0, 5, 2] = 0.3          # low confidence
     batch["cond_kp"][0, 6, 2] = 0.5          # exactly 0.5 counts as visible
-    assert invisible_joints(batch)[0].nonzero().flatten().tolist() == [3, 5]
+    batch["cond_kp"][0, 7, 2] = 0.49
+    assert invisible_joints(batch)[0].nonzero().flatten().tolist() == [5, 7]
 
 
 def test_format_table_groups_known_keys_and_marks_nan():

@@ -6,7 +6,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from scipy.ndimage import distance_transform_edt
 
 from humr.geometry import full_to_crop
 from humr.heatmaps import (
@@ -16,8 +15,7 @@ from humr.heatmaps import (
     max_confidence,
     precompute_samples,
     sample_heatmaps,
-    uncertain_mask,
-    visible_mask,
+    sample_stored,
 )
 
 H, W = 64, 48
@@ -59,7 +57,7 @@ def test_all_zero_map_is_padding_at_centre_and_nan_names_joint():
     hm[3, 10, 10] = 1.0
     xy, val = sample_heatmaps(hm, 7, generator=_gen())
     assert (val[0] == 0).all() and (val[3] == 1).all()
-    assert torch.equal(heatmap_to_crop(xy[0], (H, W)), torch.zeros(7, 2))
+    assert torch.equal(heatmap_to_crop(xy[0], (H, W), "centers"), torch.zeros(7, 2))
     bad = torch.zeros(2, 17, H, W)
     bad[1, 11, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="joint index 11"):
@@ -75,31 +73,53 @@ def test_generator_repeatable():
     assert all(torch.equal(x, y) for x, y in zip(a, b))
 
 
-def test_crop_and_full_coordinates():
+def _grid():
     xs = torch.arange(W, dtype=torch.float64)
     ys = torch.arange(H, dtype=torch.float64)
-    xy = torch.stack(torch.broadcast_tensors(xs[None, :], ys[:, None]), -1)  # (H, W, 2)
-    crop = heatmap_to_crop(xy, (H, W))
+    return torch.stack(torch.broadcast_tensors(xs[None, :], ys[:, None]), -1)  # (H, W, 2)
+
+
+def test_crop_coordinates_centers_convention():
+    crop = heatmap_to_crop(_grid(), (H, W), "centers")
     # pixel centres split [-1, 1] into W (resp. H) equal cells
     assert torch.allclose(crop[0, :, 0], torch.linspace(-1 + 1 / W, 1 - 1 / W, W, dtype=torch.float64))
     assert torch.allclose(crop[:, 0, 1], torch.linspace(-1 + 1 / H, 1 - 1 / H, H, dtype=torch.float64))
-    center = torch.tensor([[320.0, 240.0], [50.0, 60.0]], dtype=torch.float64)
-    box = torch.tensor([300.0, 80.0], dtype=torch.float64)
-    pts = xy.reshape(1, 1, -1, 2).expand(2, 17, -1, -1)
-    full = heatmap_to_full(pts, (H, W), center, box)
-    back = full_to_crop(full.reshape(2, -1, 2), center, box).reshape(full.shape)
-    assert torch.allclose(back, heatmap_to_crop(pts, (H, W)))
-    assert torch.allclose(full[1, 0, 0], torch.tensor([50 + 40 * (-1 + 1 / W), 60 + 40 * (-1 + 1 / H)],
-                                                      dtype=torch.float64))
+
+
+def test_mmpose_transform_preds_by_hand():
+    """mmpose transform_preds: x_full = x * w_box / W + cx - w_box / 2 (no half pixel), with the
+    3:4 person box of height 200 * scale centred in the square crop."""
+    center = torch.tensor([[320.0, 240.0]], dtype=torch.float64)
+    box = torch.tensor([256.0], dtype=torch.float64)                # box 192 x 256 px
+    xy = torch.tensor([[[[0.0, 0.0], [24.0, 32.0], [47.0, 63.0], [12.0, 8.0]]]],
+                      dtype=torch.float64)                           # (1, 1, 4, 2)
+    full = heatmap_to_full(xy, (H, W), center, box)
+    # scale_x = 192 / 48 = 4 px per heatmap px, scale_y = 256 / 64 = 4
+    expect = torch.tensor([[320 - 96, 240 - 128], [320, 240], [320 - 96 + 47 * 4, 240 - 128 + 63 * 4],
+                           [320 - 96 + 48, 240 - 128 + 32]], dtype=torch.float64)
+    assert torch.allclose(full[0, 0], expect)
+    crop = heatmap_to_crop(_grid(), (H, W))
+    assert crop[..., 0].min() == -0.75 and crop[0, 0].tolist() == [-0.75, -1.0]
+    back = full_to_crop(full.reshape(1, -1, 2), center, box).reshape(full.shape)
+    assert torch.allclose(back, heatmap_to_crop(xy, (H, W)))
+    with pytest.raises(ValueError, match="convention"):
+        heatmap_to_crop(xy, (H, W), "udp")
+
+
+def test_sample_stored_without_replacement():
+    idx = sample_stored(25, 150, 64, generator=_gen(0))
+    assert idx.shape == (64, 25)
+    assert all(len(set(row.tolist())) == 25 for row in idx)            # distinct per example
+    assert (idx >= 0).all() and (idx < 150).all()
+    assert sorted(sample_stored(5, 5, 1)[0].tolist()) == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="without replacement"):
+        sample_stored(26, 25, 1)
 
 
 def test_confidences_and_masks():
     hm = torch.rand(3, 17, H, W)
     conf = max_confidence(hm)
     assert torch.equal(conf, torch.from_numpy(hm.numpy().max(axis=(-2, -1))))
-    c = torch.tensor([0.5, 0.51, 0.69, 0.7])
-    assert visible_mask(c).tolist() == [False, True, True, True]
-    assert uncertain_mask(c).tolist() == [True, True, True, False]
     assert ARTICULATED_COCO == (7, 8, 9, 10, 13, 14, 15, 16)
 
 
@@ -120,11 +140,11 @@ def test_precompute_samples_against_scipy():
     assert torch.equal(out["hm_max_conf"], hm.amax(dim=(-2, -1)))
     crop = full_to_crop(out["hm_samples"].reshape(2, -1, 2), center, 200 * scale[:, 0])
     for b in range(2):
-        edt = distance_transform_edt(mask[b].numpy() == 0)
-        col = np.floor((crop[b, :, 0].numpy() + 1) / 2 * R).astype(int)
-        row = np.floor((crop[b, :, 1].numpy() + 1) / 2 * R).astype(int)
-        expect = edt[row, col].reshape(17, 150)
-        np.testing.assert_allclose(out["hm_samples_mask_dist"][b].numpy(), expect, atol=1e-5)
+        # official convention: distance of (u + 1) R / 2 to the nearest mask pixel index (x, y)
+        q = (crop[b].double().numpy() + 1) * R / 2
+        pix = np.argwhere(mask[b].numpy() != 0)[:, ::-1].astype(np.float64)
+        expect = np.sqrt(((q[:, None] - pix[None]) ** 2).sum(-1)).min(1).reshape(17, 150)
+        np.testing.assert_allclose(out["hm_samples_mask_dist"][b].numpy(), expect, atol=1e-4)
     single = precompute_samples(hm[1], center[1], scale[1], mask[1], n=4, generator=_gen(0))
     assert single["hm_samples"].shape == (17, 4, 2)
     no_mask = precompute_samples(hm[1], center[1], scale[1], None, n=4)

@@ -154,3 +154,37 @@ def test_import_leaves_smplx_and_lightning_out():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, check=False)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_integer_inputs_are_cast():
+    """MMDLoss on int64 samples used to give NaN (integer division of the kernel)."""
+    x = torch.tensor([[[0, 0], [1, 0]]])
+    y = torch.tensor([[[0, 1], [2, 2]]])
+    for estimator in ("unbiased", "biased"):
+        ours = MMDLoss(estimator=estimator)(x, y)
+        ref = MMDLoss(estimator=estimator)(x.double(), y.double())
+        assert ours.dtype == torch.get_default_dtype() and torch.isfinite(ours).all()
+        torch.testing.assert_close(ours, ref.to(ours.dtype))
+
+
+def test_zero_size_batch_is_a_clear_error():
+    with pytest.raises(ValueError, match="hold no set"):
+        MMDLoss()(torch.zeros(0, 5, 2), torch.zeros(0, 5, 2))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "mean_all", "sum", "none"])
+def test_non_finite_values_in_masked_out_sets(reduction):
+    """NaN / inf in sets of zero weight reach neither the value nor the gradient."""
+    x = torch.randn(3, 6, 2, dtype=torch.float64)
+    y = torch.randn(3, 6, 2, dtype=torch.float64)
+    x[1, 2, 0], y[1, 0, 1] = float("nan"), float("inf")
+    w = torch.tensor([1.0, 0.0, 1.0], dtype=torch.float64)
+    xr = x.clone().requires_grad_()
+    out = MMDLoss(estimator="biased", reduction=reduction)(xr, y, weights=w)
+    assert torch.isfinite(out).all()
+    out.sum().backward()
+    assert torch.isfinite(xr.grad).all() and (xr.grad[1] == 0).all()
+    clean = MMDLoss(estimator="biased", reduction="none")(x[[0, 2]], y[[0, 2]])
+    expect = {"mean": clean.mean(), "mean_all": clean.sum() / 3, "sum": clean.sum()}
+    if reduction in expect:
+        torch.testing.assert_close(out, expect[reduction])

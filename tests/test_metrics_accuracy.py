@@ -9,8 +9,12 @@ from humr.metrics import HypothesisAccuracy
 from humr.metrics import functional as F
 from humr.metrics.protocols import get_protocol
 
-HIPS = {"3dpw": (2, 3), "emdb": (1, 2)}   # written out here, independent of humr.metrics.protocols
-NUM_JOINTS = {"3dpw": 14, "emdb": 24}
+# written out here from the official validation_step, independent of humr.metrics.protocols:
+# 3DPW: H36M-17 joints, root = H36M pelvis (joint 0), evaluated on H36M_TO_J14;
+# EMDB: 24 SMPL joints, root = mean of joints 1 and 2, all evaluated.
+ROOTS = {"3dpw": (0,), "emdb": (1, 2)}
+EVAL = {"3dpw": [6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10], "emdb": list(range(24))}
+NUM_JOINTS = {"3dpw": 17, "emdb": 24}
 
 
 def _scipy_pa_mpjpe(pred, gt):
@@ -54,16 +58,16 @@ def test_mode_and_min_of_n_match_loop(protocol):
     out = F.hypothesis_accuracy(t(pred), t(gt), protocol, t(pred_v), t(gt_v))
 
     errors = {m: np.zeros((B, S)) for m in ("mpjpe", "pa_mpjpe", "pve")}
-    h0, h1 = HIPS[protocol]
+    roots, ev = ROOTS[protocol], EVAL[protocol]
     for b in range(B):
-        gt_root = (gt[b, h0] + gt[b, h1]) / 2
+        gt_root = np.mean([gt[b, r] for r in roots], axis=0)
         for s in range(S):
-            root = (pred[b, s, h0] + pred[b, s, h1]) / 2
+            root = np.mean([pred[b, s, r] for r in roots], axis=0)
             errors["mpjpe"][b, s] = 1000 * np.mean(
-                [np.linalg.norm((pred[b, s, k] - root) - (gt[b, k] - gt_root)) for k in range(K)])
+                [np.linalg.norm((pred[b, s, k] - root) - (gt[b, k] - gt_root)) for k in ev])
             errors["pve"][b, s] = 1000 * np.mean(
                 [np.linalg.norm((pred_v[b, s, v] - root) - (gt_v[b, v] - gt_root)) for v in range(V)])
-            errors["pa_mpjpe"][b, s] = _scipy_pa_mpjpe(pred[b, s], gt[b])
+            errors["pa_mpjpe"][b, s] = _scipy_pa_mpjpe(pred[b, s, ev], gt[b, ev])
     for m, err in errors.items():
         np.testing.assert_allclose(out[f"{m}_mode"].item(), err[:, 0].mean(), rtol=1e-9)
         best = np.mean([min(err[b]) for b in range(B)])
@@ -71,9 +75,20 @@ def test_mode_and_min_of_n_match_loop(protocol):
         assert out[f"{m}_min"] < out[f"{m}_mode"]   # S = 5 noisy copies: the best beats the mode
 
 
+def test_3dpw_root_is_the_h36m_pelvis():
+    """A prediction equal to the ground truth except a pelvis 10 mm off: every LSP joint is
+    10 mm off after centring (the mean of the LSP hips would have given 0)."""
+    gt = torch.randn(2, 17, 3, dtype=torch.float64)
+    pred = gt[:, None].clone()
+    pred[:, :, 0, 0] += 0.010
+    out = F.hypothesis_accuracy(pred, gt, "3dpw")
+    assert out["mpjpe_mode"].item() == pytest.approx(10.0, rel=1e-9)
+    assert out["pa_mpjpe_mode"].item() < 1e-6                # the LSP joints themselves agree
+
+
 def test_pve_only_with_vertices_and_averaged_over_those_examples():
-    gt = torch.randn(4, 14, 3)
-    pred = gt[:, None] + 0.01 * torch.randn(4, 3, 14, 3)
+    gt = torch.randn(4, 17, 3)
+    pred = gt[:, None] + 0.01 * torch.randn(4, 3, 17, 3)
     gt_v = torch.randn(4, 20, 3)
     pred_v = gt_v[:, None] + 0.05 * torch.randn(4, 3, 20, 3)
     metric = HypothesisAccuracy("3dpw")
@@ -98,16 +113,17 @@ def test_translation_of_prediction_is_removed_by_the_pelvis():
 
 
 def test_protocol_errors_are_clear():
-    with pytest.raises(ValueError, match=r"protocol '3dpw' expects K = 14"):
+    with pytest.raises(ValueError, match=r"protocol '3dpw' expects K = 17"):
         F.hypothesis_accuracy(torch.zeros(1, 2, 24, 3), torch.zeros(1, 24, 3), "3dpw")
     with pytest.raises(KeyError, match="known protocols: 3dpw, emdb"):
         HypothesisAccuracy(protocol="h36m")
     with pytest.raises(ValueError, match=r"gt_joints must have shape \(B, K, 3\)"):
-        F.hypothesis_accuracy(torch.zeros(2, 2, 14, 3), torch.zeros(2, 13, 3))
+        F.hypothesis_accuracy(torch.zeros(2, 2, 17, 3), torch.zeros(2, 13, 3))
     with pytest.raises(ValueError, match="given together"):
-        F.hypothesis_accuracy(torch.zeros(1, 2, 14, 3), torch.zeros(1, 14, 3), "3dpw",
+        F.hypothesis_accuracy(torch.zeros(1, 2, 17, 3), torch.zeros(1, 17, 3), "3dpw",
                               pred_vertices=torch.zeros(1, 2, 5, 3))
     with pytest.raises(ValueError, match="pred_vertices must have shape"):
-        F.hypothesis_accuracy(torch.zeros(1, 2, 14, 3), torch.zeros(1, 14, 3), "3dpw",
+        F.hypothesis_accuracy(torch.zeros(1, 2, 17, 3), torch.zeros(1, 17, 3), "3dpw",
                               torch.zeros(1, 3, 5, 3), torch.zeros(1, 5, 3))
-    assert get_protocol("emdb").hip_indices == HIPS["emdb"]
+    for name, roots in ROOTS.items():
+        assert get_protocol(name).root_indices == roots

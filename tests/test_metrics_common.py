@@ -11,8 +11,8 @@ def _inputs(name, B, dtype, gen):
     rand = lambda *s: torch.rand(*s, generator=gen, dtype=dtype)
     flag = lambda *s: torch.rand(*s, generator=gen) < 0.5
     if name == "hypothesis_accuracy":
-        gt = rand(B, 14, 3)
-        return (gt[:, None] + 0.1 * rand(B, 4, 14, 3), gt, rand(B, 4, 30, 3), rand(B, 30, 3))
+        gt = rand(B, 17, 3)
+        return (gt[:, None] + 0.1 * rand(B, 4, 17, 3), gt, rand(B, 4, 30, 3), rand(B, 30, 3))
     if name == "consistency_2d":
         return (rand(B, 5, 17, 2) * 2 - 1, rand(B, 17, 2) * 2 - 1, rand(B, 17))
     if name == "spread_3d":

@@ -30,32 +30,38 @@ def test_consistency_2d_threshold_and_resolution():
     pred = torch.zeros(1, 2, 17, 2)
     pred[0, :, 0, 0] = 0.5                     # joint 0 off by 0.5 crop units
     conf = torch.zeros(1, 17)
-    conf[0, 0] = 0.5                           # exactly 0.5 is not visible ...
-    conf[0, 1] = 0.51                          # ... 0.51 is
+    conf[0, 0] = 0.49                          # below 0.5 is not visible ...
+    conf[0, 1] = 0.5                           # ... exactly 0.5 is (humr.core.visibility)
     out = F.consistency_2d(pred, torch.zeros(1, 17, 2), conf)
     assert out["kp2d_mode"].item() == 0.0
-    conf[0, 0] = 0.6
+    conf[0, 0] = 0.5
+    assert F.consistency_2d(pred, torch.zeros(1, 17, 2), conf)["kp2d_mode"].item() == pytest.approx(
+        0.5 * 256 / 2 / 2)                     # joints 0 (64 px) and 1 (0 px) visible
     out = F.consistency_2d(pred, torch.zeros(1, 17, 2), conf, crop_pixels=100)
     assert out["kp2d_mode"].item() == pytest.approx(0.5 * 50 / 2)
 
 
-def test_spread_3d_matches_loop_and_excludes_mode():
+@pytest.mark.parametrize("include_mode", [True, False])
+def test_spread_3d_matches_loop(include_mode):
+    """Official: the spread of all S hypotheses (mode included); option: random ones only."""
     rng = np.random.default_rng(4)
     B, S = 3, 7
     kp, conf = rng.normal(size=(B, S, 17, 3)) * 0.1, rng.uniform(0, 1, (B, 17))
-    out = F.spread_3d(torch.tensor(kp), torch.tensor(conf))
+    conf[0, :3] = 0.5                          # exactly 0.5 is visible
+    out = F.spread_3d(torch.tensor(kp), torch.tensor(conf), include_mode=include_mode)
     groups = {"spread_visible": [], "spread_invisible": []}
+    first = 0 if include_mode else 1
     for b in range(B):
         for k in range(17):
-            pts = kp[b, 1:, k]
+            pts = kp[b, first:, k]
             mean = pts.mean(0)
             d = np.mean([np.linalg.norm(p - mean) for p in pts]) * 1000
-            groups["spread_visible" if conf[b, k] > 0.5 else "spread_invisible"].append(d)
+            groups["spread_visible" if conf[b, k] >= 0.5 else "spread_invisible"].append(d)
     for key, vals in groups.items():
         np.testing.assert_allclose(out[key].item(), np.mean(vals), rtol=1e-12)
-    kp[:, 0] += 10.0                           # moving the mode changes nothing
-    moved = F.spread_3d(torch.tensor(kp), torch.tensor(conf))
-    torch.testing.assert_close(moved["spread_visible"], out["spread_visible"])
+    kp[:, 0] += 10.0                           # moving the mode matters only when included
+    moved = F.spread_3d(torch.tensor(kp), torch.tensor(conf), include_mode=include_mode)
+    assert torch.allclose(moved["spread_visible"], out["spread_visible"]) != include_mode
 
 
 def test_empty_group_is_nan():

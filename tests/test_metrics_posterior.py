@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from humr.losses import MMDLoss
 from humr.metrics import PosteriorDistance
 from humr.metrics import functional as F
 
@@ -14,25 +15,12 @@ def _brute_energy(x, y):
     return 2 * exy - exx - eyy
 
 
-def test_energy_distance_matches_brute_force():
+def test_energy_is_the_biased_energy_mmd():
+    """One implementation: the metric's energy distance is MMDLoss("energy", "biased")."""
     rng = np.random.default_rng(6)
     x, y = rng.normal(size=(2, 7, 3)), rng.normal(size=(2, 5, 3)) + 0.4
-    ours = F.energy_distance(torch.tensor(x), torch.tensor(y))
+    ours = MMDLoss("energy", estimator="biased")(torch.tensor(x), torch.tensor(y))
     np.testing.assert_allclose(ours.numpy(), [_brute_energy(x[i], y[i]) for i in range(2)], rtol=1e-12)
-
-
-@pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
-def test_energy_distance_zero_for_identical_and_positive_for_shifted(dtype, tol):
-    x = torch.randn(4, 50, 3, dtype=dtype) * 0.05
-    assert F.energy_distance(x, x).abs().max() < tol
-    assert (F.energy_distance(x, x + 0.05) > 0.01).all()
-
-
-def test_energy_distance_weights_equal_dropping_points():
-    x, y = torch.randn(6, 3, dtype=torch.float64), torch.randn(9, 3, dtype=torch.float64)
-    keep = torch.tensor([1, 0, 1, 1, 0, 1, 1, 1, 0], dtype=torch.float64)
-    torch.testing.assert_close(F.energy_distance(x, y, y_weights=keep),
-                               F.energy_distance(x, y[keep.bool()]))
 
 
 def test_posterior_distance_matches_loop():
@@ -66,5 +54,3 @@ def test_posterior_without_valid_samples_is_skipped_and_errors():
         F.posterior_distance(pred, post[:1], occ)
     with pytest.raises(TypeError, match="occluded must be a bool tensor"):
         F.posterior_distance(pred, post, occ.float())
-    with pytest.raises(ValueError, match="x .* and y .* need equal leading dimensions"):
-        F.energy_distance(torch.zeros(2, 3, 3), torch.zeros(2, 3, 2))

@@ -12,6 +12,8 @@ from it with :data:`H36M_TO_LSP14` (3DPW protocol: 0 r_ankle, 1 r_knee, 2 r_hip,
 """
 from __future__ import annotations
 
+from humr.core.skeleton import H36M_TO_LSP14  # the one home of the 3DPW joint map
+
 __all__ = [
            "COCO17_FACE_VERTICES",
            "COCO17_FROM_SMPL",
@@ -49,4 +51,3 @@ LSP14_NAMES = (
     "right_wrist", "right_elbow", "right_shoulder", "left_shoulder", "left_elbow", "left_wrist",
     "neck", "head_top",
 )
-H36M_TO_LSP14 = (6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10)

@@ -1,6 +1,7 @@
 """Training augmentation on kornia: crop jitter, blur, brightness / contrast, JPEG artefacts.
 
-Geometric jitter changes the crop box (``center``, ``scale``) and warps ``img`` and ``mask``
+Geometric jitter changes the crop box (``center``, ``scale``; the detector's box is kept as
+``det_center``, ``det_scale``) and warps ``img`` and ``mask``
 with the affine map between the old and the new crop, so every 2D target stored in full-image
 pixels (``coco_gt``, ``kp2d_gt``, ``cond_kp``, ``hm_samples``) stays valid unchanged and lands
 on the same image content. ``hm_samples_mask_dist`` is recomputed on the warped mask. Regions
@@ -23,13 +24,15 @@ import kornia
 import torch
 from torch import Tensor
 
+from humr.core.crop import crop_to_pixels
+from humr.core.masks import mask_distance
+from humr.core.skeleton import IMAGENET_MEAN, IMAGENET_STD
 from humr.geometry import full_to_crop
-from humr.metrics.functional.mask import mask_distance_map, points_to_mask
 
 __all__ = ["Augmentation", "crop_change_matrix"]
 
-_MEAN = torch.tensor((0.485, 0.456, 0.406))
-_STD = torch.tensor((0.229, 0.224, 0.225))
+_MEAN = torch.tensor(IMAGENET_MEAN)
+_STD = torch.tensor(IMAGENET_STD)
 
 
 def crop_change_matrix(center: Tensor, box: Tensor, new_center: Tensor, new_box: Tensor,
@@ -84,6 +87,9 @@ class Augmentation:
         new_center = center + self.translate * (2 * u[1:3] - 1) * box
         m = crop_change_matrix(center, box, new_center, new_box, res).float()[None]
         img = kornia.geometry.transform.warp_affine(img[None], m, (res, res), align_corners=True)
+        # the detector's box stays the un-jittered one (MMD target rule, humr.core.crop.inside_box)
+        out["det_center"] = sample.get("det_center", sample["center"])
+        out["det_scale"] = sample.get("det_scale", sample["scale"])
         out["center"] = new_center.to(sample["center"].dtype)
         out["scale"] = (new_box / 200.0).reshape(1).to(sample["scale"].dtype)
         if "mask" in sample:
@@ -112,9 +118,9 @@ class Augmentation:
     @staticmethod
     def _mask_dist(hm_samples: Tensor, out: dict) -> Tensor:
         """Distances (17, n) of full-image samples to the new crop's mask, crop px (inf for an
-        empty mask, as stored by the generator)."""
+        empty mask), as :func:`humr.heatmaps.precompute_samples` stores them."""
         crop = full_to_crop(hm_samples.reshape(1, -1, 2).float(), out["center"][None].float(),
                             200.0 * out["scale"].float())
         mask = out["mask"][None]
-        _, dist = points_to_mask(crop, mask, mask_distance_map(mask))
+        dist = mask_distance(crop_to_pixels(crop, mask.shape[-1]), mask)
         return dist.reshape(hm_samples.shape[:-1]).to(hm_samples.dtype)

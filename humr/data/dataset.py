@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
+from humr.core.skeleton import IMAGENET_MEAN, IMAGENET_STD
 from humr.data.format import read_meta, read_shard
 from humr.data.schema import (
     REQUIRED_KEYS,
@@ -27,9 +28,6 @@ from humr.data.schema import (
 )
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "HumrDataset", "make_dataloader", "to_sample"]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def to_sample(row: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:

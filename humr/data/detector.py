@@ -147,5 +147,6 @@ def detect(heatmaps: torch.Tensor, center: torch.Tensor, box_size: torch.Tensor)
     num, height, width = heatmaps.shape
     conf, idx = heatmaps.reshape(num, -1).max(dim=1)
     xy = torch.stack([idx % width, torch.div(idx, width, rounding_mode="floor")], -1)
-    full = heatmap_to_full(xy.to(heatmaps.dtype)[:, None], (height, width), center, box_size)
+    full = heatmap_to_full(xy.to(heatmaps.dtype)[:, None], (height, width), center, box_size,
+                           convention="centers")   # the synthetic maps cover the square crop
     return torch.cat([full[:, 0], conf[:, None]], dim=-1)

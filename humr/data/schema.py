@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-__all__ = ["OPTIONAL_KEYS", "REQUIRED_KEYS", "STORED_SCHEMA", "DataFormatError", "validate_arrays"]
+__all__ = ["GENDERS", "OPTIONAL_KEYS", "REQUIRED_KEYS", "STORED_SCHEMA", "DataFormatError", "validate_arrays"]
 
 
 class DataFormatError(ValueError):
@@ -50,6 +50,8 @@ STORED_SCHEMA: dict[str, tuple[tuple, str, bool]] = {
     "posterior": (("N", "P", "D"), "float", False),
     "posterior_count": (("N",), "int", False),
     "coco_visible": (("N", 17), "bool", False),
+    # ground-truth body model: 0 neutral, 1 male, 2 female (evaluation builds one per gender)
+    "gender": (("N",), "int", False),
     "features": (("N", "F"), "float", False),
 }
 REQUIRED_KEYS = ("img", "center", "scale", "orig_shape", "pose", "betas", "kp2d_gt", "coco_gt",
@@ -58,6 +60,9 @@ REQUIRED_KEYS = ("img", "center", "scale", "orig_shape", "pose", "betas", "kp2d_
 OPTIONAL_KEYS = tuple(k for k in STORED_SCHEMA if k not in REQUIRED_KEYS)
 
 _KINDS = {"float": "f", "uint8": "u", "bool": "b", "int": "iu"}
+
+#: Values of ``gender``: neutral, male, female.
+GENDERS = (0, 1, 2)
 
 
 def _fmt(spec: tuple) -> str:
@@ -102,6 +107,9 @@ def validate_arrays(arrays: Mapping[str, np.ndarray], source: str,
         if arr.dtype.kind not in _KINDS[kind] or (kind == "uint8" and arr.dtype != np.uint8):
             raise DataFormatError(f"{source}: key '{key}' has dtype {arr.dtype}, expected {kind} "
                                   f"of shape {_fmt(spec)}")
+        if key == "gender" and arr.size and not np.isin(arr, GENDERS).all():
+            raise DataFormatError(f"{source}: key 'gender' holds {sorted(set(np.unique(arr)) - set(GENDERS))}; "
+                                  f"expected 0 (neutral), 1 (male) or 2 (female), shape (N,)")
         if kind == "float":
             bad = np.isnan(arr) | (np.isneginf(arr) if allow_inf else ~np.isfinite(arr))
             if bad.any():

@@ -252,7 +252,8 @@ def make_example(index: int, split: str, seed: int, cfg: SynthConfig, body,
     from humr.heatmaps import precompute_samples
 
     samples = precompute_samples(heatmaps, center.float(), scale.float(), torch.from_numpy(mask),
-                                 n=cfg.num_hm_samples, generator=gen)
+                                 n=cfg.num_hm_samples, generator=gen,
+                                 convention="centers")   # detector maps cover the square crop
     joints = body(scene.rotmat[None], scene.betas[None])["joints"][0]
     joints2d = perspective_project(joints, scene.focal, scene.principal, scene.transl).numpy()
     ones = lambda n: np.ones((n, 1))

@@ -7,11 +7,14 @@ the synthetic benchmark's posterior distance) in a ``MetricCollection`` and feed
 (:func:`evaluation_outputs` computes both through the model, so the metrics never call the body
 model):
 
-* ``HypothesisAccuracy`` with protocol ``emdb`` (24 SMPL joints) and, when the body model has
-  an H36M regressor (``lsp14`` output), protocol ``3dpw`` (14 LSP joints); PVE from the meshes.
+* ``HypothesisAccuracy`` with protocol ``emdb`` (24 SMPL joints; a body with fewer joints, e.g.
+  SMPL-X's 22, is an error, not a silent skip) and, when the body model has an H36M regressor
+  (``h36m17`` output), protocol ``3dpw`` (root = H36M pelvis, 14 LSP joints); PVE from the
+  meshes. Ground-truth bodies come from ``gt_body(gender)`` when given and the batch has a
+  ``gender`` key (0 neutral, 1 male, 2 female; official: the gendered SMPL of the dataset).
 * ``Consistency2D``: projected COCO joints vs. the ground truth, visible = detector confidence.
-* ``Spread3D``: root-relative COCO 3D joints (root = mean of the hips 11, 12).
-* ``MaskPlausibility``: invisible = confidence < 0.5 or ground truth outside the crop.
+* ``Spread3D``: root-relative COCO 3D joints (root = mean of the hips 11, 12), mode included.
+* ``MaskPlausibility``: invisible = confidence < 0.5 (:mod:`humr.core.visibility`), mode included.
 * ``PosteriorDistance``: when the batch carries ``posterior`` poses (synthetic benchmark), the
   SMPL joints of those poses (ground-truth shape) vs. the hypotheses.
 
@@ -26,6 +29,8 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
+from humr.core.skeleton import COCO_HIPS
+from humr.core.visibility import VISIBLE_THRESHOLD, invisible
 from humr.geometry import axis_angle_to_matrix, full_to_crop
 from humr.metrics import (
     Consistency2D,
@@ -39,8 +44,7 @@ from humr.metrics.protocols import get_protocol
 __all__ = ["EVAL_OUTPUTS", "TABLES", "EvaluationMetrics", "evaluation_outputs", "format_table",
            "invisible_joints"]
 
-VISIBLE_CONF = 0.5          # detector confidence above which a joint is visible (section 4.5)
-COCO_HIPS = (11, 12)
+VISIBLE_CONF = VISIBLE_THRESHOLD   # visible: detector confidence >= 0.5 (humr.core.visibility)
 
 # Rows of the printed tables: (section, metric keys).
 TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -65,10 +69,8 @@ def _crop_points(points: Tensor, batch: Mapping[str, Tensor]) -> Tensor:
 
 
 def invisible_joints(batch: Mapping[str, Tensor]) -> Tensor:
-    """(B, 17) bool: COCO joints with detector confidence < 0.5 or ground truth outside the crop."""
-    gt = _crop_points(batch["coco_gt"][..., :2], batch)
-    outside = (gt.abs() > 1.0).any(dim=-1)
-    return (batch["cond_kp"][..., 2] < VISIBLE_CONF) | outside
+    """(B, 17) bool: COCO joints with detector confidence < 0.5 (official mask metrics)."""
+    return invisible(batch["cond_kp"][..., 2])
 
 
 def _root_relative(joints: Tensor, hips: tuple[int, int]) -> Tensor:
@@ -76,12 +78,13 @@ def _root_relative(joints: Tensor, hips: tuple[int, int]) -> Tensor:
 
 
 #: Body outputs the evaluation asks the model for (``HUMR.forward(outputs=...)``).
-EVAL_OUTPUTS = ("lsp14", "vertices")
+EVAL_OUTPUTS = ("h36m17", "vertices")
 
 
 @torch.no_grad()
 def evaluation_outputs(model: nn.Module, batch: Mapping[str, Tensor], num_samples: int,
-                       z: Tensor | None = None, with_vertices: bool = True
+                       z: Tensor | None = None, with_vertices: bool = True,
+                       gt_body: Callable[[int], nn.Module] | None = None,
                        ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """The model's hypotheses and the ground-truth geometry :class:`EvaluationMetrics` needs.
 
@@ -92,14 +95,18 @@ def evaluation_outputs(model: nn.Module, batch: Mapping[str, Tensor], num_sample
         num_samples: S >= 2 hypotheses per image (hypothesis 0 = mode).
         z: optional latents (B, S, D).
         with_vertices: also the meshes (PVE).
+        gt_body: optional ``gender (int) -> body model`` for the ground truth (e.g. a cached
+            ``BodyModel(path, gender=...)``; official: the dataset's gendered SMPL), used for
+            batches with a ``gender`` key (B,) (0 neutral, 1 male, 2 female); else the model's
+            own body poses the ground truth.
     Returns:
-        ``out`` (model output with ``lsp14`` / ``vertices`` when available) and ``truth``
-        (``joints``, ``lsp14``, ``vertices`` of the ground truth; ``posterior_joints``
+        ``out`` (model output with ``h36m17`` / ``vertices`` when available) and ``truth``
+        (``joints``, ``h36m17``, ``vertices`` of the ground truth; ``posterior_joints``
         (B, P, J, 3) and ``posterior_valid`` (B, P) with a posterior).
     """
-    outputs = EVAL_OUTPUTS if with_vertices else ("lsp14",)
+    outputs = EVAL_OUTPUTS if with_vertices else ("h36m17",)
     out = model(batch, num_samples=num_samples, z=z, outputs=outputs)
-    truth = model.ground_truth(batch, outputs)
+    truth = _ground_truth(model, batch, outputs, gt_body)
     if "posterior" in batch:
         post = batch["posterior"]                                  # (B, P, J*3)
         B, P = post.shape[:2]
@@ -110,6 +117,24 @@ def evaluation_outputs(model: nn.Module, batch: Mapping[str, Tensor], num_sample
         truth["posterior_joints"] = model.body_geometry(rot, betas)["joints"]
         truth["posterior_valid"] = valid
     return out, truth
+
+
+def _ground_truth(model: nn.Module, batch: Mapping[str, Tensor], outputs: tuple[str, ...],
+                  gt_body: Callable[[int], nn.Module] | None) -> dict[str, Tensor]:
+    """The ground truth's body outputs, posed by one body model per gender in the batch."""
+    if gt_body is None or "gender" not in batch:
+        return model.ground_truth(batch, outputs)
+    gender = batch["gender"].reshape(-1).long()
+    truth: dict[str, Tensor] = {}
+    for g in gender.unique().tolist():
+        idx = (gender == g).nonzero().flatten()
+        part = model.ground_truth({k: batch[k][idx] for k in ("pose", "betas")}, outputs,
+                                  body=gt_body(int(g)))
+        for key, value in part.items():
+            if key not in truth:
+                truth[key] = value.new_zeros((gender.shape[0], *value.shape[1:]))
+            truth[key][idx] = value
+    return truth
 
 
 class EvaluationMetrics(nn.Module):
@@ -151,13 +176,18 @@ class EvaluationMetrics(nn.Module):
             raise ValueError(f"out['rotmat'] has S = {S} hypotheses; evaluation needs S >= 2")
         dtype = out["rotmat"].dtype
         vkey = "vertices_smpl" if "vertices_smpl" in out else "vertices"   # SMPL-X -> SMPL mesh
-        pred_keys = {"emdb": "joints3d", "3dpw": "lsp14"}
-        gt_keys = {"emdb": "joints", "3dpw": "lsp14"}
+        pred_keys = {"emdb": "joints3d", "3dpw": "h36m17"}
+        gt_keys = {"emdb": "joints", "3dpw": "h36m17"}
         for name in ("emdb", "3dpw"):
             k = get_protocol(name).num_joints
             pred, gt = out.get(pred_keys[name]), truth.get(gt_keys[name])
-            if pred is None or gt is None or pred.shape[-2] < k:   # no regressor / SMPL-X body
+            if pred is None or gt is None:                         # no H36M regressor
                 continue
+            if pred.shape[-2] < k:
+                raise ValueError(
+                    f"protocol '{name}' needs {k} joints ({get_protocol(name).joint_set}) but "
+                    f"the body model gives {pred.shape[-2]} in '{pred_keys[name]}' (an SMPL-X "
+                    f"body); evaluate with an SMPL body model")
             verts = ((out[vkey].to(dtype), truth[vkey].to(dtype)) if self.with_vertices
                      else (None, None))
             self.metrics[name].update(pred[..., :k, :].to(dtype), gt[:, :k].to(dtype), *verts)
@@ -175,7 +205,7 @@ class EvaluationMetrics(nn.Module):
 
     def _update_posterior(self, pred_joints: Tensor, post_joints: Tensor, valid: Tensor) -> None:
         J = pred_joints.shape[2]
-        hips = get_protocol("emdb").hip_indices
+        hips = get_protocol("emdb").root_indices
         post_joints = _root_relative(post_joints[:, :, :J].to(pred_joints.dtype), hips)
         # A joint is occluded when the true posterior moves it (> 1 mm spread); visible joints
         # are pinned down by the image, so their posterior samples coincide.

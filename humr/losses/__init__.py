@@ -1,9 +1,14 @@
 """Training losses (paper section 4, weights of appendix A), each registered in ``humr.LOSSES``.
 
 Every loss is an ``nn.Module`` with ``forward(batch, out) -> scalar`` reading the batch and model
-output keys of ``docs/conventions.md``; 2D terms compare crop coordinates [-1, 1].
-:class:`MMDLoss` is also a standalone set distance; this package imports neither smplx,
-lightning nor the model.
+output keys of ``docs/conventions.md`` (a thin adapter) over a tensor core with documented shapes
+(:func:`kp2d_mode_loss`, :func:`betas_loss`, :func:`orth_loss`, :func:`mmd_targets` +
+:class:`MMDLoss`, :func:`mask_loss`); 2D terms compare crop coordinates [-1, 1]. Defaults follow
+the official release's normalisations (``docs/parity.md``), the paper's text is kept as named
+options; ``validate_args=True`` adds NaN / inf checks. :class:`MMDLoss` is also a standalone set
+distance (unbiased by default). Importing this package pulls in torch only (no smplx,
+lightning, torchmetrics, nflows, scipy or matplotlib; geomloss and kornia are imported when
+used).
 """
 from humr.losses.heatmap_mmd import (
     HeatmapMMDLoss,
@@ -11,10 +16,22 @@ from humr.losses.heatmap_mmd import (
     mmd_targets,
     sinkhorn_loss,
 )
-from humr.losses.keypoints import Kp2dHypothesesLoss, Kp2dModeLoss, Kp2dVisibleLoss
-from humr.losses.mask import MaskLoss
+from humr.losses.keypoints import (
+    Kp2dHypothesesLoss,
+    Kp2dModeLoss,
+    Kp2dVisibleLoss,
+    kp2d_mode_loss,
+)
+from humr.losses.mask import MaskLoss, mask_loss
 from humr.losses.mmd import DISTANCES, MMDLoss, SamplesDistance
-from humr.losses.regularizers import BetasLoss, CamLoss, NLLLoss, OrthLoss
+from humr.losses.regularizers import (
+    BetasLoss,
+    CamLoss,
+    NLLLoss,
+    OrthLoss,
+    betas_loss,
+    orth_loss,
+)
 
 #: Loss weights: appendix A for nll, mmd, mask, kp2d_mode (lambda_2D), betas, orth; Table S2's
 #: weights for kp2d_all (1e-2) and kp2d_vis (5e-3, its best); the mmd weight for the sinkhorn
@@ -36,5 +53,6 @@ DEFAULT_WEIGHTS = {
 __all__ = [
     "DEFAULT_WEIGHTS", "DISTANCES", "BetasLoss", "CamLoss", "HeatmapMMDLoss", "Kp2dHypothesesLoss",
     "Kp2dModeLoss", "Kp2dVisibleLoss", "MMDLoss", "MaskLoss", "NLLLoss", "OrthLoss",
-    "SamplesDistance", "draw_hypotheses", "mmd_targets", "sinkhorn_loss",
+    "SamplesDistance", "betas_loss", "draw_hypotheses", "kp2d_mode_loss", "mask_loss",
+    "mmd_targets", "orth_loss", "sinkhorn_loss",
 ]

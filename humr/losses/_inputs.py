@@ -1,59 +1,46 @@
-"""Input fetching and reductions shared by the losses.
+"""Batch helpers of the losses (and of conditioners / model, which import them from here).
 
-Batch and model-output keys follow ``docs/conventions.md``; every loss fetches its keys with
-:func:`fetch`, which names the missing or malformed key and its expected shape.
+Thin names over :mod:`humr.core`: :func:`fetch` (key lookup and shape checks), :func:`to_crop`
+(full-image pixels -> crop coordinates of ``batch['center']`` / ``batch['scale']``) and
+:func:`in_crop` (the one inside-crop test).
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
-from torch import Tensor
+from torch import Tensor, nn
 
-from humr.geometry import full_to_crop
-from humr.metrics._validation import check_inputs
+from humr.core.checks import fetch
+from humr.core.crop import batch_to_crop
+from humr.core.crop import inside_crop as in_crop
 
-Spec = Sequence[int | str]
-
-
-def fetch(batch: Mapping[str, Tensor], out: Mapping[str, Tensor],
-          batch_keys: Mapping[str, Spec], out_keys: Mapping[str, Spec] | None = None
-          ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-    """Look up and check keys of the batch and of the model output.
-
-    Args:
-        batch, out: the batch dict and the model output dict.
-        batch_keys, out_keys: ``key -> symbolic shape``, e.g. ``{"coco_gt": ("B", 17, 3)}``;
-            letters are bound across all keys of both dicts.
-    Returns:
-        The batch tensors and the output tensors, as two dicts keyed like the specs.
-    Raises:
-        KeyError: a key is missing (the message names ``batch[...]`` or ``out[...]``).
-        ValueError: wrong shape or non-finite values (raised by ``check_inputs``).
-    """
-    specs, taken = {}, ({}, {})
-    for where, mapping, keys, dest in (("batch", batch, batch_keys, taken[0]),
-                                       ("out", out, out_keys or {}, taken[1])):
-        for key, spec in keys.items():
-            if key not in mapping:
-                shape = "(" + ", ".join(str(s) for s in spec) + ")"
-                raise KeyError(f"{where}['{key}'] is missing; expected a tensor of shape {shape}")
-            dest[key] = mapping[key]
-            specs[f"{where}['{key}']"] = (mapping[key], spec)
-    check_inputs(specs)
-    return taken
+__all__ = ["BatchLoss", "fetch", "in_crop", "to_crop"]
 
 
-def to_crop(points: Tensor, batch: Mapping[str, Tensor]) -> Tensor:
+def to_crop(points: Tensor, batch: Mapping[str, Tensor], center_key: str = "center",
+            scale_key: str = "scale") -> Tensor:
     """Full-image pixels (B, ..., 2) -> crop coordinates [-1, 1] of each example's crop box.
 
-    Uses ``batch['center']`` (B, 2) and ``batch['scale']`` (B, 1) (box side ``200 * scale``).
+    Uses ``batch[center_key]`` (B, 2) and ``batch[scale_key]`` (B, 1) (box side ``200 * scale``).
     """
-    center, scale = fetch(batch, {}, {"center": ("B", 2), "scale": ("B", 1)})[0].values()
-    flat = points.reshape(points.shape[0], -1, 2)
-    return full_to_crop(flat, center.to(points.dtype), 200.0 * scale[:, 0].to(points.dtype)
-                        ).reshape(points.shape)
+    b, _ = fetch(batch, {}, {center_key: ("B", 2), scale_key: ("B", 1)}, finite=False)
+    return batch_to_crop(points, b[center_key], b[scale_key])
 
 
-def in_crop(uv: Tensor) -> Tensor:
-    """Points (..., 2) inside the crop, ``-1 <= u < 1`` on both axes (pixel i covers [i, i+1))."""
-    return ((uv >= -1.0) & (uv < 1.0)).all(dim=-1)
+class BatchLoss(nn.Module):
+    """Base of the registered losses: ``forward(batch, out) -> scalar`` over a tensor core.
+
+    Args:
+        validate_args: also reject NaN / inf inputs (a device synchronisation per call; off
+            by default, shapes and keys are always checked).
+    """
+
+    def __init__(self, validate_args: bool = False):
+        super().__init__()
+        self.validate_args = validate_args
+
+    def fetch(self, batch: Mapping[str, Tensor], out: Mapping[str, Tensor],
+              batch_keys: Mapping, out_keys: Mapping | None = None
+              ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """:func:`fetch` with this loss' ``validate_args``."""
+        return fetch(batch, out, batch_keys, out_keys, finite=self.validate_args)

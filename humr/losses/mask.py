@@ -1,93 +1,156 @@
-"""The person-mask loss (paper section 4.3): pull implausible hypotheses of invisible joints back."""
+"""The person-mask loss (paper section 4.3): pull implausible hypotheses of invisible joints back.
+
+Defaults follow the official release (``HumrLoss.forward``, "MASK LOSS COMPUTATION"); the
+paper's text (anchors of the same joint only) is the ``anchors="same_joint"`` option.
+"""
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from humr.heatmaps import visible_mask
-from humr.losses._inputs import fetch, in_crop, to_crop
-from humr.losses._reduce import weighted_mean
-from humr.metrics.functional.mask import points_to_mask
+from humr.core.crop import crop_to_pixels, inside_crop, inside_pixels
+from humr.core.masks import INSIDE_TOLERANCE, dilate_mask, mask_distance
+from humr.core.skeleton import NUM_COCO
+from humr.core.visibility import VISIBLE_THRESHOLD, mask_joints
+from humr.heatmaps import sample_stored
+from humr.losses._inputs import BatchLoss, to_crop
+from humr.losses._reduce import weighted, weighted_mean
 from humr.registry import LOSSES
 
-__all__ = ["MaskLoss"]
+__all__ = ["MaskLoss", "mask_loss"]
 
-NUM_COCO = 17
+ANCHORS = ("all", "same_joint")
+REDUCTIONS = ("batch", "points")
+
+
+def mask_loss(hyp: Tensor, penalised: Tensor, anchors: Tensor, anchor_ok: Tensor,
+              mode: str = "all", reduction: str = "batch") -> Tensor:
+    r"""Tensor core of :class:`MaskLoss`: l1 distance of penalised points to their nearest anchor.
+
+    Args:
+        hyp: (B, S', K, 2) random hypotheses, crop coordinates.
+        penalised: (B, S', K) bool, the points that get the loss.
+        anchors: (B, K, A, 2) candidate anchors per joint, crop coordinates.
+        anchor_ok: (B, K, A) bool, usable anchors.
+        mode: ``"all"`` (official): every point's nearest usable anchor among all joints'
+            anchors; ``"same_joint"`` (paper: "corresponding" samples): among its own joint's.
+        reduction: ``"batch"`` (official): :math:`\sum_{b,s,k} p_{bsk} d_{bsk} / (B S')`;
+            ``"points"``: the mean over penalised points (an effective weight that changes
+            with the number of penalised points in the batch).
+    Returns:
+        () loss; a point without any usable anchor gets none.
+    """
+    batch, count, joints = hyp.shape[:3]
+    if mode == "all":
+        dist = torch.cdist(hyp.reshape(batch, -1, 2), anchors.reshape(batch, -1, 2), p=1)
+        dist = dist.reshape(batch, count, joints, -1)                       # (B, S', K, K A)
+        ok = anchor_ok.reshape(batch, 1, 1, -1)
+    elif mode == "same_joint":
+        dist = torch.cdist(hyp.transpose(1, 2), anchors, p=1).transpose(1, 2)   # (B, S', K, A)
+        ok = anchor_ok.unsqueeze(1)
+    else:
+        raise ValueError(f"anchors must be one of {ANCHORS}, got {mode!r}")
+    dist = torch.where(ok, dist, torch.full_like(dist, torch.inf))
+    nearest = dist.amin(dim=-1)                                             # (B, S', K)
+    penalised = penalised & ok.any(dim=-1)
+    if reduction == "batch":
+        return weighted(nearest, penalised).sum() / (batch * count)
+    if reduction == "points":
+        return weighted_mean(nearest, penalised)
+    raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
 
 
 @LOSSES.register("mask")
-class MaskLoss(nn.Module):
+class MaskLoss(BatchLoss):
     r"""l1 distance of off-mask hypotheses of invisible joints to the nearest in-mask anchor.
 
     A point (example b, random hypothesis s >= 1, COCO joint k) is penalised when
 
     - the example has ``batch['mask_valid']`` True and a non-empty ``batch['mask']``;
-    - joint k is invisible: ``hm_max_conf <= visible_threshold`` (not visible) or its valid
-      ground truth lies outside the crop;
-    - the projection :math:`u_{bsk}` (``out['keypoints2d']``) lies inside the crop but on a
-      pixel of the R x R mask that is 0 (pixel ``floor((u + 1) / 2 * R)``);
-    - an anchor exists: the heatmap samples of (b, k) inside the mask
-      (``hm_samples_mask_dist == 0`` and ``hm_values > 0``), or, when there is none, the
-      ground truth if it is flagged valid.
+    - joint k is invisible (``hm_max_conf < 0.5``) or its ground truth lies outside the crop
+      (:func:`humr.core.visibility.mask_joints`);
+    - its projection lies on the R x R crop image, ``0 <= q <= R - 1`` with
+      ``q = (u + 1) R / 2``, and at least 0.71 px from every pixel of the person mask dilated
+      by a 3 x 3 kernel ``dilate_iterations`` times (official pixel convention,
+      :mod:`humr.core.masks`).
+
+    Anchors (``anchors="all"``, official): ``n_samples`` of the stored heatmap samples of
+    every joint (drawn without replacement, one permutation per example) that lie inside the
+    mask (``hm_samples_mask_dist <= 0.71``, ``hm_values > 0``), plus every flagged
+    ground-truth joint; a point's anchor is the nearest of them in l1 (crop coordinates).
+    ``anchors="same_joint"`` (the paper's text) uses joint k's anchors only.
 
     .. math::
-        L = \frac{1}{|P|} \sum_{(b,s,k) \in P} \min_{a \in A_{bk}} \|u_{bsk} - a\|_1
-
-    in crop coordinates (closest anchor by the same l1 distance); 0 (with a gradient) when
-    nothing is penalised.
+        L = \frac{1}{B (S - 1)} \sum_{(b,s,k)\ \text{penalised}} \min_a \|u_{bsk} - a\|_1
 
     Args:
-        visible_threshold: a joint is visible when its heatmap maximum exceeds it.
+        anchors: ``"all"`` (default) or ``"same_joint"``.
+        reduction: ``"batch"`` (default, divide by B (S - 1)) or ``"points"`` (mean over
+            penalised points).
+        n_samples: stored samples per joint used as anchors (25, the official
+            ``NUM_TRAIN_SAMPLES - 1``); None uses all stored samples.
+        dilate_iterations: dilations of the person mask (3 x 3 kernel); 0 disables.
+        visible_threshold: see :mod:`humr.core.visibility`.
+        generator: optional ``torch.Generator`` for the anchor draw.
+        validate_args: see :class:`humr.losses._inputs.BatchLoss`.
 
     Example:
         >>> import torch
         >>> B, S = 1, 2
-        >>> mask = torch.zeros(B, 8, 8, dtype=torch.uint8); mask[:, :, :4] = 1     # left half
+        >>> mask = torch.zeros(B, 8, 8, dtype=torch.uint8); mask[:, :, :2] = 1     # columns 0, 1
         >>> batch = {"center": torch.zeros(B, 2), "scale": torch.full((B, 1), 0.01),  # box 2 px
         ...          "coco_gt": torch.zeros(B, 17, 3), "mask": mask, "mask_valid": torch.ones(B, dtype=torch.bool),
         ...          "hm_samples": torch.full((B, 17, 150, 2), -0.5), "hm_values": torch.ones(B, 17, 150),
         ...          "hm_max_conf": torch.zeros(B, 17), "hm_samples_mask_dist": torch.zeros(B, 17, 150)}
-        >>> out = {"keypoints2d": torch.full((B, S, 17, 2), 0.5)}    # right half: off the mask
-        >>> MaskLoss()(batch, out).item()                           # |0.5 - (-0.5)| * 2 axes
-        2.0
+        >>> out = {"keypoints2d": torch.full((B, S, 17, 2), 0.5)}    # pixel (6, 6): off the mask
+        >>> MaskLoss(dilate_iterations=0)(batch, out).item()       # 17 joints * |0.5 - (-0.5)| * 2
+        34.0
     """
 
-    def __init__(self, visible_threshold: float = 0.5):
-        super().__init__()
-        self.visible_threshold = visible_threshold
+    def __init__(self, anchors: str = "all", reduction: str = "batch", n_samples: int | None = 25,
+                 dilate_iterations: int = 3, visible_threshold: float = VISIBLE_THRESHOLD,
+                 generator: torch.Generator | None = None, validate_args: bool = False):
+        super().__init__(validate_args)
+        if anchors not in ANCHORS:
+            raise ValueError(f"anchors must be one of {ANCHORS}, got {anchors!r}")
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        self.anchors, self.reduction, self.n_samples = anchors, reduction, n_samples
+        self.dilate_iterations, self.visible_threshold = dilate_iterations, visible_threshold
+        self.generator = generator
 
     def forward(self, batch: Mapping[str, Tensor], out: Mapping[str, Tensor]) -> Tensor:
-        b, o = fetch(batch, out,
-                     {"coco_gt": ("B", NUM_COCO, 3), "hm_samples": ("B", NUM_COCO, "P", 2),
-                      "hm_values": ("B", NUM_COCO, "P"), "hm_max_conf": ("B", NUM_COCO),
-                      "hm_samples_mask_dist": ("B", NUM_COCO, "P"), "mask": ("B", "R", "R"),
-                      "mask_valid": ("B",)},
-                     {"keypoints2d": ("B", "S", NUM_COCO, 2)})
+        b, o = self.fetch(batch, out,
+                          {"coco_gt": ("B", NUM_COCO, 3), "hm_samples": ("B", NUM_COCO, "P", 2),
+                           "hm_values": ("B", NUM_COCO, "P"), "hm_max_conf": ("B", NUM_COCO),
+                           "hm_samples_mask_dist": ("B", NUM_COCO, "P"), "mask": ("B", "R", "R"),
+                           "mask_valid": ("B",)},
+                          {"keypoints2d": ("B", "S", NUM_COCO, 2)})
         hyp = o["keypoints2d"][:, 1:]                                     # (B, S-1, K, 2)
         batch_size = hyp.shape[0]
         dtype = hyp.dtype
-        mask = b["mask"]
+        mask = dilate_mask(b["mask"], 3, self.dilate_iterations)
+        res = mask.shape[-1]
         gt = to_crop(b["coco_gt"][..., :2].to(dtype), batch)               # (B, K, 2)
         gt_valid = b["coco_gt"][..., 2] > 0
-        invisible = ~visible_mask(b["hm_max_conf"], self.visible_threshold) | (gt_valid & ~in_crop(gt))
-        example_ok = b["mask_valid"].bool() & (mask != 0).flatten(1).any(dim=1)
+        joints = mask_joints(b["hm_max_conf"], inside_crop(gt) | ~gt_valid, self.visible_threshold)
+        example_ok = b["mask_valid"].bool() & mask.flatten(1).any(dim=1)
 
-        # Mask lookup at the projected pixel (distances are not needed here: zero map).
-        on_mask, _ = points_to_mask(hyp.reshape(batch_size, -1, 2), mask,
-                                    torch.zeros_like(mask, dtype=dtype))
-        off_mask = in_crop(hyp) & ~on_mask.reshape(hyp.shape[:-1])         # (B, S-1, K)
+        pix = crop_to_pixels(hyp, res)
+        dist = mask_distance(pix.reshape(batch_size, -1, 2), mask).reshape(hyp.shape[:-1])
+        off_mask = inside_pixels(pix, res) & (dist >= INSIDE_TOLERANCE)   # (B, S-1, K)
+        penalised = off_mask & joints.unsqueeze(1) & example_ok[:, None, None]
 
-        samples = to_crop(b["hm_samples"].to(dtype), batch)                # (B, K, P, 2)
-        sample_ok = (b["hm_samples_mask_dist"] == 0) & (b["hm_values"] > 0)
-        gt_ok = gt_valid & ~sample_ok.any(dim=-1)
-        anchors = torch.cat([samples, gt.unsqueeze(2)], dim=2)            # (B, K, P+1, 2)
-        anchor_ok = torch.cat([sample_ok, gt_ok.unsqueeze(2)], dim=2)
-        dist = torch.cdist(hyp.transpose(1, 2), anchors, p=1)            # (B, K, S-1, P+1)
-        dist = torch.where(anchor_ok.unsqueeze(2), dist, torch.full_like(dist, torch.inf))
-        nearest = dist.amin(dim=-1).transpose(1, 2)                       # (B, S-1, K)
-
-        penalised = (off_mask & (invisible & anchor_ok.any(dim=-1)).unsqueeze(1)
-                     & example_ok[:, None, None])
-        return weighted_mean(nearest, penalised)
+        samples, values, sdist = b["hm_samples"], b["hm_values"], b["hm_samples_mask_dist"]
+        if self.n_samples is not None and self.n_samples < samples.shape[2]:
+            idx = sample_stored(self.n_samples, samples.shape[2], batch_size, samples.device,
+                                self.generator)[:, None, :].expand(-1, NUM_COCO, -1)
+            samples = torch.gather(samples, 2, idx[..., None].expand(-1, -1, -1, 2))
+            values, sdist = torch.gather(values, 2, idx), torch.gather(sdist, 2, idx)
+        anchors = torch.cat([to_crop(samples.to(dtype), batch), gt.unsqueeze(2)], dim=2)
+        anchor_ok = torch.cat([(sdist <= INSIDE_TOLERANCE) & (values > 0),
+                               gt_valid.unsqueeze(2)], dim=2)                # (B, K, A)
+        anchors = torch.where(anchor_ok[..., None], anchors, torch.zeros_like(anchors))
+        return mask_loss(hyp, penalised, anchors, anchor_ok, self.anchors, self.reduction)

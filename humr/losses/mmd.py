@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from humr.core.checks import as_float
 from humr.losses._reduce import weighted, weighted_mean
 from humr.registry import Registry
 
@@ -55,16 +56,25 @@ class SetDistance(nn.Module):
 
     Subclasses implement :meth:`per_set`. ``forward(x, y, weights=None)`` returns
 
-    - ``reduction="none"``: the per-set values (...);
+    - ``reduction="none"``: the per-set values (...) (times ``w`` when given);
     - ``"mean"``: ``sum(w * v) / sum(w)`` with per-set weights ``w`` (...) (all ones if None),
       0 when every weight is 0;
+    - ``"mean_all"``: ``sum(w * v) / numel(v)``, the mean over all sets with zero-weight sets
+      counted as 0 (official ``(mmd * valid).mean()``);
     - ``"sum"``: ``sum(w * v)``.
+
+    Integer / bool samples are cast to torch's default float dtype; an empty set of sets
+    (a zero-size leading dimension) raises a ``ValueError``. Sets of zero weight are replaced
+    by zeros before the distance is computed, so NaN / inf values there reach neither the
+    result nor the gradient.
     """
+
+    REDUCTIONS = ("none", "mean", "mean_all", "sum")
 
     def __init__(self, reduction: str = "none"):
         super().__init__()
-        if reduction not in ("none", "mean", "sum"):
-            raise ValueError(f"reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
+        if reduction not in self.REDUCTIONS:
+            raise ValueError(f"reduction must be one of {self.REDUCTIONS}, got {reduction!r}")
         self.reduction = reduction
 
     def per_set(self, x: Tensor, y: Tensor) -> Tensor:
@@ -83,13 +93,26 @@ class SetDistance(nn.Module):
                              f"and {tuple(y.shape)}")
 
     def forward(self, x: Tensor, y: Tensor, weights: Tensor | None = None) -> Tensor:
+        x, y = as_float(x, "x"), as_float(y, "y")
+        common = torch.promote_types(x.dtype, y.dtype)
+        x, y = x.to(common), y.to(common)
+        lead = torch.broadcast_shapes(x.shape[:-2], y.shape[:-2]) if min(x.dim(), y.dim()) >= 2 else ()
+        if 0 in lead:
+            raise ValueError(f"x {tuple(x.shape)} and y {tuple(y.shape)} hold no set (a leading "
+                             f"dimension is 0); expected (..., n, d) with non-empty leading dims")
+        if weights is not None:
+            keep = (weights != 0)[..., None, None]
+            x = torch.where(keep, x, torch.zeros_like(x))
+            y = torch.where(keep, y, torch.zeros_like(y))
         values = self.per_set(x, y)
         if self.reduction == "none":
-            return values if weights is None else values * weights
+            return values if weights is None else weighted(values, weights)
         if weights is None:
             weights = torch.ones_like(values)
         if self.reduction == "sum":
             return weighted(values, weights).sum()
+        if self.reduction == "mean_all":
+            return weighted(values, weights).sum() / values.numel()
         return weighted_mean(values, weights)
 
 
@@ -119,9 +142,11 @@ class MMDLoss(SetDistance):
     Args:
         kernel: ``"imq"``, ``"gaussian"`` or ``"energy"``.
         bandwidths: kernel scales a, in the units of the samples (crop coordinates in humr).
-        estimator: ``"unbiased"`` (needs n, m >= 2) or ``"biased"``.
-        reduction: ``"none"`` (per set, ``(...)``), ``"mean"`` or ``"sum"`` with optional
-            per-set ``weights`` (see :class:`SetDistance`).
+        estimator: ``"unbiased"`` (default here, the paper's Eq. 4; needs n, m >= 2) or
+            ``"biased"`` (the V-statistic of the official ``batch_mmd``, which the registered
+            ``mmd`` training loss uses by default, see :class:`humr.losses.HeatmapMMDLoss`).
+        reduction: ``"none"`` (per set, ``(...)``), ``"mean"``, ``"mean_all"`` or ``"sum"``
+            with optional per-set ``weights`` (see :class:`SetDistance`).
 
     Example:
         >>> import torch

@@ -29,14 +29,16 @@ class HypothesisAccuracy(SumStateMetric):
             \|\sigma R p_{bsk} + t - g_{bk}\|, \quad
         \mathrm{PVE}_{bs} = \tfrac{1}{V}\textstyle\sum_v \|v_{bsv} - w_{bv}\|
 
-    (vertices shifted by the joints' pelvis; PA via :func:`humr.geometry.procrustes_align`).
+    (joints and vertices centred on the protocol's root, then the evaluated joints selected;
+    PA via :func:`humr.geometry.procrustes_align`).
     ``*_mode`` averages :math:`E_{b0}` (hypothesis 0 is the mode, z = 0) and ``*_min``
     averages :math:`\min_s E_{bs}` (over all S hypotheses, the mode included, separately per
     metric) over the examples.
 
     Args:
-        protocol: ``"3dpw"`` (K = 14 LSP joints from the H36M regressor) or ``"emdb"``
-            (K = 24 SMPL joints), or an :class:`humr.metrics.protocols.EvalProtocol`.
+        protocol: ``"3dpw"`` (K = 17 H36M joints from the H36M regressor; root = H36M pelvis,
+            LSP-14 evaluated) or ``"emdb"`` (K = 24 SMPL joints; root = mean of the hips),
+            or an :class:`humr.metrics.protocols.EvalProtocol`.
         kwargs: forwarded to :class:`torchmetrics.Metric`.
 
     ``update(pred_joints (B, S, K, 3), gt_joints (B, K, 3), pred_vertices=None (B, S, V, 3),
@@ -48,9 +50,9 @@ class HypothesisAccuracy(SumStateMetric):
         >>> import torch
         >>> from humr.metrics import HypothesisAccuracy
         >>> metric = HypothesisAccuracy(protocol="3dpw")
-        >>> gt = torch.randn(2, 14, 3, generator=torch.Generator().manual_seed(0))
+        >>> gt = torch.randn(2, 17, 3, generator=torch.Generator().manual_seed(0))
         >>> pred = gt[:, None].repeat(1, 5, 1, 1) + 0.3   # translated copies ...
-        >>> pred[:, 0, 4:, 1] += 0.07                     # ... the mode is off at 10 joints
+        >>> pred[:, 0, [6, 5, 4, 1, 2, 3, 16, 15, 14, 11], 1] += 0.07   # ... mode off at 10 LSP joints
         >>> metric.update(pred, gt)
         >>> out = {k: round(v.item(), 1) for k, v in metric.compute().items()}
         >>> out["mpjpe_mode"], out["mpjpe_min"], out["pa_mpjpe_min"]   # 10 / 14 * 70 mm

@@ -21,7 +21,7 @@ class Consistency2D(SumStateMetric):
     pixels of a ``crop_pixels`` x ``crop_pixels`` crop, for the mode and the random samples.
 
     With :math:`e_{bsk} = \|\hat u_{bsk} - u_{bk}\| \cdot R / 2` (crop [-1, 1] -> pixels) and
-    visible joints :math:`c_{bk} > \tau`:
+    visible joints :math:`c_{bk} \ge \tau`:
     ``kp2d_mode`` :math:`= \operatorname{mean}_{(b,k)\,\text{visible}} e_{b0k}` and
     ``kp2d_samples`` :math:`= \operatorname{mean}_{(b,k)\,\text{visible}}
     \frac{1}{S-1}\sum_{s \ge 1} e_{bsk}` (random hypotheses only).
@@ -65,14 +65,16 @@ class Spread3D(SumStateMetric):
     r"""Diversity (paper section 5.1, Table 2): mean distance of each COCO-17 joint's 3D
     hypotheses to their mean, in mm, for visible and for invisible joints.
 
-    Only the random hypotheses :math:`s \ge 1` enter (the mode is a point estimate, not a
-    sample, and is excluded): :math:`d_{bk} = \frac{1}{S-1}\sum_{s\ge1}\|x_{bsk} - \bar x_{bk}\|`,
-    :math:`\bar x_{bk} = \frac{1}{S-1}\sum_{s\ge1} x_{bsk}`; ``spread_visible`` /
-    ``spread_invisible`` average :math:`d_{bk}` over joints with confidence :math:`> \tau` /
-    :math:`\le \tau`.
+    All S hypotheses enter, the mode included (official ``joints_3d_diversity``;
+    ``include_mode=False`` uses the random ones only):
+    :math:`d_{bk} = \frac{1}{S}\sum_{s}\|x_{bsk} - \bar x_{bk}\|`,
+    :math:`\bar x_{bk} = \frac{1}{S}\sum_{s} x_{bsk}`; ``spread_visible`` /
+    ``spread_invisible`` average :math:`d_{bk}` over joints with confidence :math:`\ge \tau` /
+    :math:`< \tau` (:mod:`humr.core.visibility`).
 
     Args:
         threshold: visibility threshold :math:`\tau` on the detector confidence (0.5).
+        include_mode: include hypothesis 0.
         kwargs: forwarded to :class:`torchmetrics.Metric`.
 
     ``update(pred_kp3d (B, S, 17, 3) root-relative metres (S >= 2), confidence (B, 17))``.
@@ -86,17 +88,19 @@ class Spread3D(SumStateMetric):
         >>> kp = torch.zeros(2, 5, 17, 3)
         >>> kp[:, 1::2, 9, 2] = 0.02; kp[:, 2::2, 9, 2] = -0.02   # joint 9 spreads by 20 mm
         >>> conf = torch.ones(2, 17); conf[:, 9:] = 0.2           # joints 9..16 invisible
-        >>> {k: round(v.item(), 2) for k, v in metric(kp, conf).items()}   # 20 / 8 joints
-        {'spread_visible': 0.0, 'spread_invisible': 2.5}
+        >>> {k: round(v.item(), 2) for k, v in metric(kp, conf).items()}   # (0 + 4 * 20) / 5 / 8
+        {'spread_visible': 0.0, 'spread_invisible': 2.0}
     """
 
     higher_is_better = None
     counts = SPREAD_COUNTS
 
-    def __init__(self, threshold: float = 0.5, **kwargs: Any) -> None:
+    def __init__(self, threshold: float = 0.5, include_mode: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.threshold = threshold
+        self.include_mode = include_mode
 
     def update(self, pred_kp3d: Tensor, confidence: Tensor) -> None:
         """Add a batch (shapes in the class docstring)."""
-        self._accumulate(_spread_3d_update(pred_kp3d, confidence, self.threshold))
+        self._accumulate(_spread_3d_update(pred_kp3d, confidence, self.threshold,
+                                           self.include_mode))

@@ -23,9 +23,9 @@ class PosteriorDistance(SumStateMetric):
     .. math::
         \mathrm{ED}_{bk} = 2\,\mathbb{E}\|X - Y\| - \mathbb{E}\|X - X'\| - \mathbb{E}\|Y - Y'\|
 
-    over the empirical distributions (V-statistic: 0 for identical sets, see
-    :func:`humr.metrics.functional.energy_distance`); ``energy_occluded`` / ``energy_visible``
-    average :math:`\mathrm{ED}_{bk}` over the occluded / visible (example, joint) pairs.
+    over the empirical distributions (V-statistic: 0 for identical sets, computed by
+    :class:`humr.losses.MMDLoss` ``("energy", estimator="biased")``); ``energy_occluded`` /
+    ``energy_visible`` average :math:`\mathrm{ED}_{bk}` over the occluded / visible (example, joint) pairs.
     Examples without a valid posterior sample are skipped.
 
     Args:

@@ -26,8 +26,10 @@ import torch
 from matplotlib import colormaps
 from matplotlib.colors import Normalize
 
+from humr.core.crop import inside_crop
+from humr.core.skeleton import ARTICULATED_COCO
+from humr.core.visibility import invisible
 from humr.geometry import estimate_focal, full_to_crop
-from humr.heatmaps import ARTICULATED_COCO
 from humr.viz.hypotheses import (
     COCO_NAMES,
     _numpy,
@@ -59,11 +61,14 @@ def choose_occluded_joint(example: Mapping, keypoints2d) -> int:
     """The articulated COCO joint to show: among the invisible ones (detector confidence < 0.5)
     whose ground truth lies in the crop, the one whose hypotheses spread most in 2D; if none is
     invisible, the articulated joint of lowest confidence."""
-    conf = _numpy(example["cond_kp"][:, 2])
-    inside = (np.abs(crop_ground_truth(example)) <= 1.0).all(axis=-1)
+    conf = example["cond_kp"][:, 2]
+    hidden = _numpy(invisible(torch.as_tensor(conf)))
+    gt = torch.as_tensor(crop_ground_truth(example))
+    inside = _numpy(inside_crop(gt))
+    conf = _numpy(conf)
     kp = _numpy(keypoints2d)[1:]
     spread = np.linalg.norm(kp - kp.mean(axis=0), axis=-1).mean(axis=0)
-    candidates = [k for k in ARTICULATED_COCO if conf[k] < 0.5 and inside[k]]
+    candidates = [k for k in ARTICULATED_COCO if hidden[k] and inside[k]]
     if candidates:
         return int(max(candidates, key=lambda k: spread[k]))
     return int(min(ARTICULATED_COCO, key=lambda k: conf[k]))

@@ -14,6 +14,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from humr.core.skeleton import COCO17_NAMES, IMAGENET_MEAN, IMAGENET_STD
+
 __all__ = [
     "COCO_NAMES",
     "COCO_SKELETON",
@@ -22,13 +24,7 @@ __all__ = [
     "plot_hypotheses_2d",
 ]
 
-# ImageNet statistics used by the datasets to normalise crops (docs/conventions.md).
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-COCO_NAMES = ("nose", "l_eye", "r_eye", "l_ear", "r_ear", "l_shoulder", "r_shoulder",
-              "l_elbow", "r_elbow", "l_wrist", "r_wrist", "l_hip", "r_hip", "l_knee",
-              "r_knee", "l_ankle", "r_ankle")
+COCO_NAMES = COCO17_NAMES
 # Limbs of the COCO-17 skeleton as (joint, joint) index pairs.
 COCO_SKELETON = ((15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6),
                  (5, 7), (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4))

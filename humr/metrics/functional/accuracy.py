@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from humr.core.checks import check_inputs, require_at_least
 from humr.geometry import procrustes_align
-from humr.metrics._validation import check_inputs, require_at_least
 from humr.metrics.functional._reduce import ratios, sum_key
 from humr.metrics.protocols import EvalProtocol, get_protocol
 
@@ -87,15 +87,18 @@ def hypothesis_errors(pred_joints: Tensor, gt_joints: Tensor,
                       gt_vertices: Tensor | None = None) -> dict[str, Tensor]:
     """Errors of every hypothesis against the ground truth, in mm.
 
-    Prediction and ground truth are each centred on their own pelvis (the protocol's mean of
-    the hips); vertices are shifted by the same pelvis as the joints. PA-MPJPE aligns with a
+    Prediction and ground truth are each centred on their own root (the protocol's pelvis:
+    H36M joint 0 for ``3dpw``, the mean of the SMPL hips for ``emdb``), then the protocol's
+    evaluated joints are selected (LSP-14 for ``3dpw``); vertices are shifted by the same root
+    as the joints (official ``validation_step``). PA-MPJPE aligns with a
     similarity transform, so the centring does not change it; it is NaN for a hypothesis whose
     joints all coincide (no scale can be estimated).
 
     Args:
         pred_joints: (B, S, K, 3) metres, K = the protocol's joint count.
         gt_joints: (B, K, 3) metres.
-        protocol: ``"3dpw"`` (K = 14, LSP from the H36M regressor) or ``"emdb"`` (K = 24 SMPL).
+        protocol: ``"3dpw"`` (K = 17 H36M joints of the H36M regressor) or ``"emdb"``
+            (K = 24 SMPL joints).
         pred_vertices: optional (B, S, V, 3) metres.
         gt_vertices: optional (B, V, 3) metres; given together with ``pred_vertices``.
     Returns:
@@ -103,7 +106,7 @@ def hypothesis_errors(pred_joints: Tensor, gt_joints: Tensor,
 
     Example:
         >>> import torch
-        >>> gt = torch.randn(2, 14, 3)
+        >>> gt = torch.randn(2, 17, 3)
         >>> err = hypothesis_errors(gt[:, None].repeat(1, 3, 1, 1) + 0.5, gt, "3dpw")
         >>> {k: tuple(v.shape) for k, v in err.items()}
         {'mpjpe': (2, 3), 'pa_mpjpe': (2, 3)}
@@ -123,10 +126,11 @@ def hypothesis_errors(pred_joints: Tensor, gt_joints: Tensor,
         raise ValueError("pred_vertices and gt_vertices must be given together (or both None)")
     pred_root = proto.root(pred_joints)                 # (B, S, 1, 3)
     gt_root = proto.root(gt_joints).unsqueeze(1)        # (B, 1, 1, 3)
-    gt = gt_joints.unsqueeze(1)
+    pred = proto.select(pred_joints - pred_root)
+    gt = proto.select(gt_joints.unsqueeze(1) - gt_root)
     errors = {
-        "mpjpe": mpjpe(pred_joints - pred_root, gt - gt_root),
-        "pa_mpjpe": pa_mpjpe(pred_joints, gt.expand_as(pred_joints)),
+        "mpjpe": mpjpe(pred, gt),
+        "pa_mpjpe": pa_mpjpe(pred, gt.expand_as(pred)),
     }
     if pred_vertices is not None:
         errors["pve"] = pve(pred_vertices - pred_root, gt_vertices.unsqueeze(1) - gt_root)
