@@ -42,9 +42,9 @@ class Objective(nn.Module):
         >>> from humr.losses import BetasLoss
         >>> obj = Objective({"betas": BetasLoss()}, {"betas": 0.5})
         >>> out = {"betas": torch.ones(2, 3, 4)}
-        >>> total, parts = obj(None, {"betas": torch.zeros(2, 4)}, out)
+        >>> total, parts = obj(None, {"betas": torch.zeros(2, 4)}, out)   # betas: sum over 4
         >>> float(total), float(parts["betas"])
-        (0.5, 1.0)
+        (2.0, 4.0)
     """
 
     def __init__(self, losses: Mapping[str, nn.Module], weights: Mapping[str, float],
