@@ -18,6 +18,7 @@ COMMANDS = {
     "sample": "sample",
     "ablate": "ablate",
     "bench": "bench",
+    "body": "body",
 }
 
 
