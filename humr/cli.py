@@ -19,6 +19,7 @@ COMMANDS = {
     "ablate": "ablate",
     "bench": "bench",
     "body": "body",
+    "convert-official": "convert_official",
 }
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from humr.body.model import find_utils_file, resolve_model_file
-from humr.body.safe_pickle import UnsafePickleError, load_body_pickle, write_body_file
+from humr.body.safe_pickle import UnsafePickleError, load_body_pickle
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -177,39 +177,18 @@ def test_convert_command_writes_chumpy_free_copy(chumpy_pkl, body_dir, tmp_path,
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["SMPL_NEUTRAL.npz", "SMPL_NEUTRAL.pkl"]
 
 
-def test_smplx_npz_and_pkl_without_pickles(tmp_path, monkeypatch):
-    """A minimal SMPL-X-format model (55 joints, 60 vertices, an object entry like the release's
-    joint2num); the COCO face vertex ids are moved into its range."""
+def test_smplx_npz_and_pkl_without_pickles(tiny_smplx):
+    """SMPL-X .npz with an object entry (like the release's joint2num) and a plain .pkl."""
     import torch
-    from smplx.vertex_ids import vertex_ids
 
     from humr.body import BodyModel
-    from humr.body.keypoints import COCO17_FACE_VERTICES
 
-    monkeypatch.setitem(vertex_ids, "smplx", {n: i % 60 for i, n in enumerate(
-        [*COCO17_FACE_VERTICES, *vertex_ids["smplx"]])})
-
-    rng = np.random.default_rng(0)
-    V, J = 60, 55
-    parents = np.concatenate([[-1], rng.integers(0, np.arange(1, J))])
-    weights = rng.random((V, J))
-    data = {"v_template": rng.normal(size=(V, 3)), "f": rng.integers(0, V, (30, 3)),
-            "J_regressor": rng.random((J, V)) / V, "weights": weights / weights.sum(1, keepdims=True),
-            "kintree_table": np.stack([parents, np.arange(J)]), "shapedirs": rng.normal(size=(V, 3, 20)) * 0.01,
-            "posedirs": rng.normal(size=(V, 3, 9 * (J - 1))) * 0.01,
-            "hands_componentsl": np.eye(45), "hands_componentsr": np.eye(45),
-            "hands_meanl": np.zeros(45), "hands_meanr": np.zeros(45),
-            "lmk_faces_idx": np.zeros(51, np.int64), "lmk_bary_coords": np.full((51, 3), 1 / 3),
-            "dynamic_lmk_faces_idx": np.zeros((79, 17), np.int64),
-            "dynamic_lmk_bary_coords": np.full((79, 17, 3), 1 / 3)}
-    folder = tmp_path / "models_smplx_v1_1" / "models" / "smplx"
-    folder.mkdir(parents=True)
-    np.savez(folder / "SMPLX_MALE.npz", **data, joint2num=np.array({"pelvis": 0}, dtype=object))
-    write_body_file(data, folder / "SMPLX_FEMALE.pkl")
+    folder, data = tiny_smplx
     rot = torch.eye(3, dtype=torch.float64).expand(1, 22, 3, 3)
     betas = torch.zeros(1, 10, dtype=torch.float64)
-    male = BodyModel(tmp_path, model_type="smplx", gender="male", dtype=torch.float64)
-    female = BodyModel(tmp_path, model_type="smplx", gender="female", dtype=torch.float64)
+    root = folder.parents[2]
+    male = BodyModel(root, model_type="smplx", gender="male", dtype=torch.float64)
+    female = BodyModel(root, model_type="smplx", gender="female", dtype=torch.float64)
     assert male.model_file.name == "SMPLX_MALE.npz" and female.model_file.name == "SMPLX_FEMALE.pkl"
     a = male(rot, betas, return_vertices=True)["vertices"]
     b = female(rot, betas, return_vertices=True)["vertices"]

@@ -204,6 +204,10 @@ class HRNetW48(nn.Module):
         self.load_state_dict({k: state[k] for k in own})
 
     def forward(self, img: Tensor) -> Tensor:
+        return torch.cat([x.mean(dim=(-2, -1)) for x in self.branches(img)], dim=-1)
+
+    def branches(self, img: Tensor) -> list[Tensor]:
+        """The four final branches (B, w_i, H / 2^(i+2), W / 2^(i+2)) before pooling."""
         x = F.relu(self.bn1(self.conv1(img)))
         x = F.relu(self.bn2(self.conv2(x)))
         xs = [self.layer1(x)]
@@ -212,4 +216,4 @@ class HRNetW48(nn.Module):
             src = [xs[min(i, len(xs) - 1)] for i in range(len(transition))]   # new branch: from the last
             xs = [x if t is None else t(x) for x, t in zip(src, transition)]
             xs = getattr(self, f"stage{s}")(xs)
-        return torch.cat([x.mean(dim=(-2, -1)) for x in xs], dim=-1)
+        return xs
