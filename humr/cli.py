@@ -20,6 +20,7 @@ COMMANDS = {
     "bench": "bench",
     "body": "body",
     "convert-official": "convert_official",
+    "predict": "predict",
 }
 
 
