@@ -251,3 +251,16 @@ def test_convert_official_command(official_ckpt, tiny_smplx, tmp_path, capsys):
     ckpt = torch.load(out, weights_only=True)
     assert ckpt["format"] == "humr-official-v1" and ckpt["settings"]["flow_kwargs"]["alpha"] == CLAMP
     assert not any(k.startswith("body.") for k in ckpt["state_dict"])
+
+
+def test_official_backbone_weights_and_random_hrnet_warning(official_ckpt):
+    from humr.conditions.hrnet import HRNetW48
+    from humr.official.components import OfficialHRNet
+
+    path, ref = official_ckpt
+    net = OfficialHRNet(weights=path, widths=WIDTHS)
+    img = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(net(img), ref["backbone"](img))
+    with pytest.warns(UserWarning, match="randomly initialised.*humr convert-official"):
+        HRNetW48()

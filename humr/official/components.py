@@ -42,8 +42,11 @@ class OfficialHRNet(HRNetW48):
 
     Args: as :class:`humr.conditions.hrnet.HRNetW48` (``weights``, ``frozen``); ``widths``
     overrides the branch widths (tests use reduced widths with the real key layout).
-    Input ``img`` (B, 3, 224, 224) ImageNet-normalised; output (B, sum(widths)).
+    Input ``img`` (B, 3, 224, 224) ImageNet-normalised; output (B, sum(widths)). Its weights
+    come from the official checkpoint (:func:`humr.official.checkpoint.load_official`).
     """
+
+    warn_if_random = False
 
     def __init__(self, weights: str | Path | None = None, frozen: bool = True,
                  widths: tuple[int, ...] | None = None) -> None:
@@ -59,6 +62,25 @@ class OfficialHRNet(HRNetW48):
         if self.frozen:
             self.requires_grad_(False)
             self.eval()
+
+    def load_weights(self, path: str | Path) -> None:
+        """Backbone weights from the official checkpoint (``model.backbone.*``), a file of
+        ``humr convert-official`` (``conditions.image.backbone.*``) or a plain state dict."""
+        from humr.official.checkpoint import read_checkpoint
+
+        try:
+            state = read_checkpoint(path)["state_dict"]
+        except ValueError:              # no 'state_dict': a plain HRNet state dict
+            super().load_weights(path)
+            return
+        for prefix in ("model.backbone.", "conditions.image.backbone."):
+            sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            if sub:
+                break
+        missing = [k for k in self.state_dict() if k not in sub]
+        if missing:
+            raise KeyError(f"{path} lacks {len(missing)} official HRNet-W48 keys, e.g. {missing[:5]}")
+        self.load_state_dict({k: sub[k] for k in self.state_dict()})
 
     def forward(self, img: Tensor) -> Tensor:
         x0, x1, x2, x3 = self.branches(img)
