@@ -97,9 +97,10 @@ CTX = sum(WIDTHS) + 256 + 3      # [image | pose 256 | bbox 3]
 HEAD_HIDDEN = 64
 
 
-def _official_checkpoint(path, seed=0):
+def _official_checkpoint(path, body_state, seed=0):
     """An official-format Lightning checkpoint: random weights under the official keys, yacs
-    hyper-parameters, body buffers; returns the raw modules used as references."""
+    hyper-parameters, the SMPL-X layer's buffers ``body_state``; returns the raw modules used
+    as references."""
     from yacs.config import CfgNode
 
     from humr.official.components import OfficialHRNet
@@ -129,8 +130,9 @@ def _official_checkpoint(path, seed=0):
     state.update({f"model.joints_enc.{k}": v for k, v in joints_enc.state_dict().items()})
     state.update({f"model.head.{k}": v for k, v in head.items()})
     state.update({f"model.flow.{k}": v for k, v in flow.state_dict().items()})
-    state.update({"model.smpl.smplx.v_template": torch.zeros(10, 3), "smplx.shapedirs": torch.zeros(10, 3, 11),
-                  "smpl_neutral.J_regressor_extra": torch.zeros(9, 10), "J_regressor": torch.zeros(17, 10)})
+    state.update({f"model.smpl.smplx.{k}": v for k, v in body_state.items()})
+    state.update({"smplx.shapedirs": torch.zeros(10, 3, 11), "smpl_neutral.J_regressor_extra": torch.zeros(9, 10),
+                  "J_regressor": torch.zeros(17, 10)})
     hp = CfgNode()
     hp.FREIA_NF = CfgNode()
     hp.FREIA_NF.CLAMP = CLAMP
@@ -176,9 +178,18 @@ def _batch(B=2, seed=0):
 
 
 @pytest.fixture
-def official_ckpt(tmp_path):
+def official_ckpt(tmp_path, tiny_smplx):
+    """(path, references) of an official-format checkpoint whose body is the tiny SMPL-X model
+    as the official code holds it (``smplx.SMPLXLayer(num_betas=11)`` buffers)."""
+    import contextlib
+    import io
+
+    import smplx
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        layer = smplx.SMPLXLayer(str(tiny_smplx[0] / "SMPLX_NEUTRAL.npz"), num_betas=11)
     path = tmp_path / "humr_best.ckpt"
-    return path, _official_checkpoint(path)
+    return path, _official_checkpoint(path, layer.state_dict())
 
 
 def test_load_official_reproduces_context_densities_samples_rotations(official_ckpt, tiny_smplx, tmp_path):
@@ -223,7 +234,7 @@ def test_official_key_and_shape_errors(official_ckpt, tiny_smplx, tmp_path):
     from humr import load_official
     from humr.official import OfficialKeyError
 
-    path, ref = official_ckpt
+    _, ref = official_ckpt
     folder = tiny_smplx[0]
     state = ref["state"]
     cases = [({**state, "model.extra.weight": torch.zeros(1)}, "unexpected key 'model.extra.weight'"),
@@ -235,8 +246,10 @@ def test_official_key_and_shape_errors(official_ckpt, tiny_smplx, tmp_path):
         torch.save({"state_dict": bad, "hyper_parameters": {"FREIA_NF": {"CLAMP": 3.0}}}, p)
         with pytest.raises(OfficialKeyError, match=msg):
             load_official(p, body_model=folder)
+    no_body = {k: v for k, v in state.items() if not k.startswith("model.smpl.")}
+    torch.save({"state_dict": no_body, "hyper_parameters": {"FREIA_NF": {"CLAMP": 3.0}}}, tmp_path / "nobody.ckpt")
     with pytest.raises(FileNotFoundError, match="SMPL-X.*smpl-x.is.tue.mpg.de"):
-        load_official(path)
+        load_official(tmp_path / "nobody.ckpt")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_official(tmp_path / "none.ckpt", body_model=folder)
 
@@ -264,3 +277,21 @@ def test_official_backbone_weights_and_random_hrnet_warning(official_ckpt):
         assert torch.equal(net(img), ref["backbone"](img))
     with pytest.warns(UserWarning, match="randomly initialised.*humr convert-official"):
         HRNetW48()
+
+
+def test_body_stored_in_the_checkpoint_equals_the_smplx_file(official_ckpt, tiny_smplx, tmp_path):
+    from humr import load_official
+    from humr.body import BodyModel
+    from humr.official.checkpoint import convert_official
+
+    path, _ = official_ckpt
+    want = BodyModel(tiny_smplx[0], model_type="smplx", num_betas=11)
+    a = torch.randn(3, 22, 3, 3) * 0.3
+    rot = torch.linalg.matrix_exp(a - a.transpose(-1, -2))
+    betas = torch.randn(3, 11)
+    ref = want(rot, betas, return_vertices=True)
+    converted = convert_official(path, tmp_path / "c.ckpt")
+    for model in (load_official(path), load_official(converted)):
+        got = model.body(rot, betas, return_vertices=True)
+        assert (got["vertices"] - ref["vertices"]).abs().max() < 1e-5
+        assert (got["joints"] - ref["joints"]).abs().max() < 1e-5

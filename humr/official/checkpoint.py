@@ -12,8 +12,10 @@ model.joints_enc.{0,2}.*               conditions.pose2d_official.mlp.{0,2}.*
 model.head.{fc1,fc2,decshape,deccam}   head.* (:class:`OfficialShapeCamHead`)
 model.head.init_shape / init_cam       head.init_shape / init_cam
 model.flow.module_list.*               flow (:func:`humr.official.flow.flow_from_freia_state`)
-model.smpl.*, smplx.*, smpl_neutral.*,  body tensors: the body model is the user's SMPL-X
-J_regressor                            file (licence); checked to be body buffers only
+model.smpl.smplx.*                     body (SMPL-X neutral, 11 betas) unless body_model /
+                                       body is given (:mod:`humr.official.body`)
+smplx.*, smpl_neutral.*, J_regressor   body tensors of the training code (evaluation);
+                                       not used by the model
 =====================================  ===============================================
 
 Any other key, and any shape that does not fit, raises :class:`OfficialKeyError` naming it.
@@ -35,6 +37,7 @@ from torch import Tensor, nn
 
 from humr.geometry import matrix_to_rot6d
 from humr.model import HUMR
+from humr.official.body import PREFIX as BODY_PREFIX
 from humr.official.components import OfficialShapeCamHead
 from humr.official.flow import OfficialKeyError, flow_from_freia_state
 
@@ -185,14 +188,18 @@ def _map_state(state: Mapping[str, Tensor], model: OfficialHUMR) -> dict[str, Te
     return out
 
 
-def _build(settings: dict, body_model, body: nn.Module | None) -> OfficialHUMR:
+def _build(settings: dict, body_model, body: nn.Module | None,
+           state: Mapping[str, Tensor] | None = None) -> OfficialHUMR:
     from humr.config import Config
     from humr.official import components  # noqa: F401  (registers the *_official components)
+    from humr.official.body import body_from_checkpoint
 
     overrides = {f"model.{k}": v for k, v in settings.items()}
+    if body is None and body_model is None and state is not None:
+        body = body_from_checkpoint(state, settings["num_betas"])
     if body is None:
         if body_model is None:
-            raise FileNotFoundError(f"no SMPL-X body model given: {_SMPLX_HELP}")
+            raise FileNotFoundError(f"no SMPL-X body model given and none in the checkpoint: {_SMPLX_HELP}")
         from humr.body import BodyModel
 
         body = BodyModel(body_model, model_type="smplx", num_betas=settings["num_betas"])
@@ -205,13 +212,14 @@ def load_official(path: str | Path, body_model: str | Path | None = None, body: 
 
     Args:
         path: ``humr_best.ckpt`` (official Lightning checkpoint) or a converted ``.ckpt``.
-        body_model: SMPL-X model file / folder (:class:`humr.body.BodyModel`, ``smplx``, neutral).
+        body_model: SMPL-X model file / folder (:class:`humr.body.BodyModel`, ``smplx``, neutral);
+            default: the SMPL-X body stored in the official checkpoint (``model.smpl.smplx.*``).
         body: a prebuilt body (22 joints, the checkpoint's number of betas) instead of body_model.
         clamp: FrEIA clamp when the checkpoint lacks its hyper-parameters.
     """
     ckpt = read_checkpoint(path)
     if ckpt.get("format") == FORMAT:
-        model = _build(dict(ckpt["settings"]), body_model, body)
+        model = _build(dict(ckpt["settings"]), body_model, body, ckpt.get("body_state"))
         own = model.state_dict()
         state = ckpt["state_dict"]
         bad = sorted(set(state) - set(own)) + [k for k in state if k in own and own[k].shape != state[k].shape]
@@ -224,7 +232,7 @@ def load_official(path: str | Path, body_model: str | Path | None = None, body: 
         return model.eval()
     state = ckpt["state_dict"]
     settings = official_config(state, ckpt.get("hyper_parameters"), clamp)
-    model = _build(settings, body_model, body)
+    model = _build(settings, body_model, body, state)
     mapped = _map_state(state, model)
     flow_state = {k[len("model.flow."):]: v for k, v in state.items() if k.startswith("model.flow.")}
     model.flow = flow_from_freia_state(flow_state, settings["flow_kwargs"]["alpha"])
@@ -239,8 +247,9 @@ def load_official(path: str | Path, body_model: str | Path | None = None, body: 
 
 def convert_official(src: str | Path, dst: str | Path, body_model: str | Path | None = None,
                      body: nn.Module | None = None, clamp: float | None = None) -> Path:
-    """``humr convert-official``: write ``dst`` (atomic) with the converted weights (body excluded)
-    and the model settings; :func:`load_official` reads it back."""
+    """``humr convert-official``: write ``dst`` (atomic) with the converted weights, the model
+    settings and the checkpoint's own SMPL-X body buffers (``body_state``, used when no
+    ``body_model`` is given on loading); :func:`load_official` reads it back."""
     model = load_official(src, body_model=body_model, body=body, clamp=clamp)
     ckpt = read_checkpoint(src)
     settings = official_config(ckpt["state_dict"], ckpt.get("hyper_parameters"), clamp)
@@ -250,7 +259,9 @@ def convert_official(src: str | Path, dst: str | Path, body_model: str | Path | 
     fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        torch.save({"format": FORMAT, "settings": settings, "state_dict": state, "source": str(src)}, tmp)
+        body_state = {k: v for k, v in ckpt["state_dict"].items() if k.startswith(BODY_PREFIX)}
+        torch.save({"format": FORMAT, "settings": settings, "state_dict": state, "source": str(src),
+                    "body_state": body_state}, tmp)
         os.replace(tmp, dst)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
