@@ -44,7 +44,7 @@ def __getattr__(name: str):
 
         return load_official
     if name == "predict":
-        from humr.predict import predict
+        from humr.prediction import predict
 
         return predict
     raise AttributeError(f"module 'humr' has no attribute {name!r}")

@@ -295,3 +295,18 @@ def test_body_stored_in_the_checkpoint_equals_the_smplx_file(official_ckpt, tiny
         got = model.body(rot, betas, return_vertices=True)
         assert (got["vertices"] - ref["vertices"]).abs().max() < 1e-5
         assert (got["joints"] - ref["joints"]).abs().max() < 1e-5
+
+
+def test_predict_with_the_official_model(official_ckpt, tmp_path):
+    import numpy as np
+
+    from humr import load_official, predict
+
+    path, _ = official_ckpt
+    model = load_official(path)
+    image = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    kp = np.concatenate([np.random.default_rng(1).uniform(40, 100, (17, 2)), np.full((17, 1), 0.8)], 1)
+    pred = predict(model, image, keypoints=kp, num_samples=3)
+    assert pred["crop"].shape == (1, 224, 224, 3) and pred["rotmat"].shape == (1, 3, 22, 3, 3)
+    rot = pred["rotmat"]
+    np.testing.assert_allclose(rot @ np.swapaxes(rot, -1, -2), np.broadcast_to(np.eye(3), rot.shape), atol=1e-5)

@@ -44,7 +44,7 @@ def model(body_dir):
 
 def _vitpose_heatmaps(kp, boxes):
     """Gaussian heatmaps (P, 17, 64, 48) of a 256 x 192 top-down crop, peaks at the keypoints."""
-    from humr.predict import _vitpose_box
+    from humr.prediction import _vitpose_box
 
     center = (boxes[:, :2] + boxes[:, 2:]) / 2
     wh = _vitpose_box(center, boxes[:, 2:] - boxes[:, :2])
@@ -57,20 +57,22 @@ def _vitpose_heatmaps(kp, boxes):
 
 
 def test_heatmap_peaks_map_back_to_the_keypoints(scene, model):
-    from humr.predict import _keypoint_boxes, predict
+    from humr.prediction import _keypoint_boxes, predict
 
     image, kp = scene
     boxes = _keypoint_boxes(kp)
     hm, wh = _vitpose_heatmaps(kp, boxes)
     pred = predict(model, image, heatmaps=hm, bbox=boxes, num_samples=4)
-    err = np.abs(pred["cond_kp"][..., :2] - kp[..., :2])
-    # peaks were rounded to heatmap pixels: error at most half a heatmap pixel of the box
-    assert (err[..., 0] <= wh[:, None, 0] / 48 / 2 + 1e-6).all() and (err[..., 1] <= wh[:, None, 1] / 64 / 2 + 1e-6).all()
+    err = np.abs(pred["cond_kp"][..., :2] - kp[..., :2]) / (wh[:, None] / np.array([48, 64]))
+    # peaks were rounded to heatmap pixels (pixel centres): within 0.5 heatmap px; up to 1.5 px
+    # under mmpose's UDP mapping (x (w - 1) / (W - 1)); a wrong box, aspect or padding is off
+    # by many pixels
+    assert err.max() <= 1.5 + 1e-6, err.max()
     np.testing.assert_allclose(pred["cond_kp"][..., 2], 0.9, atol=1e-6)
 
 
 def test_predict_batches_people_and_writes_files(scene, model, tmp_path):
-    from humr.predict import predict, save_prediction
+    from humr.prediction import predict, save_prediction
 
     image, kp = scene
     pred = predict(model, image, keypoints=kp, num_samples=6, seed=3)
@@ -109,7 +111,7 @@ def test_predict_command_with_coco_and_openpose_json(scene, model, tmp_path, mon
     body25[:, list(BODY25_TO_COCO17)] = kp
     openpose = tmp_path / "op.json"
     openpose.write_text(json.dumps({"people": [{"pose_keypoints_2d": p.ravel().tolist()} for p in body25]}))
-    from humr.predict import load_detections
+    from humr.prediction import load_detections
 
     np.testing.assert_array_equal(load_detections(coco), load_detections(openpose))
     monkeypatch.setattr("humr.commands.predict.load_any", lambda ckpt, body_model: model)

@@ -43,7 +43,7 @@ def load_any(ckpt: str, body_model: str | None):
 
 
 def run(args: argparse.Namespace) -> int:
-    from humr.predict import load_detections, predict, save_prediction
+    from humr.prediction import load_detections, predict, save_prediction
 
     if args.samples < 2:
         raise ValueError(f"--samples must be >= 2 (the mode and at least one hypothesis), got {args.samples}")

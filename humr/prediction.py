@@ -1,5 +1,8 @@
 """Run a model on a user's image with a 2D detector's output (``humr.predict``, ``humr predict``).
 
+(The module is ``humr.prediction`` so that the package attribute ``humr.predict`` stays the
+function.)
+
 Inputs as users have them, per person p of one image:
 
 - ViTPose-style heatmaps (P, 17, H, W) (64 x 48 for a 256 x 192 input) of a top-down crop:
