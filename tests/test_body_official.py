@@ -239,3 +239,31 @@ def test_body_without_regressor_names_the_file_when_a_protocol_needs_it(tmp_path
     body = BodyModel(tmp_path, utils_dir=utils)
     assert body.has_h36m
     body.require_h36m()
+
+
+def test_smplx_finds_the_release_mapping_and_regressor_by_name(tiny_smplx, tmp_path):
+    """smplx2smpl.pkl (a pickled {'matrix': (6890, V)}) and J_regressor_h36m.npy in data/utils."""
+    import torch
+
+    from humr.body import BodyModel
+
+    folder, _ = tiny_smplx
+    utils = tmp_path / "elsewhere" / "u"     # not beside the model: only found through utils_dir
+    utils.mkdir(parents=True)
+    rng = np.random.default_rng(2)
+    mapping = np.zeros((6890, 60))
+    mapping[np.arange(6890), rng.integers(0, 60, 6890)] = 1.0
+    (utils / "smplx2smpl.pkl").write_bytes(pickle.dumps({"matrix": mapping}, protocol=2))
+    reg = rng.random((17, 6890)) / 6890
+    np.save(utils / "J_regressor_h36m.npy", reg)
+    body = BodyModel(folder, model_type="smplx", dtype=torch.float64, utils_dir=utils)
+    assert body.has_h36m
+    rot = torch.eye(3, dtype=torch.float64).expand(1, 22, 3, 3)
+    out = body(rot, torch.zeros(1, 10, dtype=torch.float64), return_vertices=True)
+    smpl_verts = mapping @ out["vertices"][0].numpy()
+    np.testing.assert_allclose(out["vertices_smpl"][0].numpy(), smpl_verts, atol=1e-12)
+    np.testing.assert_allclose(out["h36m17"][0].numpy(), reg @ smpl_verts, atol=1e-10)
+    assert not BodyModel(folder, model_type="smplx").has_h36m     # nothing found: no mapping, no H36M
+    (tmp_path / "utils").symlink_to(utils)                          # data/utils beside the downloads
+    found = BodyModel(folder, model_type="smplx")
+    assert found.has_h36m and hasattr(found, "smplx_to_smpl")

@@ -226,10 +226,12 @@ class BodyModel(nn.Module):
             (``humr make-body`` writes it); :meth:`require_h36m` raises when a protocol needs it.
         smplx_to_smpl: SMPL-X only: vertex mapping (npz / pkl / npy) holding a (6890, V_smplx)
             matrix (key "matrix", dense or scipy sparse) or a (6890,) index array; gives
-            ``vertices_smpl`` and lets the H36M regressor of SMPL apply to SMPL-X meshes.
+            ``vertices_smpl`` and lets the H36M regressor of SMPL apply to SMPL-X meshes; by
+            default the release's ``smplx2smpl.pkl`` when :func:`find_utils_file` finds it.
         dtype: dtype of the buffers (inputs of another dtype are computed in theirs).
         gender: "neutral", "male" or "female": picks the gendered file in a folder.
         utils_dir: folder of the release's utils.zip files (searched first).
+        search_utils: look for the utils.zip files at all (False: only the paths given).
 
     Attributes:
         num_joints: J (24 SMPL, 22 SMPL-X). pose_dim: 6 J. faces: (F, 3) int64 numpy array.
@@ -259,7 +261,7 @@ class BodyModel(nn.Module):
                  num_betas: int = 10, h36m_regressor: str | Path | None = None,
                  smplx_to_smpl: str | Path | None = None,
                  dtype: torch.dtype = torch.float32, gender: str = "neutral",
-                 utils_dir: str | Path | None = None) -> None:
+                 utils_dir: str | Path | None = None, search_utils: bool = True) -> None:
         super().__init__()
         import smplx
         from smplx.vertex_ids import vertex_ids
@@ -304,12 +306,14 @@ class BodyModel(nn.Module):
         face_ids = [vertex_ids["smplh" if model_type == "smpl" else "smplx"][n] for n in COCO17_FACE_VERTICES]
 
         mapping = None
+        if smplx_to_smpl is None and model_type == "smplx" and search_utils:
+            smplx_to_smpl = find_utils_file("smplx2smpl.pkl", path, self.utils_dir, required=False)
         if smplx_to_smpl is not None:
             if model_type != "smplx":
                 raise ValueError("smplx_to_smpl is a SMPL-X -> SMPL vertex mapping; model_type must be 'smplx'")
             mapping = self._load_mapping(smplx_to_smpl, num_verts)
             self.register_buffer("smplx_to_smpl", mapping)
-        if h36m_regressor is None:
+        if h36m_regressor is None and search_utils:
             h36m_regressor = find_utils_file("J_regressor_h36m.npy", path, self.utils_dir, required=False)
         h36m = self._load_h36m(h36m_regressor, num_verts if mapping is None else mapping.shape[0])
         if h36m is not None and mapping is not None:

@@ -62,4 +62,5 @@ def body_from_checkpoint(state: Mapping[str, Tensor], num_betas: int):
         return None
     with tempfile.TemporaryDirectory() as tmp:
         path = write_body_file(smplx_arrays(sub), Path(tmp) / "SMPLX_NEUTRAL.npz")
-        return BodyModel(path, model_type="smplx", num_betas=num_betas)
+        # a temporary file: no utils.zip files are searched around it
+        return BodyModel(path, model_type="smplx", num_betas=num_betas, search_utils=False)
