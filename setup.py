@@ -27,7 +27,7 @@ setup(
         "tensorboard",
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-timeout"],
+        "test": ["pytest>=7", "pytest-timeout", "FrEIA==0.2", "yacs"],   # official-checkpoint tests
         "dev": ["pytest>=7", "pytest-timeout", "ruff"],
     },
     entry_points={"console_scripts": ["humr=humr.cli:main"]},

@@ -20,6 +20,8 @@ __all__ = [
     "Registry",
     "__version__",
     "build_model",
+    "load_official",
+    "predict",
 ]
 
 
@@ -28,4 +30,12 @@ def __getattr__(name: str):
         from humr.model import build_model
 
         return build_model
+    if name == "load_official":
+        from humr.official.checkpoint import load_official
+
+        return load_official
+    if name == "predict":
+        from humr.prediction import predict
+
+        return predict
     raise AttributeError(f"module 'humr' has no attribute {name!r}")

@@ -22,6 +22,9 @@ COMMANDS = {
     "sample": "sample",
     "ablate": "ablate",
     "bench": "bench",
+    "body": "body",
+    "convert-official": "convert_official",
+    "predict": "predict",
 }
 
 

@@ -76,3 +76,39 @@ def tiny_config(tiny_data, tiny_overrides):
     from humr.config import Config
 
     return Config.load(None, overrides=[*tiny_overrides, f"data.root={tiny_data}"])
+
+
+@pytest.fixture
+def tiny_smplx(tmp_path, monkeypatch):
+    """A minimal SMPL-X-format model (55 joints, 60 vertices, 400 shape dirs) in the official download
+    layout ``models_smplx_v1_1/models/smplx``: ``SMPLX_MALE.npz`` / ``SMPLX_NEUTRAL.npz`` (with an
+    object entry like the release's joint2num) and ``SMPLX_FEMALE.pkl``; smplx's vertex ids are
+    moved into its range. Returns (folder, arrays)."""
+    import numpy as np
+    from smplx.vertex_ids import vertex_ids
+
+    from humr.body.keypoints import COCO17_FACE_VERTICES
+    from humr.body.safe_pickle import write_body_file
+
+    monkeypatch.setitem(vertex_ids, "smplx", {n: i % 60 for i, n in enumerate(
+        [*COCO17_FACE_VERTICES, *vertex_ids["smplx"]])})
+    rng = np.random.default_rng(0)
+    V, J = 60, 55
+    parents = np.concatenate([[-1], rng.integers(0, np.arange(1, J))])
+    weights = rng.random((V, J))
+    data = {"v_template": rng.normal(size=(V, 3)), "f": rng.integers(0, V, (30, 3)),
+            "J_regressor": rng.random((J, V)) / V, "weights": weights / weights.sum(1, keepdims=True),
+            "kintree_table": np.stack([parents, np.arange(J)]),
+            "shapedirs": rng.normal(size=(V, 3, 400)) * 0.01,   # 300 shape + 100 expression (SMPL-X 1.1)
+            "posedirs": rng.normal(size=(V, 3, 9 * (J - 1))) * 0.01,
+            "hands_componentsl": np.eye(45), "hands_componentsr": np.eye(45),
+            "hands_meanl": np.zeros(45), "hands_meanr": np.zeros(45),
+            "lmk_faces_idx": np.zeros(51, np.int64), "lmk_bary_coords": np.full((51, 3), 1 / 3),
+            "dynamic_lmk_faces_idx": np.zeros((79, 17), np.int64),
+            "dynamic_lmk_bary_coords": np.full((79, 17, 3), 1 / 3)}
+    folder = tmp_path / "models_smplx_v1_1" / "models" / "smplx"
+    folder.mkdir(parents=True)
+    for gender in ("MALE", "NEUTRAL"):
+        np.savez(folder / f"SMPLX_{gender}.npz", **data, joint2num=np.array({"pelvis": 0}, dtype=object))
+    write_body_file(data, folder / "SMPLX_FEMALE.pkl")
+    return folder, data

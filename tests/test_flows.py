@@ -151,16 +151,23 @@ def test_gradients_reach_context(name):
     assert c.grad.abs().min() > 0
 
 
-def test_soft_clamp_bounds_every_log_scale():
+@pytest.mark.parametrize("form", ["freia", "atan_scaled"])
+def test_soft_clamp_bounds_every_log_scale(form):
     alpha = 2.0
     s = torch.tensor([-1e30, -1e6, -3.0, 0.0, 1e-4, 3.0, 1e6, 1e30], dtype=torch.float64)
-    clamped = soft_clamp(s, alpha)
-    assert (clamped.abs() <= alpha).all() and clamped[-1] > alpha - 1e-6
-    assert torch.allclose(clamped[4], s[4] * 2 / math.pi, rtol=1e-7)  # slope 2/pi at zero
-    assert torch.allclose(clamped[5], torch.tensor(4 / math.pi * math.atan(1.5), dtype=s.dtype))
-    assert torch.equal(soft_clamp(-s, alpha), -clamped)
+    clamped = soft_clamp(s, alpha, form)
+    assert (clamped.abs() <= alpha).all() and clamped[-1] > 0.998 * alpha
+    if form == "freia":   # FrEIA 0.2: clamp * 0.636 * atan(s)
+        assert torch.allclose(clamped[4], s[4] * alpha * 0.636, rtol=1e-7)
+        assert torch.allclose(clamped[5], torch.tensor(alpha * 0.636 * math.atan(3.0), dtype=s.dtype))
+    else:
+        assert torch.allclose(clamped[4], s[4] * 2 / math.pi, rtol=1e-7)  # slope 2/pi at zero
+        assert torch.allclose(clamped[5], torch.tensor(4 / math.pi * math.atan(1.5), dtype=s.dtype))
+    assert torch.equal(soft_clamp(-s, alpha, form), -clamped)
+    with pytest.raises(ValueError, match="clamp must be one of freia, atan_scaled"):
+        soft_clamp(s, alpha, "tanh")
 
-    flow = random_flow("realnvp", alpha=alpha)
+    flow = random_flow("realnvp", alpha=alpha, clamp=form)
     with torch.no_grad():  # huge subnet outputs
         for module in flow.modules():
             if isinstance(module, ContextMLP):
@@ -176,6 +183,7 @@ def test_soft_clamp_bounds_every_log_scale():
             log_scale = scale.log()
             assert log_scale.abs().max() <= alpha
             assert log_scale.abs().max() > 0.99 * alpha  # the raw outputs really were huge
+            assert layer.clamp == form
             _, logdet = layer(h, c)
             assert logdet.abs().max() <= alpha * layer.num_transform_features
             seen += 1

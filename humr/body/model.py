@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-import pickle
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,57 +26,138 @@ from torch import Tensor, nn
 
 from humr.body.keypoints import COCO17_FACE_VERTICES, COCO17_FROM_SMPL, H36M_TO_LSP14
 
-__all__ = ["NUM_BODY_JOINTS", "BodyModel", "load_model_data", "resolve_model_file"]
+__all__ = ["GENDERS", "NUM_BODY_JOINTS", "UTILS_FILES", "BodyModel", "find_utils_file", "load_model_data",
+           "read_model_file", "resolve_model_file"]
 
 NUM_BODY_JOINTS = {"smpl": 24, "smplx": 22}
-_FILE_NAMES = {"smpl": ("SMPL_NEUTRAL.pkl",), "smplx": ("SMPLX_NEUTRAL.npz", "SMPLX_NEUTRAL.pkl")}
+GENDERS = ("neutral", "male", "female")
+_SHORT = {"neutral": "neutral", "male": "m", "female": "f"}
 _REQUIRED = ("v_template", "f", "J_regressor", "weights", "kintree_table", "shapedirs", "posedirs")
 _HELP = ("Generate a procedural SMPL-format body with `humr make-body OUT_DIR` and pass "
          "model_path=OUT_DIR (or model_path='procedural'), or download the official model from "
          "https://smpl.is.tue.mpg.de (SMPL-X: https://smpl-x.is.tue.mpg.de).")
+# auxiliary files of the official release's utils.zip (twehrbein/humr, train/core/config.py)
+UTILS_FILES = {
+    "J_regressor_h36m.npy": "H36M-17 joint regressor (17, 6890) of the 3DPW protocol",
+    "J_regressor_extra.npy": "extra SMPL joint regressor (9, 6890)",
+    "smpl_mean_params.npz": "SMPL mean pose / shape / camera",
+    "smplx2smpl.pkl": "SMPL-X -> SMPL vertex mapping (6890, 10475), key 'matrix'",
+}
+_UTILS_SOURCE = ("the official release's utils.zip (twehrbein/humr README: extract it to data/utils "
+                 "next to data/body_models, or pass its folder with --utils / utils_dir)")
 
 
-def _expected(model_type: str) -> str:
-    names = " or ".join(_FILE_NAMES[model_type])
+def _file_names(model_type: str, gender: str) -> tuple[str, ...]:
+    """Accepted file names, smplx layout first, then the official downloads' names."""
+    g = gender.upper()
+    if model_type == "smplx":
+        return (f"SMPLX_{g}.npz", f"SMPLX_{g}.pkl")
+    short = _SHORT[gender]
+    official = [f"basicmodel_{short}_lbs_10_207_0_v1.1.0.pkl", f"basicmodel_{short}_lbs_10_207_0_v1.0.0.pkl"]
+    if gender != "male":   # SMPL 1.0.0 spells these with a capital M
+        official.append(f"basicModel_{short}_lbs_10_207_0_v1.0.0.pkl")
+    return (f"SMPL_{g}.pkl", *official)
+
+
+def _expected(model_type: str, gender: str = "neutral") -> str:
+    names = " or ".join(_file_names(model_type, gender))
     return f"expected {names} with keys {', '.join(_REQUIRED)}"
 
 
-def resolve_model_file(model_path: str | Path, model_type: str = "smpl") -> Path:
-    """The model file for ``model_path``: the file itself, or inside a folder
-    ``<dir>/<model_type>/<NAME>`` or ``<dir>/<NAME>`` (smplx's layout); "procedural" is the
-    generated body (:func:`humr.body.procedural.default_body_dir`). Raises FileNotFoundError
-    naming the path, the expected file and where to get one."""
-    if model_type not in _FILE_NAMES:
-        raise ValueError(f"model_type must be one of {sorted(_FILE_NAMES)}, got {model_type!r}")
+def _check_gender(gender: str) -> str:
+    if gender not in GENDERS:
+        raise ValueError(f"gender must be one of {', '.join(GENDERS)}, got {gender!r}")
+    return gender
+
+
+def resolve_model_file(model_path: str | Path, model_type: str = "smpl", gender: str = "neutral") -> Path:
+    """The model file for ``model_path``: the file itself, or inside a folder: smplx's layout
+    (``<dir>/<model_type>/SMPL_NEUTRAL.pkl``, ``<dir>/SMPLX_FEMALE.npz``, ...) or an official
+    download as extracted (``SMPL_python_v.1.1.0/smpl/models/basicmodel_neutral_lbs_10_207_0_v1.1.0.pkl``,
+    ``models_smplx_v1_1/models/smplx/SMPLX_MALE.npz``: searched up to 4 levels deep).
+    ``gender`` picks the gendered file. "procedural" is the generated body
+    (:func:`humr.body.procedural.default_body_dir`). Raises FileNotFoundError naming the path,
+    the expected file and where to get one."""
+    if model_type not in NUM_BODY_JOINTS:
+        raise ValueError(f"model_type must be one of {sorted(NUM_BODY_JOINTS)}, got {model_type!r}")
+    _check_gender(gender)
     if str(model_path) == "procedural":
-        if model_type != "smpl":
-            raise ValueError("model_path='procedural' is an SMPL body; use model_type='smpl'")
+        if model_type != "smpl" or gender != "neutral":
+            raise ValueError("model_path='procedural' is a neutral SMPL body; use model_type='smpl', "
+                             "gender='neutral'")
         from humr.body.procedural import default_body_dir
 
         model_path = default_body_dir()
     path = Path(model_path).expanduser()
     if path.is_file():
         return path
-    candidates = [path / sub / name for sub in (model_type, "") for name in _FILE_NAMES[model_type]]
+    names = _file_names(model_type, gender)
+    candidates = [path / sub / name for sub in (model_type, "") for name in names]
     for c in candidates:
         if c.is_file():
             return c
+    if path.is_dir():   # official downloads as extracted: a few folders deep
+        wanted = {n.lower(): i for i, n in enumerate(names)}
+        found = sorted((wanted[p.name.lower()], len(p.parts), str(p)) for depth in range(1, 5)
+                       for p in path.glob("/".join(["*"] * depth)) if p.name.lower() in wanted)
+        if found:
+            return Path(found[0][2])
     raise FileNotFoundError(
-        f"no {model_type.upper()} body model at {path}: {_expected(model_type)} "
-        f"(looked for {', '.join(str(c) for c in candidates)}). {_HELP}")
+        f"no {gender} {model_type.upper()} body model at {path}: {_expected(model_type, gender)} "
+        f"(looked for {', '.join(str(c) for c in candidates)} and the official download layout "
+        f"up to 4 folders deep). {_HELP}")
+
+
+def find_utils_file(name: str, near: str | Path | None = None, utils_dir: str | Path | None = None,
+                    required: bool = True) -> Path | None:
+    """An auxiliary file of the release's utils.zip (:data:`UTILS_FILES`) by its official name:
+    in ``utils_dir``, else next to the model file ``near`` or in ``utils`` / ``data/utils`` beside
+    one of its 4 nearest ancestors. Missing: FileNotFoundError naming the file and its source
+    (``required``), else None."""
+    if name not in UTILS_FILES:
+        raise ValueError(f"unknown utils file {name!r}; known: {', '.join(UTILS_FILES)}")
+    looked = []
+    if utils_dir is not None:
+        looked.append(Path(utils_dir).expanduser() / name)
+    if near is not None:
+        near = Path(near).expanduser()
+        start = near.parent if near.is_file() or near.suffix else near
+        for a in [start, *list(start.parents)[:4]]:
+            looked += [a / name, a / "utils" / name, a / "data" / "utils" / name]
+    for p in looked:
+        if p.is_file():
+            return p
+    if not required:
+        return None
+    raise FileNotFoundError(
+        f"{name} ({UTILS_FILES[name]}) not found (looked in {', '.join(str(p.parent) for p in looked) or 'nowhere'}); "
+        f"it comes from {_UTILS_SOURCE}")
+
+
+def read_model_file(path: Path) -> dict:
+    """Raw contents of a body-model file: .npz (``np.load`` without pickles; object entries such as
+    SMPL-X's ``joint2num`` are skipped) or .pkl (chumpy or plain, through
+    :func:`humr.body.safe_pickle.load_body_pickle`: chumpy arrays -> numpy, nothing executed)."""
+    from humr.body.safe_pickle import load_body_pickle
+
+    if path.suffix == ".npz":
+        data = {}
+        with np.load(path, allow_pickle=False) as z:
+            for k in z.files:
+                try:
+                    data[k] = z[k]
+                except ValueError:   # an object array (needs pickle): not a model array
+                    continue
+        return data
+    return load_body_pickle(path)
 
 
 def load_model_data(path: Path, model_type: str = "smpl") -> dict:
-    """Read and validate a model file (pkl or npz). Raises ValueError naming the path and what
-    was expected when it cannot be read or lacks keys / has inconsistent shapes."""
+    """Read and validate a model file (pkl or npz, chumpy-free). Raises ValueError naming the path
+    and what was expected when it cannot be read or lacks keys / has inconsistent shapes."""
     try:
-        if path.suffix == ".npz":
-            with np.load(path, allow_pickle=True) as z:
-                data = {k: z[k] for k in z.files}
-        else:
-            with open(path, "rb") as f:
-                data = pickle.load(f, encoding="latin1")
-    except Exception as err:  # any unpickling / zip error means a malformed file
+        data = read_model_file(path)
+    except Exception as err:  # any unpickling / zip error means a malformed or unsafe file
         raise ValueError(f"cannot read body model {path} ({type(err).__name__}: {err}); "
                          f"{_expected(model_type)}. {_HELP}") from err
     if not isinstance(data, dict):
@@ -104,7 +185,10 @@ def load_model_data(path: Path, model_type: str = "smpl") -> dict:
 
 
 def _load_matrix(path: str | Path, what: str, shape_hint: str) -> np.ndarray:
-    """A dense float64 matrix from .npy / .npz / .pkl (first array, or key 'matrix')."""
+    """A dense float64 matrix from .npy / .npz / .pkl (first array, or key 'matrix'); pickles go
+    through the restricted reader of :mod:`humr.body.safe_pickle`."""
+    from humr.body.safe_pickle import load_body_pickle
+
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"{what} file {path} does not exist; expected {shape_hint}")
@@ -112,11 +196,10 @@ def _load_matrix(path: str | Path, what: str, shape_hint: str) -> np.ndarray:
         if path.suffix == ".npy":
             m = np.load(path, allow_pickle=False)
         elif path.suffix == ".npz":
-            with np.load(path, allow_pickle=True) as z:
+            with np.load(path, allow_pickle=False) as z:
                 m = z["matrix"] if "matrix" in z.files else z[z.files[0]]
         else:
-            with open(path, "rb") as f:
-                m = pickle.load(f, encoding="latin1")
+            m = load_body_pickle(path)
             if isinstance(m, dict):
                 m = m["matrix"] if "matrix" in m else next(iter(m.values()))
     except Exception as err:
@@ -132,17 +215,23 @@ class BodyModel(nn.Module):
 
     Args:
         model_path: "procedural" (the generated SMPL-format body, created on first use), a
-            folder (smplx layout: ``<dir>/smpl/SMPL_NEUTRAL.pkl``, ``<dir>/smplx/SMPLX_NEUTRAL.npz``)
-            or a model file.
+            folder (smplx layout: ``<dir>/smpl/SMPL_NEUTRAL.pkl``, ``<dir>/smplx/SMPLX_NEUTRAL.npz``,
+            or an official download as extracted, e.g. ``SMPL_python_v.1.1.0``) or a model file
+            (.pkl, chumpy or not, read without chumpy; .npz). See :func:`resolve_model_file`.
         model_type: "smpl" or "smplx" (body joints only; hands, jaw and eyes at rest, flat hands).
         num_betas: number of shape coefficients nb.
         h36m_regressor: path of an H36M-17 joint regressor (17, V_smpl) (.npy); by default the
-            ``J_regressor_h36m.npy`` next to the model folder when there is one (``humr make-body``
-            writes it).
+            release's ``J_regressor_h36m.npy`` found by :func:`find_utils_file` (in ``utils_dir``,
+            next to the model, in ``utils`` / ``data/utils`` of its ancestors) when there is one
+            (``humr make-body`` writes it); :meth:`require_h36m` raises when a protocol needs it.
         smplx_to_smpl: SMPL-X only: vertex mapping (npz / pkl / npy) holding a (6890, V_smplx)
             matrix (key "matrix", dense or scipy sparse) or a (6890,) index array; gives
-            ``vertices_smpl`` and lets the H36M regressor of SMPL apply to SMPL-X meshes.
+            ``vertices_smpl`` and lets the H36M regressor of SMPL apply to SMPL-X meshes; by
+            default the release's ``smplx2smpl.pkl`` when :func:`find_utils_file` finds it.
         dtype: dtype of the buffers (inputs of another dtype are computed in theirs).
+        gender: "neutral", "male" or "female": picks the gendered file in a folder.
+        utils_dir: folder of the release's utils.zip files (searched first).
+        search_utils: look for the utils.zip files at all (False: only the paths given).
 
     Attributes:
         num_joints: J (24 SMPL, 22 SMPL-X). pose_dim: 6 J. faces: (F, 3) int64 numpy array.
@@ -171,12 +260,13 @@ class BodyModel(nn.Module):
     def __init__(self, model_path: str | Path = "procedural", model_type: str = "smpl",
                  num_betas: int = 10, h36m_regressor: str | Path | None = None,
                  smplx_to_smpl: str | Path | None = None,
-                 dtype: torch.dtype = torch.float32) -> None:
+                 dtype: torch.dtype = torch.float32, gender: str = "neutral",
+                 utils_dir: str | Path | None = None, search_utils: bool = True) -> None:
         super().__init__()
         import smplx
         from smplx.vertex_ids import vertex_ids
 
-        path = resolve_model_file(model_path, model_type)
+        path = resolve_model_file(model_path, model_type, gender)
         data = load_model_data(path, model_type)
         if num_betas > np.shape(data["shapedirs"])[2]:
             raise ValueError(f"num_betas = {num_betas} but {path} has only "
@@ -187,8 +277,15 @@ class BodyModel(nn.Module):
                 layer = smplx.SMPLLayer(model_path=str(path), data_struct=smplx.utils.Struct(**data),
                                         num_betas=num_betas, dtype=dtype)
             else:
-                layer = smplx.build_layer(str(path), model_type="smplx", num_betas=num_betas,
-                                          ext=path.suffix[1:], use_pca=False, dtype=dtype)
+                # SMPLXLayer reads its file itself (with pickle): give it a chumpy-free copy
+                from humr.body.safe_pickle import write_body_file
+
+                with tempfile.TemporaryDirectory() as tmp:
+                    copy = write_body_file(data, Path(tmp) / f"SMPLX_{gender.upper()}.npz")
+                    layer = smplx.build_layer(str(copy), model_type="smplx", num_betas=num_betas,
+                                              ext="npz", use_pca=False, dtype=dtype, gender=gender)
+        self.gender = gender
+        self.utils_dir = None if utils_dir is None else Path(utils_dir).expanduser()
         self.model_type = model_type
         self.model_file = path
         self.num_betas = num_betas
@@ -209,12 +306,16 @@ class BodyModel(nn.Module):
         face_ids = [vertex_ids["smplh" if model_type == "smpl" else "smplx"][n] for n in COCO17_FACE_VERTICES]
 
         mapping = None
+        if smplx_to_smpl is None and model_type == "smplx" and search_utils:
+            smplx_to_smpl = find_utils_file("smplx2smpl.pkl", path, self.utils_dir, required=False)
         if smplx_to_smpl is not None:
             if model_type != "smplx":
                 raise ValueError("smplx_to_smpl is a SMPL-X -> SMPL vertex mapping; model_type must be 'smplx'")
             mapping = self._load_mapping(smplx_to_smpl, num_verts)
             self.register_buffer("smplx_to_smpl", mapping)
-        h36m = self._load_h36m(h36m_regressor, path, num_verts if mapping is None else mapping.shape[0])
+        if h36m_regressor is None and search_utils:
+            h36m_regressor = find_utils_file("J_regressor_h36m.npy", path, self.utils_dir, required=False)
+        h36m = self._load_h36m(h36m_regressor, num_verts if mapping is None else mapping.shape[0])
         if h36m is not None and mapping is not None:
             h36m = h36m @ mapping     # regress from the SMPL-X mesh directly
         if h36m is not None:
@@ -268,18 +369,23 @@ class BodyModel(nn.Module):
         return torch.from_numpy(m)
 
     @staticmethod
-    def _load_h36m(h36m_regressor, model_file: Path, num_verts: int) -> Tensor | None:
+    def _load_h36m(h36m_regressor, num_verts: int) -> Tensor | None:
         hint = f"a (17, {num_verts}) H36M joint regressor (.npy)"
         if h36m_regressor is None:
-            near = [d / "J_regressor_h36m.npy" for d in (model_file.parent, model_file.parent.parent)]
-            found = [p for p in near if p.is_file()]
-            if not found:
-                return None
-            h36m_regressor = found[0]
+            return None
         m = _load_matrix(h36m_regressor, "H36M regressor", hint)
         if m.shape != (17, num_verts):
             raise ValueError(f"H36M regressor {h36m_regressor} has shape {m.shape}; expected {hint}")
         return torch.from_numpy(m)
+
+    def require_h36m(self, protocol: str = "3dpw") -> None:
+        """Raise FileNotFoundError naming ``J_regressor_h36m.npy`` and its source (the release's
+        utils.zip) when this body has no H36M regressor, which ``protocol`` needs."""
+        if not self.has_h36m:
+            try:
+                find_utils_file("J_regressor_h36m.npy", self.model_file, self.utils_dir)
+            except FileNotFoundError as err:
+                raise FileNotFoundError(f"the {protocol} protocol needs an H36M regressor: {err}") from None
 
     # -- forward ---------------------------------------------------------------------------
     def _check(self, rotmat: Tensor, betas: Tensor) -> tuple:

@@ -8,6 +8,7 @@ so HRNet state dicts (e.g. the BEDLAM-CLIFF backbone) load with :meth:`HRNetW48.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +21,13 @@ from humr.registry import BACKBONES
 __all__ = ["BasicBlock", "Bottleneck", "HRNetW48", "HighResolutionModule"]
 
 BN_MOMENTUM = 0.1
+RANDOM_WEIGHTS_WARNING = (
+    "hrnet_w48 is frozen but randomly initialised (no weights given): its image features carry "
+    "no information. Get weights: the official checkpoint's backbone with "
+    "backbone='hrnet_w48_official', backbone_kwargs={'weights': 'humr_best.ckpt'} (after "
+    "`import humr.official`), or the whole official model with humr.load_official / "
+    "`humr convert-official` (README 'Real data'); HRNet's COCO weights with "
+    "backbone_kwargs={'weights': 'pose_hrnet_w48_256x192.pth'}; or train it (frozen=False).")
 
 
 def _conv_bn(cin: int, cout: int, kernel: int, stride: int, relu: bool) -> nn.Sequential:
@@ -163,6 +171,7 @@ class HRNetW48(nn.Module):
     input_spec = ("B", 3, "H", "W")
     widths = (48, 96, 192, 384)
     modules_per_stage = (1, 4, 3)
+    warn_if_random = True   # a frozen random backbone gives meaningless features
 
     def __init__(self, weights: str | Path | None = None, frozen: bool = True) -> None:
         super().__init__()
@@ -181,6 +190,8 @@ class HRNetW48(nn.Module):
         self.frozen = bool(frozen)
         if weights is not None:
             self.load_weights(weights)
+        elif self.frozen and self.warn_if_random:
+            warnings.warn(RANDOM_WEIGHTS_WARNING, stacklevel=2)
         if self.frozen:
             self.requires_grad_(False)
             self.eval()
@@ -204,6 +215,10 @@ class HRNetW48(nn.Module):
         self.load_state_dict({k: state[k] for k in own})
 
     def forward(self, img: Tensor) -> Tensor:
+        return torch.cat([x.mean(dim=(-2, -1)) for x in self.branches(img)], dim=-1)
+
+    def branches(self, img: Tensor) -> list[Tensor]:
+        """The four final branches (B, w_i, H / 2^(i+2), W / 2^(i+2)) before pooling."""
         x = F.relu(self.bn1(self.conv1(img)))
         x = F.relu(self.bn2(self.conv2(x)))
         xs = [self.layer1(x)]
@@ -212,4 +227,4 @@ class HRNetW48(nn.Module):
             src = [xs[min(i, len(xs) - 1)] for i in range(len(transition))]   # new branch: from the last
             xs = [x if t is None else t(x) for x, t in zip(src, transition)]
             xs = getattr(self, f"stage{s}")(xs)
-        return torch.cat([x.mean(dim=(-2, -1)) for x in xs], dim=-1)
+        return xs

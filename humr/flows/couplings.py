@@ -7,40 +7,59 @@ from collections.abc import Callable
 import torch
 from nflows.transforms import AffineCouplingTransform, Permutation, Transform
 
+FREIA_ATAN = 0.636   # FrEIA 0.2's constant of its "ATAN" clamp activation (not exactly 2/pi)
+CLAMPS = ("freia", "atan_scaled")
 
-def soft_clamp(s: torch.Tensor, alpha: float) -> torch.Tensor:
-    r"""Soft clamp of a log-scale, :math:`\frac{2\alpha}{\pi}\arctan(s/\alpha)`, in [-alpha, alpha].
 
-    Its slope at 0 is 2/pi (as in FrEIA's coupling blocks), so small log-scales are damped too.
+def soft_clamp(s: torch.Tensor, alpha: float, form: str = "freia") -> torch.Tensor:
+    r"""Soft clamp of a raw log-scale ``s``.
+
+    - ``"freia"`` (default): :math:`0.636\,\alpha \arctan(s)`, exactly the log-scale of FrEIA
+      0.2's coupling blocks with ``clamp=alpha`` and ``clamp_activation="ATAN"`` (the official
+      release's flow), so official weights load unchanged. Bound :math:`0.999\,\alpha`, slope
+      :math:`0.636\,\alpha` at 0.
+    - ``"atan_scaled"``: :math:`\frac{2\alpha}{\pi}\arctan(s/\alpha)`, bound :math:`\alpha`,
+      slope :math:`2/\pi` at 0 (humr's earlier form).
 
     Example:
         >>> import torch
-        >>> [round(v, 4) for v in soft_clamp(torch.tensor([0.0, 2.0, -1e6]), 2.0).tolist()]
-        [0.0, 1.0, -2.0]
+        >>> [round(v, 4) for v in soft_clamp(torch.tensor([0.0, 1.0, -1e6]), 2.0).tolist()]
+        [0.0, 0.999, -1.9981]
+        >>> [round(v, 4) for v in soft_clamp(torch.tensor([0.0, 2.0]), 2.0, "atan_scaled").tolist()]
+        [0.0, 1.0]
     """
-    return (2.0 * alpha / math.pi) * torch.atan(s / alpha)
+    if form == "freia":
+        return (alpha * FREIA_ATAN) * torch.atan(s)
+    if form == "atan_scaled":
+        return (2.0 * alpha / math.pi) * torch.atan(s / alpha)
+    raise ValueError(f"clamp must be one of {', '.join(CLAMPS)}, got {form!r}")
 
 
 class SoftClampAffineCoupling(AffineCouplingTransform):
     r"""Affine coupling ``y_t = x_t * exp(s) + t`` with a soft-clamped log-scale (FrEIA style).
 
-    The subnet outputs ``[t, s_raw]`` (nflows layout: shift first); the log-scale is
-    ``s = soft_clamp(s_raw, alpha)``, so ``|s| < alpha`` for every element, which keeps the
-    per-coupling log-determinant within ``alpha * D_t`` and stabilizes training.
+    The subnet outputs ``[t, s_raw]`` (nflows layout: shift first; FrEIA's subnets output
+    ``[s_raw, t]``, :mod:`humr.official` swaps the rows of their last layer); the log-scale is
+    ``s = soft_clamp(s_raw, alpha, clamp)``, so ``|s| < alpha`` for every element, which keeps
+    the per-coupling log-determinant within ``alpha * D_t`` and stabilizes training.
 
     Args:
         mask: 1-D mask, ``mask[i] > 0`` marks the transformed features (nflows convention).
         transform_net_create_fn: ``(in, out) -> net`` with ``net(x_identity, context)``.
-        alpha: clamp bound (2.0 in the paper).
+        alpha: clamp bound (2.0 in the paper; the official configuration uses 3.0).
+        clamp: form of the soft clamp, see :func:`soft_clamp`.
     """
 
-    def __init__(self, mask, transform_net_create_fn, alpha: float = 2.0):
+    def __init__(self, mask, transform_net_create_fn, alpha: float = 2.0, clamp: str = "freia"):
+        if clamp not in CLAMPS:
+            raise ValueError(f"clamp must be one of {', '.join(CLAMPS)}, got {clamp!r}")
         self.alpha = float(alpha)
+        self.clamp = clamp
         super().__init__(mask, transform_net_create_fn)
 
     def _scale_and_shift(self, transform_params: torch.Tensor):
         shift = transform_params[:, : self.num_transform_features]
-        log_scale = soft_clamp(transform_params[:, self.num_transform_features:], self.alpha)
+        log_scale = soft_clamp(transform_params[:, self.num_transform_features:], self.alpha, self.clamp)
         return torch.exp(log_scale), shift
 
 
@@ -53,20 +72,36 @@ def half_mask(dim: int) -> torch.Tensor:
     return mask
 
 
+LAYOUTS = ("humr", "freia")
+
+
 def coupling_blocks(dim: int, num_blocks: int, make_coupling: Callable[[torch.Tensor], Transform],
-                    seed: int = 0) -> list[Transform]:
+                    seed: int = 0, layout: str = "humr") -> list[Transform]:
     """``num_blocks`` GLOW-style coupling blocks (one coupling per half) with fixed random
-    permutations between blocks, drawn from ``torch.Generator().manual_seed(seed)``.
+    permutations, drawn from ``torch.Generator().manual_seed(seed)``.
+
+    Layouts (direction x -> z):
+    - ``"humr"``: each block updates the second half given the first, then the first half given
+      the second; permutations between blocks (``num_blocks - 1``).
+    - ``"freia"``: FrEIA 0.2's ``GLOWCouplingBlock`` + ``PermuteRandom`` graph (the official
+      flow): each block updates the first half (FrEIA's ``subnet2``) before the second
+      (``subnet1``), and a permutation follows every block, the last one included.
 
     The permutations are nflows ``Permutation`` buffers, hence saved in the state dict.
     """
     if num_blocks < 1:
         raise ValueError(f"num_blocks must be >= 1, got {num_blocks}")
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     generator = torch.Generator().manual_seed(seed)
+    perm = lambda: Permutation(torch.randperm(dim, generator=generator))
     mask = half_mask(dim)
     layers: list[Transform] = []
     for block in range(num_blocks):
-        if block:
-            layers.append(Permutation(torch.randperm(dim, generator=generator)))
-        layers += [make_coupling(mask), make_coupling(1 - mask)]
+        if layout == "humr":
+            if block:
+                layers.append(perm())
+            layers += [make_coupling(mask), make_coupling(1 - mask)]
+        else:
+            layers += [make_coupling(1 - mask), make_coupling(mask), perm()]
     return layers
