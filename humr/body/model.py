@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from humr.body.keypoints import COCO17_FACE_VERTICES, COCO17_FROM_SMPL, H36M_TO_LSP14
+from humr.io import safe_pickle_load
 
 __all__ = ["NUM_BODY_JOINTS", "BodyModel", "load_model_data", "resolve_model_file"]
 
@@ -71,11 +71,10 @@ def load_model_data(path: Path, model_type: str = "smpl") -> dict:
     was expected when it cannot be read or lacks keys / has inconsistent shapes."""
     try:
         if path.suffix == ".npz":
-            with np.load(path, allow_pickle=True) as z:
+            with np.load(path, allow_pickle=False) as z:
                 data = {k: z[k] for k in z.files}
         else:
-            with open(path, "rb") as f:
-                data = pickle.load(f, encoding="latin1")
+            data = safe_pickle_load(path)   # numpy / scipy / chumpy data only, runs no code
     except Exception as err:  # any unpickling / zip error means a malformed file
         raise ValueError(f"cannot read body model {path} ({type(err).__name__}: {err}); "
                          f"{_expected(model_type)}. {_HELP}") from err
@@ -112,11 +111,10 @@ def _load_matrix(path: str | Path, what: str, shape_hint: str) -> np.ndarray:
         if path.suffix == ".npy":
             m = np.load(path, allow_pickle=False)
         elif path.suffix == ".npz":
-            with np.load(path, allow_pickle=True) as z:
+            with np.load(path, allow_pickle=False) as z:
                 m = z["matrix"] if "matrix" in z.files else z[z.files[0]]
         else:
-            with open(path, "rb") as f:
-                m = pickle.load(f, encoding="latin1")
+            m = safe_pickle_load(path)
             if isinstance(m, dict):
                 m = m["matrix"] if "matrix" in m else next(iter(m.values()))
     except Exception as err:

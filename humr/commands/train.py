@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs", help="runs folder; each run gets out/version_K")
     parser.add_argument("--resume", default=None,
                         help="continue from a last.ckpt, or the newest run under a folder")
+    parser.add_argument("--override", action="store_true",
+                        help="with --resume: continue with a changed configuration (the changes "
+                             "are recorded in the run folder's config_changes.yaml)")
     parser.add_argument("--max-steps", type=int, default=None,
                         help="total optimiser steps (default: train.max_steps)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
                    devices=parse_devices(args.devices), num_nodes=args.num_nodes,
                    strategy=args.strategy, accelerator=args.accelerator,
                    precision=args.precision, max_steps=args.max_steps,
-                   progress=not args.no_progress)
+                   progress=not args.no_progress, override=args.override)
     if result.trainer.is_global_zero:
         print(f"run folder: {result.run_dir}")
         print(f"last checkpoint: {result.last_checkpoint}")

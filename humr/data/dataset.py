@@ -118,16 +118,23 @@ class HumrDataset(Dataset):
         return len(self.arrays["img"]) if self.arrays else 0
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return self.get(index)
+
+    def get(self, index: int, draw: int | None = None) -> dict[str, torch.Tensor]:
+        """Example ``index``; with augmentation, ``draw`` (e.g. the epoch) replaces the
+        per-process read count in the augmentation seed, making it independent of what this
+        process read before (exact resume)."""
         n = len(self)
         if not -n <= index < n:
             raise IndexError(f"index {index} out of range for split '{self.split}' of {n}")
         index %= n
         sample = to_sample({k: v[index] for k, v in self.arrays.items()})
         if self.augment:
+            if draw is None:
+                draw = int(self._reads[index])
+                self._reads[index] += 1
             gen = torch.Generator().manual_seed(
-                int(np.random.SeedSequence([self.seed, index, int(self._reads[index])])
-                    .generate_state(1)[0]))
-            self._reads[index] += 1
+                int(np.random.SeedSequence([self.seed, index, int(draw)]).generate_state(1)[0]))
             sample = self.augmentation(sample, gen)
         return sample
 

@@ -147,6 +147,10 @@ class HumrModule(L.LightningModule):
         self._log_results(self.test_metrics, "test")
 
     @classmethod
-    def from_checkpoint(cls, path: str, map_location: str | None = "cpu") -> HumrModule:
-        """Rebuild a module (model weights, config) from a checkpoint written by ``humr train``."""
-        return cls.load_from_checkpoint(path, map_location=map_location, weights_only=False)
+    def from_checkpoint(cls, path: str, map_location: str | None = "cpu", **kw) -> HumrModule:
+        """Rebuild a module (model weights, config) from a checkpoint written by ``humr train``
+        (safely: :func:`humr.engine.checkpoint.load_module`, keywords ``body_model``,
+        ``trust_checkpoint_body``)."""
+        from humr.engine.checkpoint import load_module
+
+        return load_module(path, map_location=map_location, **kw)
