@@ -10,7 +10,12 @@ import torch
 from humr.config import Config
 from humr.engine.checkpoint import BODY_KEY, BODY_PREFIX, load_module
 from humr.engine.train import train
-from humr.io import CheckpointError, atomic_write, atomic_write_bytes, load_checkpoint_file
+from humr.io import (
+    CheckpointError,
+    atomic_write,
+    atomic_write_bytes,
+    load_checkpoint_file,
+)
 
 TINY = ["model.backbone=small_cnn", "model.flow_blocks=2", "model.flow_hidden=32",
         "model.head_hidden=32", "losses.names=[nll,mmd,mask,kp2d_mode,betas,orth]",

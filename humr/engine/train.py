@@ -112,7 +112,7 @@ def _check_resume_config(run_dir: Path, cfg: Any, override: bool) -> None:
     log = run_dir / "config_changes.yaml"
     entries = yaml.safe_load(log.read_text()) if log.is_file() else []
     entries = (entries or []) + [{
-        "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "changes": {k: {"old": o, "new": n} for k, (o, n) in changes.items()}}]
     atomic_write_text(log, yaml.safe_dump(entries, sort_keys=False))
     atomic_write_text(saved_path, cfg.to_yaml())
