@@ -27,6 +27,7 @@ import os
 import pickle
 import tempfile
 import warnings
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -105,15 +106,19 @@ def load_checkpoint_file(path: PathLike, map_location: Any = "cpu") -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} is not a file")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path}: not a checkpoint (expected the zip archive torch.save "
+                              "writes, as humr train does); the file is damaged or of another kind")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        lines = [ln.strip() for ln in str(err).splitlines() if "global" in ln.lower()]
+        detail = f" ({lines[0]})" if lines else ""
         raise CheckpointError(f"{path}: refused to load: the checkpoint holds objects other than "
-                              f"tensors and plain data ({first})") from err
+                              f"tensors and plain data{detail}; humr never unpickles them") from err
     except Exception as err:  # torch raises RuntimeError / EOFError / zip errors on garbage
         raise CheckpointError(f"{path}: not a readable checkpoint written by humr train "
-                              f"({type(err).__name__}: {str(err).strip()[:200]})") from err
+                              f"({type(err).__name__}: {' '.join(str(err).split())[:200]})") from err
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
         raise CheckpointError(f"{path}: not a humr checkpoint (expected a dict with a "
                               "'state_dict'; written by humr train)")

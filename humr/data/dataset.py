@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from humr.data.format import read_meta, read_shard
+from humr.data.format import check_shard_values, read_meta, read_shard, shard_path
 from humr.data.schema import (
     REQUIRED_KEYS,
     STORED_SCHEMA,
@@ -94,8 +94,9 @@ class HumrDataset(Dataset):
     def _load(self, info: Mapping) -> dict[str, np.ndarray]:
         parts, sizes = [], {"R": int(self.meta["crop_res"])} if "crop_res" in self.meta else {}
         for name in info["shards"]:
-            path = self.root / name
+            path = shard_path(self.root, name)
             arrays = read_shard(path)
+            check_shard_values(arrays, path)
             unknown = sorted(set(arrays) - set(STORED_SCHEMA))
             if unknown:
                 raise DataFormatError(f"{path}: unknown keys {unknown}; known: {sorted(STORED_SCHEMA)}")
@@ -136,7 +137,18 @@ class HumrDataset(Dataset):
             gen = torch.Generator().manual_seed(
                 int(np.random.SeedSequence([self.seed, index, int(draw)]).generate_state(1)[0]))
             sample = self.augmentation(sample, gen)
+        return _finite_mask_distances(sample)
+
+
+def _finite_mask_distances(sample: dict) -> dict:
+    """Examples without a usable mask (``mask_valid`` False, e.g. an empty mask) store +inf
+    distances to it; they become 2 R (farther than any point of the R x R crop), so a batch
+    holds finite values only. The mask loss and metrics skip such examples (``mask_valid``)."""
+    dist = sample.get("hm_samples_mask_dist")
+    if dist is None or "mask_valid" not in sample or bool(sample["mask_valid"]):
         return sample
+    far = torch.tensor(2.0 * sample["mask"].shape[-1] if "mask" in sample else 1e6, dtype=dist.dtype)
+    return {**sample, "hm_samples_mask_dist": torch.where(torch.isfinite(dist), dist, far)}
 
 
 def _seed_worker(worker_id: int) -> None:

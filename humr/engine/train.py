@@ -34,7 +34,7 @@ from humr.engine.datamodule import HumrDataModule
 from humr.engine.module import HumrModule
 
 __all__ = ["TrainResult", "build_trainer", "config_changes", "find_last_checkpoint",
-           "new_run_dir", "train"]
+           "new_run_dir", "train", "validate_train_config"]
 
 PathLike = str | Path
 
@@ -119,6 +119,36 @@ def _check_resume_config(run_dir: Path, cfg: Any, override: bool) -> None:
     warnings.warn(f"resuming {run_dir} with changed configuration: {listing}", stacklevel=3)
 
 
+# train.* field -> (lowest allowed value, description); checked before anything runs
+_TRAIN_LIMITS = {"batch_size": (1, "an integer >= 1"), "eval_batch_size": (1, "an integer >= 1"),
+                 "num_samples_train": (2, "an integer >= 2 (the mode + random samples)"),
+                 "num_samples_eval": (1, "an integer >= 1"), "max_steps": (1, "an integer >= 1"),
+                 "val_every": (1, "an integer >= 1 (steps)"), "ckpt_every": (1, "an integer >= 1 (steps)"),
+                 "num_workers": (0, "an integer >= 0"), "val_examples": (1, "an integer >= 1 or null")}
+
+
+def validate_train_config(cfg: Any) -> None:
+    """Raise ``ValueError`` naming the key, its value and what is expected for ``train.*``
+    values that cannot work (``val_every = 0`` would divide by zero, a batch of 0 ...)."""
+    import math
+
+    t = cfg.train
+    for key, (low, want) in _TRAIN_LIMITS.items():
+        value = getattr(t, key)
+        if value is None and key == "val_examples":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"config train.{key} = {value!r}: expected {want}")
+    for key in ("lr", "weight_decay", "grad_clip"):
+        value = getattr(t, key)
+        if not math.isfinite(value) or value < 0 or (key == "lr" and value == 0):
+            raise ValueError(f"config train.{key} = {value!r}: expected a finite number "
+                             f"{'> 0' if key == 'lr' else '>= 0'}")
+    if not 0 < t.val_batches <= 1 and not (t.val_batches >= 1 and float(t.val_batches).is_integer()):
+        raise ValueError(f"config train.val_batches = {t.val_batches!r}: expected a fraction in "
+                         "(0, 1] or a whole number of batches")
+
+
 def build_trainer(run_dir: Path, config: Any, *, devices: int | str = "auto",
                   num_nodes: int = 1, strategy: str = "auto", accelerator: str = "auto",
                   precision: str | None = None, max_steps: int | None = None,
@@ -189,6 +219,9 @@ def train(config: Any, out: PathLike, *, data_root: PathLike | None = None,
     from humr.config import Config
 
     cfg = config if isinstance(config, Config) else Config.load(config)
+    validate_train_config(cfg)
+    if max_steps is not None and int(max_steps) < 1:
+        raise ValueError(f"max_steps = {max_steps}: expected an integer >= 1")
     ckpt_path = None
     if resume is not None:
         resume = Path(resume)
