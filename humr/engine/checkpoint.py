@@ -86,7 +86,15 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options")
         checkpoint = {**checkpoint, "state_dict": strip_body_state(checkpoint["state_dict"])}
-        atomic_write(path, lambda f: torch.save(checkpoint, f))
+        try:
+            atomic_write(path, lambda f: torch.save(checkpoint, f))
+        except (OSError, RuntimeError) as err:
+            # torch's zip writer turns a failed write (ENOSPC) into a RuntimeError
+            cause = err if isinstance(err, OSError) else err.__context__
+            if not isinstance(cause, OSError):
+                raise
+            raise OSError(cause.errno, f"checkpoint {path} not written ({cause.strerror}); "
+                                       "the previous file under that name is kept") from err
 
     def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict[str, Any]:
         ckpt = load_checkpoint_file(path, map_location=map_location or "cpu")
