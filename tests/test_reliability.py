@@ -182,3 +182,7 @@ def test_resume_with_changed_train_values_is_refused_unless_override(trained, re
     log = yaml.safe_load((run_dir / "config_changes.yaml").read_text())
     assert log[-1]["changes"] == {"train.lr": {"old": 1e-3, "new": 5e-4}}
     assert Config.load(run_dir / "config.yaml").train.lr == 5e-4
+    # training longer is no change of the recipe: allowed, and recorded too
+    train(changed.override(["train.max_steps=4"]), None, resume=run_dir, progress=False)
+    log = yaml.safe_load((run_dir / "config_changes.yaml").read_text())
+    assert len(log) == 2 and log[-1]["changes"] == {"train.max_steps": {"old": 2, "new": 4}}

@@ -95,7 +95,8 @@ class IndexedDataset(Dataset):
     evaluation latents of each example (:func:`humr.engine.module.example_latents`).
 
     Keys are indices or ``(epoch, index)`` pairs (:class:`EpochSampler`); the epoch is passed
-    as the augmentation draw (``HumrDataset.get(index, draw=epoch)``), so an example's
+    as the augmentation draw (``HumrDataset.get(index, draw=epoch)``; datasets without ``get``
+    are indexed plainly), so an example's
     augmentation is a function of (seed, epoch, index) only, whatever the process, worker
     count or restart."""
 
@@ -106,9 +107,11 @@ class IndexedDataset(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
-        if isinstance(key, tuple):
+        if isinstance(key, tuple) and hasattr(self.dataset, "get"):
             epoch, i = key
             sample = self.dataset.get(i, draw=epoch)
+        elif isinstance(key, tuple):     # a dataset without augmentation state (no ``get``)
+            i, sample = key[1], self.dataset[key[1]]
         else:
             i, sample = key, self.dataset[key]
         return {**sample, "index": torch.tensor(i, dtype=torch.int64)}

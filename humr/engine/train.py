@@ -83,14 +83,22 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 def config_changes(old: Any, new: Any) -> dict[str, tuple[Any, Any]]:
     """``{dotted key: (old value, new value)}`` for every value that differs between two
     configs (``Config`` objects)."""
-    a, b = _flatten(old.to_dict()), _flatten(new.to_dict())
+    import yaml
+
+    # both through YAML, as config.yaml stores them (tuples become lists, etc.)
+    a, b = (_flatten(yaml.safe_load(c.to_yaml())) for c in (old, new))
     return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
+
+
+# changes a resume may make without --override (continuing a run for more steps)
+_RESUME_FREE = {"train.max_steps"}
 
 
 def _check_resume_config(run_dir: Path, cfg: Any, override: bool) -> None:
     """Refuse a resume whose configuration differs from the run's ``config.yaml`` unless
-    ``override``; with it, append the changes to ``config_changes.yaml`` and rewrite
-    ``config.yaml``, so the run folder records every change."""
+    ``override`` (or only ``train.max_steps`` changed: training longer); a resume with changes
+    appends them to ``config_changes.yaml`` and rewrites ``config.yaml``, so the run folder
+    records every change."""
     import datetime
 
     import yaml
@@ -105,7 +113,7 @@ def _check_resume_config(run_dir: Path, cfg: Any, override: bool) -> None:
     if not changes:
         return
     listing = ", ".join(f"{k}: {o!r} -> {n!r}" for k, (o, n) in changes.items())
-    if not override:
+    if not override and set(changes) - _RESUME_FREE:
         raise ValueError(f"resume of {run_dir} with a configuration that differs from "
                          f"{saved_path} ({listing}); pass --override to continue with the "
                          "new values (recorded in the run folder), or resume with the same config")
