@@ -127,6 +127,18 @@ def test_a_different_body_file_is_refused(trained, tmp_path):
         load_module(run_dir / "checkpoints" / "last.ckpt", body_model=str(other))
 
 
+def test_resume_with_a_different_body_file_is_refused(trained, tmp_path):
+    import shutil
+
+    from humr.body.procedural import make_body
+
+    run_dir = shutil.copytree(trained[0], tmp_path / "run")
+    other = make_body(tmp_path / "other_body", seed=1)
+    changed = trained[1].override([f"model.body_model={other}"])
+    with pytest.raises(CheckpointError, match="trained with the body model"):
+        train(changed, None, resume=run_dir, progress=False, max_steps=3, override=True)
+
+
 def test_a_body_path_from_the_checkpoint_needs_confirmation(trained, tmp_path, body_dir):
     run_dir, _ = trained
     ckpt = load_checkpoint_file(run_dir / "checkpoints" / "last.ckpt")
