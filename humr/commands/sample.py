@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     from humr.engine.inference import load_examples, sample_hypotheses
     from humr.engine.module import HumrModule
+    from humr.io import atomic_write
 
     out = Path(args.out)
     if out.exists():
@@ -45,8 +46,7 @@ def run(args: argparse.Namespace) -> int:
     seed = module.config.train.seed if args.seed is None else args.seed
     arrays = sample_hypotheses(module, batch, args.num_samples, seed=seed,
                                return_vertices=args.vertices)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out, indices=np.asarray(args.indices), **arrays)
+    atomic_write(out, lambda f: np.savez_compressed(f, indices=np.asarray(args.indices), **arrays))
     shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in sorted(arrays.items()))
     print(f"wrote {out}: {shapes}")
     return 0
