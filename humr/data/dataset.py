@@ -63,8 +63,10 @@ class HumrDataset(Dataset):
     :class:`humr.data.schema.DataFormatError` naming the file, the key and the expected shape.
     Items follow docs/conventions.md (:func:`to_sample`); with ``augment`` a training
     augmentation (:class:`humr.data.augment.Augmentation`) is applied, seeded per example by
-    ``(seed, index, number of times this index was read in this process)`` so that epochs
-    differ and a run with the same seed and loader setup repeats.
+    ``(seed, index, draw)``: ``draw`` is given by :meth:`get` (the training loader passes the
+    epoch, so a resumed run repeats the augmentation) or, through ``dataset[i]``, is the number
+    of times this index was read in this process (epochs differ). Examples with
+    ``mask_valid`` False get finite mask distances (2 R instead of the stored +inf).
 
     Args:
         root: dataset folder (``meta.json`` + shards).
