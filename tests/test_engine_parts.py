@@ -12,36 +12,43 @@ from humr.engine.module import step_seed
 from humr.engine.train import find_last_checkpoint, new_run_dir
 
 
+def _indices(sampler):
+    """Example indices of an EpochSampler's (epoch, index) keys."""
+    return [i for _, i in sampler]
+
+
 def _flat(batches):
     return [i for b in batches for i in b]
 
 
 def test_epoch_sampler_is_a_seeded_permutation_per_epoch():
     s = EpochSampler(23, batch_size=4, seed=3)
-    first = list(s)
+    first = _indices(s)
     assert len(first) == len(s) == 20 and len(set(first)) == 20 and set(first) <= set(range(23))
-    assert list(s) == first                          # same epoch -> same order
+    assert _indices(s) == first                          # same epoch -> same order
+    assert {e for e, _ in s} == {0}                  # keys carry the epoch (augmentation)
     s.set_epoch(1)
+    assert {e for e, _ in s} == {1}
     expected = torch.randperm(23, generator=torch.Generator().manual_seed(3 + 1))[:20].tolist()
-    assert list(s) == expected != first
+    assert _indices(s) == expected != first
 
 
 def test_epoch_sampler_skip_resumes_mid_epoch_only_in_that_epoch():
     full = EpochSampler(40, batch_size=5, seed=0)
     full.set_epoch(2)
-    reference = list(full)
+    reference = _indices(full)
     resumed = EpochSampler(40, batch_size=5, seed=0)
     resumed.skip(3, epoch=2)
     resumed.set_epoch(2)
-    assert list(resumed) == reference[15:]
-    assert list(resumed) == reference[15:]           # a second iterator of the epoch (Lightning)
+    assert _indices(resumed) == reference[15:]
+    assert _indices(resumed) == reference[15:]           # a second iterator of the epoch (Lightning)
     resumed.set_epoch(3)
     full.set_epoch(3)
-    assert list(resumed) == list(full)               # later epochs are complete
+    assert _indices(resumed) == _indices(full)               # later epochs are complete
 
 
 def test_epoch_sampler_shards_are_disjoint_and_whole_batches():
-    shards = [list(EpochSampler(50, batch_size=3, seed=1, rank=r, world_size=4))
+    shards = [_indices(EpochSampler(50, batch_size=3, seed=1, rank=r, world_size=4))
               for r in range(4)]
     assert {len(s) for s in shards} == {12}
     seen = _flat(shards)

@@ -178,6 +178,11 @@ def load_model_data(path: Path, model_type: str = "smpl") -> dict:
             raise ValueError(f"body model {path}: {key} has shape {got}, expected "
                              f"{tuple('*' if w is None else w for w in want)}; "
                              f"{_expected(model_type)}. {_HELP}")
+    for key in ("v_template", "J_regressor", "weights", "shapedirs", "posedirs"):
+        values = data[key].data if hasattr(data[key], "tocoo") else data[key]   # sparse: stored values
+        if not np.isfinite(np.asarray(values, dtype=np.float64)).all():
+            raise ValueError(f"body model {path}: {key} contains NaN or infinite values; "
+                             f"{_expected(model_type)}. {_HELP}")
     if J < NUM_BODY_JOINTS[model_type]:
         raise ValueError(f"body model {path} has {J} joints, a {model_type.upper()} model has at "
                          f"least {NUM_BODY_JOINTS[model_type]}. {_HELP}")

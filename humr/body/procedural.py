@@ -38,7 +38,6 @@ from __future__ import annotations
 import itertools
 import os
 import pickle
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -433,11 +432,9 @@ def _npy_bytes(array: np.ndarray) -> bytes:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    from humr.io import atomic_write_bytes
+
+    atomic_write_bytes(path, data)
 
 
 def default_body_dir(seed: int = 0) -> Path:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from humr.commands.options import positive_int
 from humr.commands.train import add_device_arguments, parse_devices
 
 HELP = "ablation tables: humr ablate table3|s2 --data DIR --steps N --seeds K (resumable)"
@@ -20,11 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "preset when missing)")
     parser.add_argument("--size", default="cpu",
                         help="compute size preset: cpu (2 CPU cores) or paper (GPU)")
-    parser.add_argument("--steps", type=int, default=None,
+    parser.add_argument("--steps", type=positive_int(), default=None,
                         help="optimiser steps per run (default: the size preset's)")
-    parser.add_argument("--seeds", type=int, default=1, help="seeds per row (0 .. K-1)")
+    parser.add_argument("--seeds", type=positive_int(1000), default=1, help="seeds per row (0 .. K-1)")
     parser.add_argument("--rows", nargs="+", default=None, help="only these rows (names)")
-    parser.add_argument("--num-samples", type=int, default=100,
+    parser.add_argument("--num-samples", type=positive_int(100_000), default=100,
                         help="hypotheses per test image (paper: 100)")
     parser.add_argument("--presets", default=None,
                         help="presets folder (default: benchmarks/ablation of the checkout)")

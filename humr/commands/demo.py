@@ -14,6 +14,8 @@ import argparse
 import time
 from pathlib import Path
 
+from humr.commands.options import positive_int, seed_int
+
 HELP = "end-to-end demo: synthetic data, CPU training, 100-hypothesis evaluation, figures"
 
 # Sizes of the two demo configurations (the full one fits 10 minutes on 2 CPU cores).
@@ -29,9 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="outputs/demo", help="output folder")
     parser.add_argument("--quick", action="store_true",
                         help="tiny configuration (about a minute; what CI runs)")
-    parser.add_argument("--steps", type=int, default=None, help="override the training steps")
-    parser.add_argument("--seed", type=int, default=0, help="seed of data and training")
-    parser.add_argument("--num-samples", type=int, default=100,
+    parser.add_argument("--steps", type=positive_int(), default=None, help="override the training steps")
+    parser.add_argument("--seed", type=seed_int, default=0, help="seed of data and training")
+    parser.add_argument("--num-samples", type=positive_int(100_000), default=100,
                         help="hypotheses per image in the evaluation")
 
 

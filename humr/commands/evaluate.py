@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from humr.commands.options import add_body_arguments, body_arguments, positive_int
 from humr.commands.train import add_device_arguments, parse_devices
 
 HELP = "evaluate a checkpoint: humr eval --ckpt FILE [--num-samples 100] (Tables 1/2 metrics)"
@@ -11,13 +12,14 @@ HELP = "evaluate a checkpoint: humr eval --ckpt FILE [--num-samples 100] (Tables
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ckpt", required=True, help="checkpoint written by humr train")
-    parser.add_argument("--num-samples", type=int, default=100,
+    add_body_arguments(parser)
+    parser.add_argument("--num-samples", type=positive_int(100_000), default=100,
                         help="hypotheses per image, the mode included (paper: 100)")
     parser.add_argument("--data", default=None,
                         help="dataset folder (default: the checkpoint's data.root)")
     parser.add_argument("--split", default="test", help="dataset split")
-    parser.add_argument("--batch-size", type=int, default=None, help="evaluation batch size")
-    parser.add_argument("--max-examples", type=int, default=None,
+    parser.add_argument("--batch-size", type=positive_int(1 << 16), default=None, help="evaluation batch size")
+    parser.add_argument("--max-examples", type=positive_int(), default=None,
                         help="evaluate only the first N examples")
     parser.add_argument("--out", default=None,
                         help="JSON file (default: RUN/eval/<split>_S<n>.json, never overwritten)")
@@ -34,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"--ckpt {ckpt} is not a file")
     if args.out is not None and Path(args.out).exists():
         raise FileExistsError(f"--out {args.out} exists; not overwriting it")
-    module = HumrModule.from_checkpoint(str(ckpt))
+    module = HumrModule.from_checkpoint(str(ckpt), **body_arguments(args))
     data = args.data or module.config.data.root
     results = evaluate_checkpoint(module, data, split=args.split, num_samples=args.num_samples,
                                   batch_size=args.batch_size, max_examples=args.max_examples,

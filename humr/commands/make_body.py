@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import argparse
 
+from humr.commands.options import seed_int
+
 HELP = "write a procedural SMPL-format body (OUT_DIR/smpl/SMPL_NEUTRAL.pkl, H36M regressor, preview)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out_dir", metavar="OUT_DIR", help="output folder (created if missing)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the body proportions (default 0)")
+    parser.add_argument("--seed", type=seed_int, default=0, help="seed of the body proportions (default 0)")
     parser.add_argument("--preview", action="store_true", help="also write OUT_DIR/preview.png")
 
 

@@ -3,17 +3,19 @@ from __future__ import annotations
 
 import argparse
 
+from humr.commands.options import MAX_COUNT, int_range, positive_int, seed_int
+
 HELP = "generate the synthetic benchmark (known posterior) into DIR (resumable, deterministic)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="dataset folder (created if missing)")
-    parser.add_argument("--n-train", type=int, default=1000, help="training examples (default 1000)")
-    parser.add_argument("--n-test", type=int, default=200, help="test examples (default 200)")
-    parser.add_argument("--seed", type=int, default=0, help="benchmark seed (default 0)")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
-    parser.add_argument("--crop-res", type=int, default=128, help="crop side in pixels (default 128)")
-    parser.add_argument("--posterior-samples", type=int, default=64,
+    parser.add_argument("--n-train", type=int_range(0, MAX_COUNT), default=1000, help="training examples (default 1000)")
+    parser.add_argument("--n-test", type=int_range(0, MAX_COUNT), default=200, help="test examples (default 200)")
+    parser.add_argument("--seed", type=seed_int, default=0, help="benchmark seed (default 0)")
+    parser.add_argument("--workers", type=positive_int(1024), default=1, help="worker processes (default 1)")
+    parser.add_argument("--crop-res", type=int_range(16, 4096), default=128, help="crop side in pixels (default 128)")
+    parser.add_argument("--posterior-samples", type=positive_int(100_000), default=64,
                         help="posterior samples stored per example (default 64)")
     parser.add_argument("--body-model", default="procedural",
                         help="'procedural' or a SMPL model folder / file (default procedural)")

@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from humr.core.skeleton import IMAGENET_MEAN, IMAGENET_STD
-from humr.data.format import read_meta, read_shard
+from humr.data.format import check_shard_values, read_meta, read_shard, shard_path
 from humr.data.schema import (
     REQUIRED_KEYS,
     STORED_SCHEMA,
@@ -61,8 +61,10 @@ class HumrDataset(Dataset):
     :class:`humr.data.schema.DataFormatError` naming the file, the key and the expected shape.
     Items follow docs/conventions.md (:func:`to_sample`); with ``augment`` a training
     augmentation (:class:`humr.data.augment.Augmentation`) is applied, seeded per example by
-    ``(seed, index, number of times this index was read in this process)`` so that epochs
-    differ and a run with the same seed and loader setup repeats.
+    ``(seed, index, draw)``: ``draw`` is given by :meth:`get` (the training loader passes the
+    epoch, so a resumed run repeats the augmentation) or, through ``dataset[i]``, is the number
+    of times this index was read in this process (epochs differ). Examples with
+    ``mask_valid`` False get finite mask distances (2 R instead of the stored +inf).
 
     Args:
         root: dataset folder (``meta.json`` + shards).
@@ -92,8 +94,9 @@ class HumrDataset(Dataset):
     def _load(self, info: Mapping) -> dict[str, np.ndarray]:
         parts, sizes = [], {"R": int(self.meta["crop_res"])} if "crop_res" in self.meta else {}
         for name in info["shards"]:
-            path = self.root / name
+            path = shard_path(self.root, name)
             arrays = read_shard(path)
+            check_shard_values(arrays, path)
             unknown = sorted(set(arrays) - set(STORED_SCHEMA))
             if unknown:
                 raise DataFormatError(f"{path}: unknown keys {unknown}; known: {sorted(STORED_SCHEMA)}")
@@ -116,18 +119,36 @@ class HumrDataset(Dataset):
         return len(self.arrays["img"]) if self.arrays else 0
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return self.get(index)
+
+    def get(self, index: int, draw: int | None = None) -> dict[str, torch.Tensor]:
+        """Example ``index``; with augmentation, ``draw`` (e.g. the epoch) replaces the
+        per-process read count in the augmentation seed, making it independent of what this
+        process read before (exact resume)."""
         n = len(self)
         if not -n <= index < n:
             raise IndexError(f"index {index} out of range for split '{self.split}' of {n}")
         index %= n
         sample = to_sample({k: v[index] for k, v in self.arrays.items()})
         if self.augment:
+            if draw is None:
+                draw = int(self._reads[index])
+                self._reads[index] += 1
             gen = torch.Generator().manual_seed(
-                int(np.random.SeedSequence([self.seed, index, int(self._reads[index])])
-                    .generate_state(1)[0]))
-            self._reads[index] += 1
+                int(np.random.SeedSequence([self.seed, index, int(draw)]).generate_state(1)[0]))
             sample = self.augmentation(sample, gen)
+        return _finite_mask_distances(sample)
+
+
+def _finite_mask_distances(sample: dict) -> dict:
+    """Examples without a usable mask (``mask_valid`` False, e.g. an empty mask) store +inf
+    distances to it; they become 2 R (farther than any point of the R x R crop), so a batch
+    holds finite values only. The mask loss and metrics skip such examples (``mask_valid``)."""
+    dist = sample.get("hm_samples_mask_dist")
+    if dist is None or "mask_valid" not in sample or bool(sample["mask_valid"]):
         return sample
+    far = torch.tensor(2.0 * sample["mask"].shape[-1] if "mask" in sample else 1e6, dtype=dist.dtype)
+    return {**sample, "hm_samples_mask_dist": torch.where(torch.isfinite(dist), dist, far)}
 
 
 def _seed_worker(worker_id: int) -> None:

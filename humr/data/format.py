@@ -27,8 +27,6 @@ fixed timestamp, so the same content gives byte-identical files.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Mapping
@@ -37,9 +35,10 @@ from pathlib import Path
 import numpy as np
 
 from humr.data.schema import DataFormatError
+from humr.io import atomic_write
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "META_NAME", "read_meta", "read_shard",
-           "shard_name", "write_meta", "write_shard"]
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "META_NAME", "check_shard_values", "read_meta",
+           "read_shard", "shard_name", "shard_path", "write_meta", "write_shard"]
 
 FORMAT_NAME = "humr-shards"
 FORMAT_VERSION = 1
@@ -52,17 +51,27 @@ def shard_name(split: str, index: int) -> str:
     return f"{split}/shard_{index:05d}.npz"
 
 
-def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+def shard_path(root: str | Path, name: str) -> Path:
+    """``root / name`` for a shard listed in ``meta.json``; raises :class:`DataFormatError`
+    when ``name`` is absolute or leads outside the dataset folder (``../x.npz``, a symlink out)."""
+    root = Path(root)
+    path = root / str(name)
+    base = root.resolve()
+    if Path(str(name)).is_absolute() or not path.resolve().is_relative_to(base):
+        raise DataFormatError(f"{root / META_NAME}: shard path {name!r} leads outside the "
+                              f"dataset folder {root}; expected a relative path like "
+                              f"'{shard_name('train', 0)}'")
+    return path
+
+
+def check_shard_values(arrays: Mapping[str, np.ndarray], path: str | Path) -> None:
+    """Value checks the shapes cannot express: ``scale`` > 0 (a crop side of 0 divides by
+    zero downstream). Raises :class:`DataFormatError` naming the file, key and examples."""
+    if "scale" in arrays:
+        bad = np.flatnonzero(~(np.asarray(arrays["scale"]).reshape(len(arrays["scale"]), -1) > 0).all(1))
+        if bad.size:
+            raise DataFormatError(f"{path}: key 'scale' is <= 0 at examples {bad[:5].tolist()}; "
+                                  "expected the crop side / 200 > 0")
 
 
 def write_shard(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
@@ -76,7 +85,7 @@ def write_shard(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
                 with zf.open(info, "w") as entry:
                     np.lib.format.write_array(entry, np.asarray(arrays[key], order="C"),
                                               allow_pickle=False)
-    _atomic(Path(path), write)
+    atomic_write(Path(path), write)
 
 
 def read_shard(path: str | Path) -> dict[str, np.ndarray]:
@@ -95,7 +104,7 @@ def read_shard(path: str | Path) -> dict[str, np.ndarray]:
 def write_meta(root: str | Path, meta: Mapping) -> None:
     """Write ``root/meta.json`` atomically (sorted keys: reproducible)."""
     text = json.dumps(dict(meta), indent=1, sort_keys=True) + "\n"
-    _atomic(Path(root) / META_NAME, lambda f: f.write(text.encode()))
+    atomic_write(Path(root) / META_NAME, lambda f: f.write(text.encode()))
 
 
 def read_meta(root: str | Path, require_complete: bool = True) -> dict:

@@ -92,7 +92,7 @@ class OfficialDataset(Dataset):
         self.crop_res, self.num_samples = int(crop_res), int(num_samples)
         if not self.annot_path.is_file():
             raise FileNotFoundError(f"annotation file {self.annot_path} does not exist")
-        with np.load(self.annot_path, allow_pickle=True) as f:
+        with np.load(self.annot_path, allow_pickle=False) as f:
             raw = {k: f[k] for k in f.files}
         for key in _REQUIRED:
             if key not in raw:

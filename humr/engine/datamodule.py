@@ -3,8 +3,9 @@ batch order.
 
 Lightning's resume restarts the interrupted epoch's data loader from its beginning; to continue
 exactly where a run stopped, the training order comes from :class:`EpochSampler`, whose
-order is a function of (seed, epoch) only, and the data module stores how many batches of the
-current epoch were already used in every checkpoint (``state_dict``) and skips them on resume.
+order is a function of (seed, epoch) only, the augmentation of an example is a function of
+(seed, epoch, index) only, and the data module stores how many batches of the current epoch
+were already used in every checkpoint (``state_dict``) and skips them on resume.
 Distributed sharding is done here too (the Trainer is built with ``use_distributed_sampler=False``).
 """
 from __future__ import annotations
@@ -15,23 +16,24 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 __all__ = ["EpochSampler", "HumrDataModule", "IndexedDataset", "ShardBatchSampler"]
 
 
-class EpochSampler(Sampler[int]):
-    """Training order: a permutation of ``range(n)`` seeded by ``seed + epoch``, sharded over
-    ``world_size`` ranks and cut to whole batches of ``batch_size`` (the same number of steps on
-    every rank; the remainder of the epoch is dropped).
-
-    ``set_epoch(e)`` (Lightning calls it before every epoch) selects the permutation;
-    ``skip(k, epoch)`` makes the next pass over epoch ``epoch`` start at batch ``k`` (resume).
+class EpochSampler(Sampler[tuple[int, int]]):
+    """Training order of torch's ``DistributedSampler`` (a permutation of ``range(n)`` seeded by
+    ``seed + epoch``, sharded over ``world_size`` ranks, the remainder dropped), cut to whole
+    batches of ``batch_size``, yielding keys ``(epoch, index)``: the epoch seeds each example's
+    augmentation (:class:`IndexedDataset`), so the augmentation depends only on the position in
+    the training order, which a checkpoint stores. Torch's sampler cannot start mid-epoch,
+    hence this wrapper: ``skip(k, epoch)`` makes the next pass over epoch ``epoch`` start at
+    batch ``k`` (resume).
 
     Example:
         >>> s = EpochSampler(10, batch_size=3, seed=0)
-        >>> len(s), len(list(s))
-        (9, 9)
+        >>> len(s), len(list(s)), next(iter(s))[0]
+        (9, 9, 0)
         >>> s.set_epoch(1); s.skip(2, epoch=1); len(list(s))
         3
     """
@@ -41,35 +43,35 @@ class EpochSampler(Sampler[int]):
         if num_examples < batch_size * world_size:
             raise ValueError(f"{num_examples} examples are fewer than one batch of {batch_size} "
                              f"per rank on {world_size} rank(s)")
-        self.num_examples, self.batch_size, self.seed = num_examples, batch_size, seed
-        self.shuffle, self.rank, self.world_size = shuffle, rank, world_size
+        self.order = DistributedSampler(range(num_examples), num_replicas=world_size, rank=rank,
+                                        shuffle=shuffle, seed=seed, drop_last=True)
+        self.batch_size = batch_size
         self.epoch = 0
         self._skip_epoch, self._skip = 0, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
+        self.order.set_epoch(self.epoch)
 
     def skip(self, batches: int, epoch: int) -> None:
         """Start epoch ``epoch`` at batch ``batches`` (``batches`` already used before a resume)."""
         self._skip_epoch, self._skip = int(epoch), int(batches)
 
     def __len__(self) -> int:
-        return self.num_examples // self.world_size // self.batch_size * self.batch_size
+        return len(self.order) // self.batch_size * self.batch_size
 
-    def __iter__(self) -> Iterator[int]:
-        if self.shuffle:
-            gen = torch.Generator().manual_seed(self.seed + self.epoch)
-            order = torch.randperm(self.num_examples, generator=gen)
-        else:
-            order = torch.arange(self.num_examples)
-        mine = order[self.rank::self.world_size][: len(self)]
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        mine = list(self.order)[: len(self)]
         start = self._skip * self.batch_size if self.epoch == self._skip_epoch else 0
-        yield from mine[start:].tolist()
+        for index in mine[start:]:
+            yield self.epoch, index
 
 
 class ShardBatchSampler(Sampler[list[int]]):
     """Evaluation batches in dataset order: rank r takes examples r, r + world_size, ...; every
-    example is seen exactly once over all ranks (no padding, so summed metrics are exact).
+    example is seen exactly once over all ranks (no padding, so summed metrics are exact;
+    torch's ``DistributedSampler`` pads or drops examples to equalise the ranks, hence this
+    sampler).
 
     Example:
         >>> list(ShardBatchSampler(7, batch_size=2, rank=1, world_size=2))
@@ -90,7 +92,13 @@ class ShardBatchSampler(Sampler[list[int]]):
 
 class IndexedDataset(Dataset):
     """A dataset whose examples also carry their position ``index`` (() int64), which seeds the
-    evaluation latents of each example (:func:`humr.engine.module.example_latents`)."""
+    evaluation latents of each example (:func:`humr.engine.module.example_latents`).
+
+    Keys are indices or ``(epoch, index)`` pairs (:class:`EpochSampler`); the epoch is passed
+    as the augmentation draw (``HumrDataset.get(index, draw=epoch)``; datasets without ``get``
+    are indexed plainly), so an example's
+    augmentation is a function of (seed, epoch, index) only, whatever the process, worker
+    count or restart."""
 
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
@@ -98,8 +106,15 @@ class IndexedDataset(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, i: int) -> dict:
-        return {**self.dataset[i], "index": torch.tensor(i, dtype=torch.int64)}
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        if isinstance(key, tuple) and hasattr(self.dataset, "get"):
+            epoch, i = key
+            sample = self.dataset.get(i, draw=epoch)
+        elif isinstance(key, tuple):     # a dataset without augmentation state (no ``get``)
+            i, sample = key[1], self.dataset[key[1]]
+        else:
+            i, sample = key, self.dataset[key]
+        return {**sample, "index": torch.tensor(i, dtype=torch.int64)}
 
 
 class HumrDataModule(L.LightningDataModule):

@@ -35,8 +35,9 @@ def write_json(data: dict, path: PathLike) -> Path:
     path = Path(path)
     if path.exists():
         raise FileExistsError(f"{path} exists; not overwriting it (choose another --out)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, sort_keys=True))
+    from humr.io import atomic_write_text
+
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True))
     return path
 
 

@@ -153,10 +153,13 @@ class HumrModule(L.LightningModule):
         self._log_results(self.test_metrics, "test")
 
     @classmethod
-    def from_checkpoint(cls, path: str, map_location: str | None = "cpu", **kwargs: Any) -> HumrModule:
-        """Rebuild a module (model weights, config) from a checkpoint written by ``humr train``;
-        ``kwargs`` (e.g. ``num_samples_eval``) go to the constructor."""
-        return cls.load_from_checkpoint(path, map_location=map_location, weights_only=False, **kwargs)
+    def from_checkpoint(cls, path: str, map_location: str | None = "cpu", **kw: Any) -> HumrModule:
+        """Rebuild a module (model weights, config) from a checkpoint written by ``humr train``
+        (safely: :func:`humr.engine.checkpoint.load_module`, keywords ``body_model``,
+        ``trust_checkpoint_body``; others, e.g. ``num_samples_eval``, go to the constructor)."""
+        from humr.engine.checkpoint import load_module
+
+        return load_module(path, map_location=map_location, **kw)
 
 
 def _positive(name: str, value: Any) -> int:
