@@ -51,6 +51,7 @@ STORED_SCHEMA: dict[str, tuple[tuple, str, bool]] = {
     "posterior_count": (("N",), "int", False),
     "coco_visible": (("N", 17), "bool", False),
     "features": (("N", "F"), "float", False),
+    "gender": (("N",), "int", False),       # 0 neutral, 1 male, 2 female
 }
 REQUIRED_KEYS = ("img", "center", "scale", "orig_shape", "pose", "betas", "kp2d_gt", "coco_gt",
                  "cond_kp", "hm_samples", "hm_values", "hm_max_conf", "hm_samples_mask_dist",
