@@ -103,10 +103,18 @@ class LossConfig:
 
 @dataclass
 class DataConfig:
-    """Dataset folder and training augmentation."""
+    """Dataset folder and training augmentation.
+
+    ``format``: "humr" (a folder written by ``humr synth``) or "official" (the paper's data
+    release, ``root`` = its data folder, :mod:`humr.data.official_release`); with "official",
+    ``train_splits`` (empty = the official training mix) and ``crop_res`` (crop side, px).
+    """
 
     root: str = "data/synthetic"
     augment: bool = True
+    format: str = "humr"
+    train_splits: list[str] = field(default_factory=list)
+    crop_res: int = 224
 
 
 @dataclass

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from humr.commands.train import add_data_format_argument
+
 HELP = "draw hypotheses: humr sample --ckpt FILE --data DIR --indices 0 1 --out FILE.npz"
 
 
@@ -11,7 +13,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ckpt", required=True, help="checkpoint written by humr train")
     parser.add_argument("--data", default=None,
                         help="dataset folder (default: the checkpoint's data.root)")
-    parser.add_argument("--split", default="test", help="dataset split")
+    parser.add_argument("--split", default="test",
+                        help="dataset split (official data: e.g. 3dpw-test-cam, emdb-p1)")
+    add_data_format_argument(parser)
     parser.add_argument("--indices", type=int, nargs="+", default=[0], help="example indices")
     parser.add_argument("--num-samples", type=int, default=100,
                         help="hypotheses per example; hypothesis 0 is the mode")
@@ -34,7 +38,10 @@ def run(args: argparse.Namespace) -> int:
     if args.num_samples < 1:
         raise ValueError(f"--num-samples must be >= 1, got {args.num_samples}")
     module = HumrModule.from_checkpoint(args.ckpt)
-    batch = load_examples(args.data or module.config.data.root, args.indices, args.split)
+    if args.data_format:
+        module.config.data.format = args.data_format
+    batch = load_examples(args.data or module.config.data.root, args.indices, args.split,
+                          config=module.config)
     seed = module.config.train.seed if args.seed is None else args.seed
     arrays = sample_hypotheses(module, batch, args.num_samples, seed=seed,
                                return_vertices=args.vertices)

@@ -21,6 +21,8 @@ Mapping (official ``train/dataset/dataset.py`` semantics, humr's own code):
   24-joint SMPL body gets resting hands, never the SMPL-X jaw / eye rotations.
 * ``kp2d_gt`` = ``gtkps[:, :24]`` with flag 1, except SMPL-X joints 22-23 (jaw, left eye: no
   SMPL counterpart) which get flag 0; the test splits have no ``gtkps``: all flags 0.
+* ``betas``: ``shape`` (11 SMPL-X / 10 SMPL coefficients) cut or zero-padded to
+  ``num_betas``.
 * ``coco_gt`` from BODY_25 (:data:`BODY25_TO_COCO17`), ``cond_kp`` = ``vitpose`` as
   ``(x, y, conf)`` with conf clipped to [0, 1]; ``gender`` 0 neutral, 1 male, 2 female
   (training splits: neutral).
@@ -184,6 +186,8 @@ class OfficialDataset(Dataset):
             :class:`OfficialSplit`.
         crop_res: R, crop side in pixels (official: 224 images; masks evaluated at 256).
         num_joints: J of ``pose`` (24 SMPL, 22 SMPL-X body; see the module doc).
+        num_betas: length of ``betas``: the stored ``shape`` (11 SMPL-X, 10 SMPL coefficients)
+            cut or padded with zeros to it, so that all splits batch together.
         num_samples: heatmap samples per joint (150 in the paper).
         filter: apply the training filter (default: training splits only).
         seed: seeds the shuffling of heatmap samples (and the augmentation).
@@ -196,13 +200,14 @@ class OfficialDataset(Dataset):
     """
 
     def __init__(self, root: str | Path, split: str | OfficialSplit, crop_res: int = 224,
-                 num_joints: int = 24, num_samples: int = 150, filter: bool | None = None,
+                 num_joints: int = 24, num_betas: int = 10, num_samples: int = 150,
+                 filter: bool | None = None,
                  seed: int = 0, mask_dilation: int = 3, augment: bool = False,
                  augmentation=None) -> None:
         self.root = Path(root)
         self.split = split if isinstance(split, OfficialSplit) else get_split(split)
-        self.crop_res, self.num_samples, self.num_joints = int(crop_res), int(num_samples), \
-            int(num_joints)
+        self.crop_res, self.num_samples = int(crop_res), int(num_samples)
+        self.num_joints, self.num_betas = int(num_joints), int(num_betas)
         self.seed, self.mask_dilation = int(seed), int(mask_dilation)
         self.annot_path = self.split.annotation_path(self.root)
         self.img_root = self.split.image_root(self.root)
@@ -242,6 +247,9 @@ class OfficialDataset(Dataset):
         used = min(split.num_pose_joints, self.num_joints)
         pose = np.zeros((n, 3 * self.num_joints), np.float32)
         pose[:, :3 * used] = raw["pose_cam"][:, :3 * used]
+        nb = min(self.num_betas, raw["shape"].shape[1])
+        betas = np.zeros((n, self.num_betas), np.float32)
+        betas[:, :nb] = raw["shape"][:, :nb]
         if split.train:
             kp = _with_flag(raw["gtkps"][:, :24].astype(np.float32)).copy()
             if split.model_type == "smplx":
@@ -250,7 +258,7 @@ class OfficialDataset(Dataset):
             kp = np.zeros((n, 24, 3), np.float32)
         arrays = {"center": raw["center"].astype(np.float32),
                   "scale": raw["scale"].astype(np.float32)[:, None],
-                  "pose": pose, "betas": raw["shape"].astype(np.float32),
+                  "pose": pose, "betas": betas,
                   "kp2d_gt": kp, "coco_gt": coco, "cond_kp": cond,
                   "gender": _gender(raw, n, path)}
         if "cam_int" in raw:

@@ -142,10 +142,14 @@ def train(config: Any, out: PathLike, *, data_root: PathLike | None = None,
         cfg.save(run_dir / "config.yaml")
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     module = HumrModule(cfg)
-    data = HumrDataModule(str(data_root or cfg.data.root), batch_size=cfg.train.batch_size,
+    from humr.data.official_release import datamodule_options
+
+    root = str(data_root or cfg.data.root)
+    data = HumrDataModule(root, batch_size=cfg.train.batch_size,
                           eval_batch_size=cfg.train.eval_batch_size,
                           num_workers=cfg.train.num_workers, augment=cfg.data.augment,
-                          seed=cfg.train.seed, max_eval_examples=cfg.train.val_examples)
+                          seed=cfg.train.seed, max_eval_examples=cfg.train.val_examples,
+                          **datamodule_options(cfg, root))
     trainer = build_trainer(run_dir, cfg, devices=devices, num_nodes=num_nodes,
                             strategy=strategy, accelerator=accelerator, precision=precision,
                             max_steps=max_steps, progress=progress, callbacks=callbacks)
