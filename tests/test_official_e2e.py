@@ -14,10 +14,12 @@ from humr.data.official_fixture import write_release
 from humr.data.official_release import datamodule_options, official_dataset
 from humr.data.official_report import (
     PAPER,
+    ablation_metrics,
     format_paper_tables,
     paper_rows,
     write_json_atomic,
 )
+from humr.engine.module import HumrModule
 
 TRAIN = ["static-hdri", "closeup-gym", "agora-bfh", "3dpw-train-smplx"]
 TINY = ["model.backbone=small_cnn", "model.flow_blocks=2", "model.flow_hidden=32",
@@ -77,12 +79,30 @@ def test_train_eval_sample_on_the_release_tree(release, tmp_path, capsys):
     assert 0 <= occl["perc_in"] <= 100 and occl["min_dist"] >= 0
     assert np.isnan(metrics["emdb-p1"]["perc_in"])
     assert len(result["paper"]) == len(PAPER)
+    # an ablation run on the release: 3DPW metrics with the EMDB mask metrics (same latents)
+    module = HumrModule.from_checkpoint(str(ckpt))
+    assert module.config.data.format == "official"
+    abl = ablation_metrics(module, root, num_samples=4, accelerator="cpu", devices=1)
+    assert abl["3dpw/mpjpe_mode"] == pytest.approx(metrics["3dpw-test-cam"]["3dpw/mpjpe_mode"])
+    assert abl["perc_in"] == pytest.approx(occl["perc_in"])
     npz = tmp_path / "s.npz"
     assert main(["sample", "--ckpt", str(ckpt), "--data", str(root), "--data-format",
                  "official", "--split", "emdb-p1", "--indices", "0", "2", "--num-samples", "3",
                  "--out", str(npz)]) == 0
     with np.load(npz) as f:
         assert f["pose"].shape == (2, 3, 72)
+
+
+def test_ablation_never_generates_into_a_release_folder(release, tmp_path):
+    from humr.ablation.presets import load_size
+    from humr.ablation.runner import ensure_data
+
+    paper = load_size("paper")
+    assert paper.config["data"]["format"] == "official"
+    root, _ = release
+    assert ensure_data(root, paper) == root and not (root / "meta.json").exists()
+    with pytest.raises(FileNotFoundError, match="annotations"):
+        ensure_data(tmp_path, paper)
 
 
 def test_report_rows_and_layout(tmp_path):

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from humr.data.official_splits import EVAL_SPLITS
 
-__all__ = ["PAPER", "evaluate_official", "format_paper_tables", "paper_rows", "write_json_atomic"]
+__all__ = ["PAPER", "ablation_metrics", "evaluate_official", "format_paper_tables", "paper_rows",
+           "write_json_atomic"]
 
 # (table, set, metric key of humr.engine.evaluation) -> the paper's value
 PAPER: dict[tuple[str, str, str], float] = {}
@@ -45,6 +46,16 @@ def evaluate_official(module, root: str | Path, splits: Sequence[str] = EVAL_SPL
     from humr.engine.inference import evaluate_checkpoint
 
     return {name: evaluate_checkpoint(module, root, split=name, **kwargs) for name in splits}
+
+
+def ablation_metrics(module, root: str | Path, **kwargs) -> dict[str, float]:
+    """Metrics of one ablation run on the release (Table 3 is evaluated on 3DPW): every metric
+    of ``3dpw-test-cam``, with PercIn / MinDist from ``emdb-p1-occl`` (3DPW has no masks)."""
+    results = evaluate_official(module, root, ("3dpw-test-cam", "emdb-p1-occl"), **kwargs)
+    metrics = dict(results["3dpw-test-cam"])
+    metrics.update({k: results["emdb-p1-occl"][k] for k in ("perc_in", "min_dist")
+                    if k in results["emdb-p1-occl"]})
+    return metrics
 
 
 def paper_rows(results: Mapping[str, Mapping[str, float]]) -> list[dict]:
