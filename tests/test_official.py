@@ -243,6 +243,8 @@ def test_object_arrays_are_read_without_pickle(tmp_path, release):
     np.savez(bad, imgname=np.array([1, "a"], dtype=object))
     with pytest.raises(DataFormatError, match="non-string"):
         read_npz(bad)
+    np.savez(bad, imgname=np.array(["a"]), proj_verts=np.array([1, "a"], dtype=object))
+    assert list(read_npz(bad, keys=("imgname", "center"))) == ["imgname"]   # others skipped
 
 
 def _rewrite(path, **replace):

@@ -70,6 +70,9 @@ FILTER_CONF, FILTER_VISIBLE, FILTER_MIN_VISIBLE = 0.2, 0.5, 8
 FILTER_PAD = 100.0                 # px detections may lie outside the image
 AGORA_BACKGROUND = 76
 GENDER_CODES = {"m": 1, "f": 2}    # 0 = neutral
+ANNOTATION_KEYS = ("imgname", "center", "scale", "pose_cam", "shape", "gt_coco_25j", "vitpose",
+                   "gtkps", "object_occlusion", "valid_emdb_mask", "cam_int", "orig_shape",
+                   "gender")            # the keys read; others in the files are skipped
 
 
 def crop_image(image: np.ndarray, center: np.ndarray, box: float, res: int,
@@ -212,7 +215,7 @@ class OfficialDataset(Dataset):
         self.annot_path = self.split.annotation_path(self.root)
         self.img_root = self.split.image_root(self.root)
         self.hm_dir = self.split.hm_samples_dir(self.root) if self.split.train else None
-        raw = read_npz(self.annot_path)
+        raw = read_npz(self.annot_path, ANNOTATION_KEYS)
         n = _check_keys(raw, self.split, self.annot_path)
         arrays, extra = self._map(raw, n)
         do_filter = self.split.train if filter is None else bool(filter)

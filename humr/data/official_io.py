@@ -14,6 +14,7 @@ import io
 import pickle
 import zipfile
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -60,8 +61,10 @@ def _object_member(zf: zipfile.ZipFile, key: str, path: Path) -> np.ndarray:
     return np.asarray(flat, dtype=str).reshape(shape)
 
 
-def read_npz(path: str | Path) -> dict[str, np.ndarray]:
-    """All arrays of an ``.npz`` file; object arrays of strings come back as unicode arrays.
+def read_npz(path: str | Path, keys: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` file (only ``keys`` that it holds, when given: the release's
+    files carry large keys humr does not use); object arrays of strings come back as unicode
+    arrays.
 
     Raises:
         FileNotFoundError: the file does not exist.
@@ -73,7 +76,8 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
     try:
         out = {}
         with np.load(path, allow_pickle=False) as f, zipfile.ZipFile(path) as zf:
-            for key in f.files:
+            wanted = f.files if keys is None else [k for k in f.files if k in set(keys)]
+            for key in wanted:
                 try:
                     out[key] = f[key]
                 except ValueError as err:       # object array: allow_pickle=False refuses it
