@@ -9,6 +9,7 @@ import lightning as L
 import numpy as np
 import torch
 
+from humr.data.official_release import datamodule_options
 from humr.engine.datamodule import HumrDataModule, IndexedDataset
 from humr.engine.module import HumrModule, example_latents
 
@@ -65,8 +66,6 @@ def evaluate_checkpoint(module: HumrModule | PathLike, data_root: PathLike,
         module = HumrModule.from_checkpoint(str(module))
     module.config.train.num_samples_eval = int(num_samples)
     cfg = module.config.train
-    from humr.data.official_release import datamodule_options
-
     data = HumrDataModule(str(data_root), batch_size=cfg.batch_size,
                           eval_batch_size=batch_size or cfg.eval_batch_size,
                           seed=cfg.seed, test_split=split, max_eval_examples=max_examples,
@@ -86,7 +85,6 @@ def load_examples(data_root: PathLike, indices: Sequence[int], split: str = "tes
     """Collate the examples ``indices`` of a split into one batch (schema of the dataset;
     ``config.data.format`` selects the reader, default humr's folders)."""
     from humr.data import make_dataloader
-    from humr.data.official_release import datamodule_options
 
     options = datamodule_options(config, data_root) if config is not None else {}
     if "dataset_fn" in options:

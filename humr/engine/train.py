@@ -27,6 +27,7 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+from humr.data.official_release import datamodule_options
 from humr.engine.datamodule import HumrDataModule
 from humr.engine.module import HumrModule
 
@@ -142,8 +143,6 @@ def train(config: Any, out: PathLike, *, data_root: PathLike | None = None,
         cfg.save(run_dir / "config.yaml")
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     module = HumrModule(cfg)
-    from humr.data.official_release import datamodule_options
-
     root = str(data_root or cfg.data.root)
     data = HumrDataModule(root, batch_size=cfg.train.batch_size,
                           eval_batch_size=cfg.train.eval_batch_size,
