@@ -297,3 +297,19 @@ def test_missing_or_malformed_item_files(tmp_path):
         ds[4]
     with pytest.raises(KeyError, match="unknown official split"):
         OfficialDataset(root, "static-hdr")
+
+
+def test_filter_bounds_without_orig_shape_follow_the_split(tmp_path):
+    """No orig_shape: 1280 x 720 frames, 720 x 1280 (portrait) for the closeup splits."""
+    root = tmp_path / "r"
+    write_release(root, splits=("static-hdri", "closeup-gym"), rows=4, hm_samples=10,
+                  bad_rows=False)
+    for name, x_kept, x_dropped in (("static-hdri", 1370.0, 1390.0),
+                                    ("closeup-gym", 810.0, 830.0)):
+        path = SPLITS[name].annotation_path(root)
+        raw = read_npz(path)
+        vit = raw["vitpose"].copy()
+        vit[0, 5, 1], vit[1, 5, 1] = x_kept, x_dropped           # stored as (y, x, conf)
+        vit[0, 5, 2] = vit[1, 5, 2] = 0.1                         # not in the error term
+        _rewrite(path, vitpose=vit, orig_shape=None)
+        assert list(_ds(root, name).rows) == [0, 2, 3]
