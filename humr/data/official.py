@@ -218,6 +218,8 @@ class OfficialDataset(Dataset):
         raw = read_npz(self.annot_path, ANNOTATION_KEYS)
         n = _check_keys(raw, self.split, self.annot_path)
         arrays, extra = self._map(raw, n)
+        imgname = np.asarray(raw["imgname"]).astype(str)
+        del raw                                    # only the mapped float32 rows stay
         do_filter = self.split.train if filter is None else bool(filter)
         if do_filter:
             hw = None if self.split.kind == "3dpw" else arrays.get(
@@ -226,10 +228,11 @@ class OfficialDataset(Dataset):
         else:
             keep = np.ones(n, bool)
         self.rows = np.flatnonzero(keep)           # unfiltered row of each example
-        self.arrays = {k: np.ascontiguousarray(v[keep]) for k, v in arrays.items()}
-        self.imgname = np.asarray(raw["imgname"]).astype(str)[keep]
-        self.object_occlusion = extra["object_occlusion"][keep]
-        self.valid_emdb_mask = extra["valid_emdb_mask"][keep]
+        select = (lambda v: v) if keep.all() else (lambda v: np.ascontiguousarray(v[keep]))
+        self.arrays = {k: select(v) for k, v in arrays.items()}
+        self.imgname = select(imgname)
+        self.object_occlusion = select(extra["object_occlusion"])
+        self.valid_emdb_mask = select(extra["valid_emdb_mask"])
         self.augment = bool(augment)
         if self.augment and augmentation is None:
             from humr.data.augment import Augmentation
