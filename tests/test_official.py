@@ -193,7 +193,8 @@ def test_emdb_masks_gated_by_valid_label(release):
             "masks", f"P{i % 2}", f"seq_{i % 2:06d}", "masks", f"{i:05d}.png")
         m = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
         c, box = item["center"].numpy(), 200 * item["scale"].item()
-        ref = crop_image(m, c, box, R, nearest=True) > 0
+        assert item["img"].shape[-1] == R and item["mask"].shape == (256, 256)  # official grid
+        ref = crop_image(m, c, box, 256, nearest=True) > 0
         np.testing.assert_array_equal(item["mask"].numpy().astype(bool), ref)
         assert item["mask_valid"]
     assert not _ds(root, "emdb-p1")[0]["mask_valid"]            # emdb-p1: no masks

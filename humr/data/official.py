@@ -37,7 +37,8 @@ Mapping (official ``train/dataset/dataset.py`` semantics, humr's own code):
   AGORA ``<stem>_all_person.png`` (everything but the background grey 76 is person), both
   turned like their image, cropped, thresholded and dilated (3 x 3 kernel, ``mask_dilation``
   iterations, 3 officially); EMDB ``masks/P<k>/<seq>/masks/NNNNN.png`` (person > 0, not
-  dilated) only where ``valid_emdb_mask``. ``mask_valid`` is False without a mask, for
+  dilated) only where ``valid_emdb_mask``, on a ``mask_res`` grid (256 officially, whatever
+  the image crop: MinDist is in px of that grid). ``mask_valid`` is False without a mask, for
   object-occluded rows and for empty crops.
 * Heatmap samples ``heatmap_samples/<split>/<row:07d>.npy.gz`` (S, 17, 4) (training splits,
   required there): ``hm_max_conf`` = max value over all S; the S samples are shuffled (seeded by
@@ -56,7 +57,7 @@ from torch.utils.data import Dataset
 from humr.data.dataset import to_sample
 from humr.data.official_io import read_heatmap_samples, read_npz
 from humr.data.official_splits import OfficialSplit, get_split
-from humr.data.schema import DataFormatError, validate_arrays
+from humr.data.schema import REQUIRED_KEYS, DataFormatError, validate_arrays
 
 __all__ = ["BODY25_TO_COCO17", "INSIDE_MASK_DIST", "OfficialDataset", "crop_image",
            "filter_rows"]
@@ -70,6 +71,7 @@ FILTER_CONF, FILTER_VISIBLE, FILTER_MIN_VISIBLE = 0.2, 0.5, 8
 FILTER_PAD = 100.0                 # px detections may lie outside the image
 AGORA_BACKGROUND = 76
 GENDER_CODES = {"m": 1, "f": 2}    # 0 = neutral
+EVAL_MASK_RES = 256                # the official mask metrics use a 256 x 256 crop grid
 ANNOTATION_KEYS = ("imgname", "center", "scale", "pose_cam", "shape", "gt_coco_25j", "vitpose",
                    "gtkps", "object_occlusion", "valid_emdb_mask", "cam_int", "orig_shape",
                    "gender")            # the keys read; others in the files are skipped
@@ -195,6 +197,8 @@ class OfficialDataset(Dataset):
         filter: apply the training filter (default: training splits only).
         seed: seeds the shuffling of heatmap samples (and the augmentation).
         mask_dilation: dilation iterations of the training masks (3 x 3 kernel).
+        mask_res: side of the EMDB evaluation masks (``emdb-p1-occl``), 256 as the official
+            mask metrics; every other split's masks have the crop's side.
         augment: apply ``augmentation`` (default :class:`humr.data.augment.Augmentation`).
 
     Raises:
@@ -205,13 +209,14 @@ class OfficialDataset(Dataset):
     def __init__(self, root: str | Path, split: str | OfficialSplit, crop_res: int = 224,
                  num_joints: int = 24, num_betas: int = 10, num_samples: int = 150,
                  filter: bool | None = None,
-                 seed: int = 0, mask_dilation: int = 3, augment: bool = False,
-                 augmentation=None) -> None:
+                 seed: int = 0, mask_dilation: int = 3, mask_res: int = EVAL_MASK_RES,
+                 augment: bool = False, augmentation=None) -> None:
         self.root = Path(root)
         self.split = split if isinstance(split, OfficialSplit) else get_split(split)
         self.crop_res, self.num_samples = int(crop_res), int(num_samples)
         self.num_joints, self.num_betas = int(num_joints), int(num_betas)
         self.seed, self.mask_dilation = int(seed), int(mask_dilation)
+        self.mask_res = int(mask_res) if self.split.emdb_masks else self.crop_res
         self.annot_path = self.split.annotation_path(self.root)
         self.img_root = self.split.image_root(self.root)
         self.hm_dir = self.split.hm_samples_dir(self.root) if self.split.train else None
@@ -325,7 +330,7 @@ class OfficialDataset(Dataset):
             return None
         raw = self._read(path, index, "mask", cv2.IMREAD_GRAYSCALE)
         if self.split.emdb_masks:
-            return (crop_image(raw, center, box, self.crop_res, nearest=True) > 0).astype(np.uint8)
+            return (crop_image(raw, center, box, self.mask_res, nearest=True) > 0).astype(np.uint8)
         if self.split.kind == "agora":      # AGORA: background grey 76, everything else person
             raw = np.where(raw == AGORA_BACKGROUND, 255, 0).astype(np.uint8)
         # person pixels are dark; the zero padding of the crop counts as person-plausible
@@ -372,10 +377,13 @@ class OfficialDataset(Dataset):
         self._reads[index] += 1
         row.update(self._heatmap_samples(index, row["cond_kp"], rng))
         mask = self._mask(index, row["center"], box)
-        row["mask"] = np.zeros((self.crop_res,) * 2, np.uint8) if mask is None else mask
+        row["mask"] = np.zeros((self.mask_res,) * 2, np.uint8) if mask is None else mask
         row["mask_valid"] = np.array(mask is not None and bool(mask.any()))
         where = f"{self.annot_path} example {index} (row {self.rows[index]})"
-        validate_arrays({k: np.asarray(v)[None] for k, v in row.items()}, where)
+        batch = {k: np.asarray(v)[None] for k, v in row.items()}
+        mask_only = {k: batch.pop(k) for k in ("mask", "mask_valid")}   # own grid (mask_res)
+        validate_arrays(batch, where, required=[k for k in REQUIRED_KEYS if k not in mask_only])
+        validate_arrays(mask_only, where, required=tuple(mask_only))
         sample = to_sample(row)
         if self.augment:
             gen = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
