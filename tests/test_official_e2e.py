@@ -81,7 +81,7 @@ def test_train_eval_sample_on_the_release_tree(release, tmp_path, capsys):
     assert len(result["paper"]) == len(PAPER)
     # an ablation run on the release: 3DPW metrics with the EMDB mask metrics (same latents)
     module = HumrModule.from_checkpoint(str(ckpt))
-    assert module.config.data.format == "official"
+    assert module.config.data.format == "official" and module.config.data.root == str(root)
     abl = ablation_metrics(module, root, num_samples=4, accelerator="cpu", devices=1)
     assert abl["3dpw/mpjpe_mode"] == pytest.approx(metrics["3dpw-test-cam"]["3dpw/mpjpe_mode"])
     assert abl["perc_in"] == pytest.approx(occl["perc_in"])

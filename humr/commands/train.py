@@ -56,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
     if args.data_format:
         overrides.append(f"data.format={args.data_format}")
     config = Config.load(args.config, overrides=overrides)
+    if args.data:            # recorded in the run's config: eval / sample default to it
+        config = config.override({"data.root": str(args.data)})
     result = train(config, args.out, data_root=args.data, resume=args.resume,
                    devices=parse_devices(args.devices), num_nodes=args.num_nodes,
                    strategy=args.strategy, accelerator=args.accelerator,
