@@ -213,14 +213,22 @@ def _default_synth() -> DictConfig:
 
 @dataclass
 class DataConfig:
-    """Dataset folder, training augmentation (:class:`humr.data.augment.Augmentation`
+    """Dataset folder, its format, training augmentation (:class:`humr.data.augment.Augmentation`
     parameters) and the synthetic benchmark's parameters
-    (:class:`humr.data.synthetic.SynthConfig`, used when ``root`` has to be generated)."""
+    (:class:`humr.data.synthetic.SynthConfig`, used when ``root`` has to be generated).
+
+    ``format``: "humr" (a folder written by ``humr synth``) or "official" (the paper's data
+    release, ``root`` = its data folder, :mod:`humr.data.official_release`); with "official",
+    ``train_splits`` (empty = the official training mix) and ``crop_res`` (crop side, px).
+    """
 
     root: str = "data/synthetic"
     augment: bool = True
     augmentation: Any = field(default_factory=_default_augmentation)
     synth: Any = field(default_factory=_default_synth)
+    format: str = "humr"
+    train_splits: list[str] = field(default_factory=list)
+    crop_res: int = 224
 
 
 @dataclass

@@ -1,323 +1,316 @@
-"""Loader of the paper's official preprocessed files: a tiny release written in tmp_path
-(annotation npz, PNG images, gzip heatmap-sample files, ``_env.png`` masks) mapped onto the
-schema, checked against hand-derived answers, and errors that name the key or the file."""
+"""Reader of the paper's data release (humr.data.official) on a tree written in the release's
+layout by humr.data.official_fixture: schema mapping, SMPL-X body poses, the training filter,
+closeup rotation, BEDLAM / AGORA / EMDB masks, heatmap-sample shuffling and the inside-mask
+rule, gender, safe reading of object arrays, and errors naming the file and key. References
+are computed independently (numpy rot90, scipy dilation, loops over the filter's rules)."""
 import gzip
+import shutil
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from humr.data import DataFormatError
-from humr.data.official import OfficialDataset
+from humr.data.official import BODY25_TO_COCO17, OfficialDataset, crop_image
+from humr.data.official_fixture import write_release
+from humr.data.official_io import read_npz
+from humr.data.official_splits import SPLITS, TRAIN_SPLITS
 
-R, NS = 20, 4                       # crop side, heatmap samples per joint used
-GREY, BRIGHT = 100, np.array([250, 20, 10])          # RGB
-MEAN = np.array([0.485, 0.456, 0.406])[:, None, None]
-STD = np.array([0.229, 0.224, 0.225])[:, None, None]
-# OpenPose BODY_25 indices by name, and the COCO-17 order (docs/conventions.md)
-BODY25 = {"nose": 0, "neck": 1, "r_shoulder": 2, "r_elbow": 3, "r_wrist": 4, "l_shoulder": 5,
-          "l_elbow": 6, "l_wrist": 7, "mid_hip": 8, "r_hip": 9, "r_knee": 10, "r_ankle": 11,
-          "l_hip": 12, "l_knee": 13, "l_ankle": 14, "r_eye": 15, "l_eye": 16, "r_ear": 17,
-          "l_ear": 18}
-COCO = ["nose", "l_eye", "r_eye", "l_ear", "r_ear", "l_shoulder", "r_shoulder", "l_elbow",
-        "r_elbow", "l_wrist", "r_wrist", "l_hip", "r_hip", "l_knee", "r_knee", "l_ankle",
-        "r_ankle"]
-CONF = np.linspace(-0.2, 1.3, 17)                    # raw detector confidences (some off [0, 1])
+R, NS = 32, 8
+MEAN = np.array([0.485, 0.456, 0.406])
+STD = np.array([0.229, 0.224, 0.225])
 
 
-def _annotations(n=3):
-    i, j = np.arange(n)[:, None], np.arange(45)[None]
-    vit = np.zeros((n, 17, 3))
-    vit[..., 0] = 300 + np.arange(17)                                    # y
-    vit[..., 1] = 400 + np.arange(17) + 10 * np.arange(n)[:, None]       # x
-    vit[..., 2] = CONF
-    k = np.zeros((n, 3, 3))
-    k[:, 0, 0], k[:, 1, 1], k[:, 0, 1] = 1000 + np.arange(n), 1100 + np.arange(n), 7.0
-    k[:, :2, 2], k[:, 2, 2] = (320, 240), 1.0
-    return {
-        "imgname": np.array(["seq/a.png", "seq/b.png", "c.png"][:n]),
-        "center": np.array([[40.0, 30.0], [10.5, 8.0], [30.0, 20.0]][:n]),
-        "scale": np.array([0.1, 0.1, 0.2][:n]),
-        "pose_cam": np.arange(n * 78).reshape(n, 78) * 0.01,
-        "shape": np.arange(n * 11).reshape(n, 11) * 0.1,
-        "gtkps": np.stack([j + 100 * i, 1000 + j + 0 * i], -1).astype(np.float64),
-        "gt_coco_25j": np.stack([500 + j[:, :25] + 100 * i, 600 + 2 * j[:, :25] + 0 * i], -1)
-        .astype(np.float64),
-        "vitpose": vit,
-        "cam_int": k,
-        "object_occlusion": np.array([False, False, True][:n]),
-    }
+@pytest.fixture(scope="module")
+def release(tmp_path_factory):
+    root = tmp_path_factory.mktemp("release")
+    return root, write_release(root, rows=8, hm_samples=40)
 
 
-def _images():
-    """Full images (RGB): grey with bright marks at known full-image pixels."""
-    a = np.full((60, 80, 3), GREY, np.uint8)
-    a[22, 45] = BRIGHT                          # pixel x = 45, y = 22
-    b = np.full((50, 70, 3), GREY, np.uint8)
-    b[9, 12] = BRIGHT
-    c = np.full((48, 64, 3), GREY, np.uint8)
-    c[10:12, 20:22] = BRIGHT                    # 2 x 2 block, x 20-21, y 10-11
-    return {"seq/a.png": a, "seq/b.png": b, "c.png": c}
+def _ds(root, name, **kw):
+    kw.setdefault("crop_res", R)
+    kw.setdefault("num_samples", NS)
+    return OfficialDataset(root, name, **kw)
 
 
-def _hm_file(i, s=6):
-    """(S, 17, 4): x, y, value, mask distance, distinct per sample and joint."""
-    sk = np.stack(np.meshgrid(np.arange(s), np.arange(17), indexing="ij"), -1)   # (S, 17, 2)
-    ss, kk = sk[..., 0], sk[..., 1]
-    return np.stack([100 + 10 * kk + ss + 1000 * i, 200 + 10 * kk + ss,
-                     0.9 - 0.1 * ss + 0.001 * kk, ss + 0.5 * kk], -1)
-
-
-def _write_gz(path, array):
-    with gzip.open(path, "wb") as f:
-        np.save(f, array)
-
-
-def _release(tmp, drop=(), **replace):
-    """Write the release layout; returns the OfficialDataset arguments."""
-    annot = {k: v for k, v in _annotations().items() if k not in drop}
-    annot.update(replace)
-    images, masks, hms = tmp / "images", tmp / "masks", tmp / "hm"
-    for name, img in _images().items():
-        (images / name).parent.mkdir(parents=True, exist_ok=True)
-        assert cv2.imwrite(str(images / name), img[..., ::-1])            # BGR on disk
-    env = {"seq/a_env.png": np.full((60, 80), 255, np.uint8),
-           "seq/b_env.png": np.full((50, 70), 255, np.uint8),             # no person pixel
-           "c_env.png": np.zeros((48, 64), np.uint8)}                     # all person
-    env["seq/a_env.png"][25:35, 42:48] = 0                               # person: x 42-47, y 25-34
-    for name, img in env.items():
-        (masks / name).parent.mkdir(parents=True, exist_ok=True)
-        assert cv2.imwrite(str(masks / name), img)
-    hms.mkdir(exist_ok=True)
-    for i in range(3):
-        _write_gz(hms / f"{i:07d}.npy.gz", _hm_file(i))
-    np.savez(tmp / "annot.npz", **annot)
-    return {"annot_path": tmp / "annot.npz", "img_root": images, "hm_samples_dir": hms,
-            "mask_dir": masks}
+def _raw(root, name):
+    return read_npz(SPLITS[name].annotation_path(root))
 
 
 def _rgb(item):
-    """Un-normalised crop (R, R, 3), 0-255."""
-    return ((item["img"].double().numpy() * STD + MEAN) * 255).transpose(1, 2, 0)
+    return (item["img"].double().numpy().transpose(1, 2, 0) * STD + MEAN) * 255
 
 
-def test_annotations_map_onto_the_schema(tmp_path):
-    paths = _release(tmp_path)
-    ds = OfficialDataset(paths["annot_path"], paths["img_root"], crop_res=R, num_samples=NS)
-    raw = _annotations()
-    order = [BODY25[name] for name in COCO]
-    assert len(ds) == 3
-    for i in range(3):
+def test_split_table_follows_the_official_config():
+    assert len(TRAIN_SPLITS) == 29 and len(set(TRAIN_SPLITS)) == 29
+    assert sum(SPLITS[n].closeup for n in TRAIN_SPLITS) == 7
+    assert SPLITS["agora-body"].image_root("/d").as_posix() == "/d/training_images/images"
+    assert SPLITS["emdb-p1-occl"].annotation_path("/d").name == "emdb_p1_occl.npz"
+    assert SPLITS["3dpw-train-smplx"].model_type == "smplx"
+    assert SPLITS["3dpw-test-cam"].model_type == "smpl"
+
+
+@pytest.mark.parametrize("name", ["static-hdri", "agora-bfh", "3dpw-train-smplx"])
+def test_training_splits_map_smplx_body_poses(release, name):
+    root, manifest = release
+    raw = _raw(root, name)
+    for joints in (24, 22):
+        ds = _ds(root, name, num_joints=joints)
+        for i, row in enumerate(ds.rows):
+            item = ds[i]
+            pose = item["pose"].numpy()
+            assert pose.shape == (3 * joints,)
+            np.testing.assert_allclose(pose[:66], raw["pose_cam"][row, :66], rtol=1e-6)
+            np.testing.assert_array_equal(pose[66:], 0)   # no SMPL-X jaw / eye as hands
+            kp = item["kp2d_gt"].numpy()
+            np.testing.assert_allclose(kp[:, :2], raw["gtkps"][row, :24, :2], rtol=1e-6)
+            np.testing.assert_array_equal(kp[:, 2], [1] * 22 + [0, 0])
+            # ViTPose (y, x, conf) -> (x, y, conf in [0, 1]); COCO from BODY_25
+            cond = item["cond_kp"].numpy()
+            np.testing.assert_allclose(cond[:, 0], raw["vitpose"][row, :, 1], rtol=1e-6)
+            np.testing.assert_allclose(cond[:, 1], raw["vitpose"][row, :, 0], rtol=1e-6)
+            np.testing.assert_allclose(cond[:, 2], np.minimum(raw["vitpose"][row, :, 2], 1),
+                                       rtol=1e-6)
+            coco = item["coco_gt"].numpy()
+            for k, b in enumerate(BODY25_TO_COCO17):
+                np.testing.assert_allclose(coco[k, :2], raw["gt_coco_25j"][row, b], rtol=1e-6)
+            assert item["gender"].item() == 0
+    assert list(ds.rows) == manifest[name]["kept"]
+
+
+def test_test_splits_smpl_poses_gender_no_gtkps(release):
+    root, _ = release
+    for name, codes in (("3dpw-test-cam", [1, 2]), ("emdb-p1", [1, 2])):
+        raw = _raw(root, name)
+        assert "gtkps" not in raw
+        ds = _ds(root, name)
+        assert len(ds) == len(raw["imgname"])                   # never filtered
+        for i in range(len(ds)):
+            item = ds[i]
+            np.testing.assert_allclose(item["pose"], raw["pose_cam"][i, :72], rtol=1e-6)
+            assert item["kp2d_gt"][:, 2].sum() == 0
+            assert item["gender"].item() == codes[i % 2]
+            assert raw["gender"][i][0] == "mf"[i % 2]
+
+
+def _filter_reference(raw, name):
+    """The official filter, one row and one joint at a time."""
+    split = SPLITS[name]
+    keep = []
+    for r in range(len(raw["imgname"])):
+        det = raw["vitpose"][r][:, [1, 0, 2]]
+        conf = np.clip(det[:, 2], 0, 1)
+        gt = raw["gt_coco_25j"][r][list(BODY25_TO_COCO17)]
+        err = sum(np.hypot(*(gt[k, :2] - det[k, :2])) * (conf[k] > 0.2) for k in range(17)) / 17
+        ok = err / raw["scale"][r] < 13 and sum(c > 0.5 for c in conf) > 8
+        if split.kind != "3dpw":
+            h, w = raw["orig_shape"][r]
+            ok = ok and all(-100 <= x <= w + 100 and -100 <= y <= h + 100 for x, y in det[:, :2])
+        keep.append(ok)
+    return np.flatnonzero(keep)
+
+
+@pytest.mark.parametrize("name", ["static-hdri", "closeup-gym", "agora-bfh", "3dpw-train-smplx"])
+def test_training_filter_matches_the_rules(release, name):
+    root, manifest = release
+    ds = _ds(root, name)
+    expected = _filter_reference(_raw(root, name), name)
+    np.testing.assert_array_equal(ds.rows, expected)
+    assert list(expected) == manifest[name]["kept"] and len(expected) < 8
+    assert len(_ds(root, name, filter=False)) == 8
+
+
+def test_heatmap_files_keep_the_unfiltered_row_index(release):
+    root, _ = release
+    ds = _ds(root, "3dpw-train-smplx")
+    assert list(ds.rows) == [0, 1, 2, 3, 4, 7]
+    with gzip.open(SPLITS["3dpw-train-smplx"].hm_samples_dir(root) / "0000007.npy.gz") as f:
+        stored = np.load(f)
+    np.testing.assert_allclose(ds[5]["hm_max_conf"], stored[:, :, 2].max(0), rtol=1e-6)
+
+
+def test_closeup_images_and_masks_are_turned_clockwise(release):
+    root, _ = release
+    ds = _ds(root, "closeup-gym", mask_dilation=0)
+    i = 0
+    item = ds[i]
+    stored = cv2.imread(str(ds.image_path(i)))[..., ::-1]
+    assert stored.shape[0] < stored.shape[1]                   # stored sideways
+    upright = np.ascontiguousarray(np.rot90(stored, -1))       # clockwise, numpy
+    c, box = item["center"].numpy(), 200 * item["scale"].item()
+    ref = crop_image(upright, c, box, R).astype(float)
+    np.testing.assert_allclose(_rgb(item), ref, atol=1.0)
+    wrong = crop_image(np.ascontiguousarray(stored), c, box, R).astype(float)
+    assert np.abs(wrong - ref).max() > 50
+    m = cv2.imread(str(ds.mask_path(i)), cv2.IMREAD_GRAYSCALE)
+    m_ref = crop_image(np.ascontiguousarray(np.rot90(m, -1)), c, box, R) < 127.5
+    np.testing.assert_array_equal(item["mask"].numpy().astype(bool), m_ref)
+    assert item["mask_valid"] and 0 < m_ref.mean() < 1
+
+
+@pytest.mark.parametrize("name", ["static-hdri", "agora-bfh"])
+def test_training_masks_threshold_and_dilation(release, name):
+    root, _ = release
+    ds = _ds(root, name)
+    raw = _raw(root, name)
+    checked = 0
+    for i, row in enumerate(ds.rows):
         item = ds[i]
-        shapes = {"img": (3, R, R), "center": (2,), "scale": (1,), "orig_shape": (2,),
-                  "focal": (2,), "pose": (72,), "betas": (11,), "kp2d_gt": (24, 3),
-                  "coco_gt": (17, 3), "cond_kp": (17, 3), "hm_samples": (17, NS, 2),
-                  "hm_values": (17, NS), "hm_max_conf": (17,), "hm_samples_mask_dist": (17, NS),
-                  "mask": (R, R), "mask_valid": ()}
-        assert {k: tuple(v.shape) for k, v in item.items()} == shapes
-        assert item["mask"].dtype == torch.uint8 and item["mask_valid"].dtype == torch.bool
-        floats = [k for k in shapes if k not in ("mask", "mask_valid")]
-        assert all(item[k].dtype == torch.float32 for k in floats)
-        np.testing.assert_allclose(item["center"], raw["center"][i])
-        np.testing.assert_allclose(item["scale"], [raw["scale"][i]], rtol=1e-6)
-        np.testing.assert_allclose(item["pose"], raw["pose_cam"][i, :72], rtol=1e-6)
-        np.testing.assert_allclose(item["betas"], raw["shape"][i], rtol=1e-6)
-        np.testing.assert_array_equal(item["kp2d_gt"][:, :2], raw["gtkps"][i, :24])
-        np.testing.assert_array_equal(item["kp2d_gt"][:, 2], np.ones(24))
-        # COCO from BODY_25 by joint name; x = 500 + BODY_25 index + 100 i, y = 600 + 2 index
-        np.testing.assert_array_equal(item["coco_gt"][:, 0], 500 + np.array(order) + 100 * i)
-        np.testing.assert_array_equal(item["coco_gt"][:, 1], 600 + 2 * np.array(order))
-        np.testing.assert_array_equal(item["coco_gt"][:, 2], np.ones(17))
-        # ViTPose (y, x, conf) -> (x, y, conf clipped to [0, 1])
-        np.testing.assert_array_equal(item["cond_kp"][:, 0], 400 + np.arange(17) + 10 * i)
-        np.testing.assert_array_equal(item["cond_kp"][:, 1], 300 + np.arange(17))
-        np.testing.assert_allclose(item["cond_kp"][:, 2], np.clip(CONF, 0, 1), rtol=1e-6)
-        assert item["cond_kp"][0, 2] == 0 and item["cond_kp"][16, 2] == 1
-        # focal (fx, fy) from the intrinsics (skew 7 must not leak in)
-        np.testing.assert_array_equal(item["focal"], [1000 + i, 1100 + i])
-        # no annotated orig_shape: the image's (h, w)
-        np.testing.assert_array_equal(item["orig_shape"], _images()[raw["imgname"][i]].shape[:2])
-        # fallbacks without heatmap files and masks: the detection repeated, empty mask
-        np.testing.assert_array_equal(item["hm_samples"],
-                                      item["cond_kp"][:, None, :2].expand(17, NS, 2))
-        np.testing.assert_array_equal(item["hm_values"], item["cond_kp"][:, None, 2].expand(17, NS))
-        np.testing.assert_array_equal(item["hm_max_conf"], item["cond_kp"][:, 2])
-        assert not item["hm_samples_mask_dist"].any()
-        assert not item["mask"].any() and not bool(item["mask_valid"])
+        if raw["object_occlusion"][row]:
+            assert ds.mask_path(i) is None and not item["mask_valid"]
+            continue
+        m = cv2.imread(str(ds.mask_path(i)), cv2.IMREAD_GRAYSCALE)
+        if name == "agora-bfh":
+            assert ds.mask_path(i).name.endswith("_all_person.png")
+            assert set(np.unique(m)) == {76, 200}
+            person = m != 76                                   # grey 76 = background
+        else:
+            assert ds.mask_path(i).name.endswith("_env.png")
+            person = m < 128
+        env = np.where(person, 0, 255).astype(np.uint8)
+        c, box = item["center"].numpy(), 200 * item["scale"].item()
+        inside = crop_image(env, c, box, R) < 127.5
+        ref = ndimage.binary_dilation(inside, np.ones((3, 3), bool), iterations=3)
+        np.testing.assert_array_equal(item["mask"].numpy().astype(bool), ref)
+        assert ref.sum() > inside.sum()
+        checked += 1
+    assert checked >= 2
 
 
-def test_optional_annotation_keys_and_body_25_flags(tmp_path):
-    raw = _annotations()
-    flags = np.zeros((3, 25, 1))
-    flags[:, 1::2] = 1.0                                       # odd BODY_25 joints valid
-    gtflags = np.concatenate([raw["gtkps"], np.full((3, 45, 1), 0.5)], -1)
-    paths = _release(tmp_path, drop=("cam_int", "object_occlusion"),
-                     gt_coco_25j=np.concatenate([raw["gt_coco_25j"], flags], -1),
-                     gtkps=gtflags, orig_shape=np.array([[600.0, 800.0]] * 3))
-    ds = OfficialDataset(paths["annot_path"], paths["img_root"], crop_res=R, num_joints=22,
-                         num_samples=NS)
-    item = ds[1]
-    assert "focal" not in item                                 # optional: estimated downstream
-    np.testing.assert_array_equal(item["orig_shape"], [600, 800])
-    assert item["pose"].shape == (66,)
-    np.testing.assert_array_equal(item["coco_gt"][:, 2], [BODY25[n] % 2 for n in COCO])
-    np.testing.assert_array_equal(item["kp2d_gt"][:, 2], np.full(24, 0.5))
-
-
-def test_image_crop_follows_the_crop_formula(tmp_path):
-    """Crop pixel (j, r) has its centre at full-image point c - b/2 + (j + 0.5, r + 0.5) b / R
-    (docs/conventions.md); bilinear sampling there, zero outside the image."""
-    paths = _release(tmp_path)
-    ds = OfficialDataset(paths["annot_path"], paths["img_root"], crop_res=R, num_samples=NS)
-    full = _images()
-    # example 0: c = (40, 30), b = 20 = R: centre of crop pixel (j, r) = centre of full pixel
-    # (30 + j, 20 + r), so the crop is full[20:40, 30:50]; the mark (45, 22) lands at (15, 2)
-    crop = _rgb(ds[0])
-    np.testing.assert_allclose(crop, full["seq/a.png"][20:40, 30:50], atol=0.01)
-    np.testing.assert_allclose(crop[2, 15], BRIGHT, atol=0.01)
-    # example 1: c = (10.5, 8), b = 20: crop (j, r) -> full (j + 1, r - 1.5), i.e. halfway
-    # between full columns j and j + 1, on the centre of full row r - 2; rows 0-1 are above
-    # the image (zero); the mark at (12, 9) is shared by crop columns 11 and 12 of row 11
-    want = np.full((R, R, 3), float(GREY))
-    want[:2] = 0
-    want[11, 11] = want[11, 12] = (BRIGHT + GREY) / 2
-    np.testing.assert_allclose(_rgb(ds[1]), want, atol=0.01)
-    # example 2: c = (30, 20), b = 40 = 2 R: crop (j, r) -> full (2 j + 11, 2 r + 1), the
-    # corner of full pixels 2j+10..2j+11 x 2r..2r+1: the 2 x 2 mark (20-21, 10-11) -> (5, 5)
-    want = np.full((R, R, 3), float(GREY))
-    want[5, 5] = BRIGHT
-    np.testing.assert_allclose(_rgb(ds[2]), want, atol=0.01)
-
-
-def test_heatmap_sample_files(tmp_path):
-    paths = _release(tmp_path)
-    ds = OfficialDataset(**paths, crop_res=R, num_samples=NS)
-    for i in range(3):
+def test_emdb_masks_gated_by_valid_label(release):
+    root, _ = release
+    ds = _ds(root, "emdb-p1-occl")
+    raw = _raw(root, "emdb-p1-occl")
+    for i in range(len(ds)):
         item = ds[i]
-        ref = _hm_file(i)[:NS].transpose(1, 0, 2)            # (17, NS, 4), first NS samples
-        np.testing.assert_allclose(item["hm_samples"], ref[..., :2], rtol=1e-6)
-        np.testing.assert_allclose(item["hm_values"], ref[..., 2], rtol=1e-6)
-        np.testing.assert_allclose(item["hm_samples_mask_dist"], ref[..., 3], rtol=1e-6)
-        np.testing.assert_allclose(item["hm_max_conf"], 0.9 + 0.001 * np.arange(17), rtol=1e-6)
-        assert item["hm_samples"][3, 2].tolist() == [100 + 30 + 2 + 1000 * i, 200 + 30 + 2]
+        if raw["valid_emdb_mask"][i] != 1:
+            assert ds.mask_path(i) is None and not item["mask_valid"]
+            continue
+        path = ds.mask_path(i)
+        assert path.relative_to(ds.img_root).parts == (
+            "masks", f"P{i % 2}", f"seq_{i % 2:06d}", "masks", f"{i:05d}.png")
+        m = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        c, box = item["center"].numpy(), 200 * item["scale"].item()
+        assert item["img"].shape[-1] == R and item["mask"].shape == (256, 256)  # official grid
+        ref = crop_image(m, c, box, 256, nearest=True) > 0
+        np.testing.assert_array_equal(item["mask"].numpy().astype(bool), ref)
+        assert item["mask_valid"]
+    assert not _ds(root, "emdb-p1")[0]["mask_valid"]            # emdb-p1: no masks
 
 
-def test_person_masks_and_mask_valid(tmp_path):
-    paths = _release(tmp_path)
-    ds = OfficialDataset(**paths, crop_res=R, num_samples=NS)
-    # example 0 (crop = full[20:40, 30:50]): person pixels x 42-47, y 25-34 -> cols 12-17,
-    # rows 5-14
-    want = np.zeros((R, R), np.uint8)
-    want[5:15, 12:18] = 1
-    item = ds[0]
-    np.testing.assert_array_equal(item["mask"], want)
-    assert bool(item["mask_valid"])
-    # example 1: no person pixel in the image, but crop rows 0-1 are zero padding, which
-    # counts as person-plausible
-    want = np.zeros((R, R), np.uint8)
-    want[:2] = 1
-    np.testing.assert_array_equal(ds[1]["mask"], want)
-    assert bool(ds[1]["mask_valid"])
-    # example 2: object_occlusion -> empty mask, invalid (although its mask is all person)
-    assert not ds[2]["mask"].any() and not bool(ds[2]["mask_valid"])
-    # without object_occlusion the mask is read: all person; an all-background env mask
-    # inside the image gives an empty, invalid mask
-    paths = _release(tmp_path, drop=("object_occlusion",))
-    ds = OfficialDataset(**paths, crop_res=R, num_samples=NS)
-    assert ds[2]["mask"].all() and bool(ds[2]["mask_valid"])
-    assert cv2.imwrite(str(paths["mask_dir"] / "c_env.png"), np.full((48, 64), 255, np.uint8))
-    assert not ds[2]["mask"].any() and not bool(ds[2]["mask_valid"])
+def test_heatmap_samples_shuffled_seeded_and_inside_rule(release):
+    root, _ = release
+    name = "static-hdri"
+    ds = _ds(root, name, seed=3)
+    with gzip.open(SPLITS[name].hm_samples_dir(root) / "0000001.npy.gz") as f:
+        stored = np.load(f)
+    first = ds[1]
+    rows = []
+    for s in range(NS):                   # every drawn sample is one stored row (all joints)
+        xy = first["hm_samples"][:, s].numpy()
+        match = [r for r in range(len(stored)) if np.allclose(stored[r, :, :2], xy)]
+        assert len(match) == 1
+        r = match[0]
+        rows.append(r)
+        np.testing.assert_allclose(first["hm_values"][:, s], stored[r, :, 2], rtol=1e-6)
+        dist = stored[r, :, 3]
+        np.testing.assert_allclose(first["hm_samples_mask_dist"][:, s],
+                                   np.where(dist <= 0.71, 0, dist), rtol=1e-6)
+    assert len(set(rows)) == NS and rows != list(range(NS))    # shuffled, without repeats
+    np.testing.assert_allclose(first["hm_max_conf"], stored[:, :, 2].max(0), rtol=1e-6)
+    again = _ds(root, name, seed=3)[1]
+    torch.testing.assert_close(again["hm_samples"], first["hm_samples"])
+    assert not torch.equal(ds[1]["hm_samples"], first["hm_samples"])        # next epoch
+    assert not torch.equal(_ds(root, name, seed=4)[1]["hm_samples"], first["hm_samples"])
 
 
-# -- errors --------------------------------------------------------------------------------
-def _message(exc, fn):
-    with pytest.raises(exc) as info:
-        fn()
-    return str(info.value)
+def test_object_arrays_are_read_without_pickle(tmp_path, release):
+    root, _ = release
+    obj = tmp_path / "obj"
+    write_release(obj, splits=("3dpw-test-cam",), rows=8, object_strings=True)
+    with np.load(SPLITS["3dpw-test-cam"].annotation_path(obj), allow_pickle=True) as f:
+        assert f["imgname"].dtype == object
+    a, b = _ds(obj, "3dpw-test-cam"), _ds(root, "3dpw-test-cam")
+    assert list(a.imgname) == list(b.imgname)
+    assert [a[i]["gender"].item() for i in range(8)] == [b[i]["gender"].item() for i in range(8)]
+    import datetime
+
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, imgname=np.array([datetime.date(2020, 1, 1)], dtype=object))
+    with pytest.raises(DataFormatError, match="imgname.*datetime"):
+        read_npz(bad)
+    np.savez(bad, imgname=np.array([1, "a"], dtype=object))
+    with pytest.raises(DataFormatError, match="non-string"):
+        read_npz(bad)
+    np.savez(bad, imgname=np.array(["a"]), proj_verts=np.array([1, "a"], dtype=object))
+    assert list(read_npz(bad, keys=("imgname", "center"))) == ["imgname"]   # others skipped
 
 
-@pytest.mark.parametrize("key", ["imgname", "center", "scale", "pose_cam", "shape", "gtkps",
-                                 "gt_coco_25j", "vitpose"])
-def test_missing_annotation_key(tmp_path, key):
-    paths = _release(tmp_path, drop=(key,))
-    msg = _message(DataFormatError, lambda: OfficialDataset(**paths))
-    assert str(paths["annot_path"]) in msg and f"key '{key}' is missing" in msg
+def _rewrite(path, **replace):
+    arrays = read_npz(path)
+    arrays.update(replace)
+    np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
 
 
-@pytest.mark.parametrize("key, value, expected", [
-    ("vitpose", np.zeros((3, 17, 2)), "has shape (3, 17, 2), expected (N, 17, 3)"),
-    ("gt_coco_25j", np.zeros((3, 24, 2)), "has shape (3, 24, 2), expected (N, 25, 2|3)"),
-    ("gtkps", np.zeros((3, 23, 2)), "has shape (3, 23, 2), expected (N, >= 24, 2|3)"),
-    ("pose_cam", np.zeros((3, 70)), "has shape (3, 70), expected (N, >= 72)"),
-    ("scale", np.ones((2,)), "has shape (2,), expected (N,) with N = 3"),
-    ("center", np.zeros((3, 3)), "has shape (3, 3), expected (N, 2)"),
-    ("center", np.array([[1.0, np.nan]] * 3), "holds NaN"),
-    ("cam_int", np.ones((3, 3)), "has shape (3, 3), expected (N, 3, 3)"),
-])
-def test_malformed_annotation_arrays(tmp_path, key, value, expected):
-    paths = _release(tmp_path, **{key: value})
-    msg = _message(DataFormatError, lambda: OfficialDataset(**paths))
-    assert str(paths["annot_path"]) in msg and f"key '{key}'" in msg and expected in msg, msg
+def test_errors_name_file_key_and_shape(tmp_path):
+    root = tmp_path / "r"
+    write_release(root, splits=("static-hdri", "emdb-p1-occl"), rows=4, hm_samples=10)
+    annot = SPLITS["static-hdri"].annotation_path(root)
+    saved = annot.read_bytes()
+    for key, value, pattern in (
+            ("pose_cam", np.zeros((4, 60)), r"'pose_cam' has shape \(4, 60\).*\(N, >= 66\)"),
+            ("gtkps", None, r"'gtkps' is missing.*\(N, >= 24, 2\|3\)"),
+            ("object_occlusion", None, "'object_occlusion' is missing"),
+            ("vitpose", np.zeros((4, 17, 2)), r"'vitpose'.*\(N, 17, 3\)")):
+        _rewrite(annot, **{key: value})
+        with pytest.raises(DataFormatError, match=pattern) as err:
+            OfficialDataset(root, "static-hdri")
+        assert str(annot) in str(err.value)
+        annot.write_bytes(saved)
+    _rewrite(SPLITS["emdb-p1-occl"].annotation_path(root), valid_emdb_mask=None)
+    with pytest.raises(DataFormatError, match="valid_emdb_mask"):
+        OfficialDataset(root, "emdb-p1-occl")
+    shutil.rmtree(root / "annotations")
+    with pytest.raises(FileNotFoundError, match="static_hdri|20221010_3_1000"):
+        OfficialDataset(root, "static-hdri")
 
 
-def test_missing_files(tmp_path):
-    paths = _release(tmp_path)
-    msg = _message(FileNotFoundError, lambda: OfficialDataset(tmp_path / "none.npz", tmp_path))
-    assert str(tmp_path / "none.npz") in msg
-    ds = OfficialDataset(**paths, crop_res=R, num_samples=NS)
-    (paths["img_root"] / "seq" / "b.png").unlink()
-    msg = _message(FileNotFoundError, lambda: ds[1])
-    assert str(paths["img_root"] / "seq" / "b.png") in msg and "'imgname'" in msg
-    assert str(paths["annot_path"]) in msg
-    (paths["img_root"] / "seq" / "b.png").write_bytes(b"not a png")          # unreadable
-    assert str(paths["img_root"] / "seq" / "b.png") in _message(FileNotFoundError, lambda: ds[1])
-    (paths["hm_samples_dir"] / "0000000.npy.gz").unlink()
-    msg = _message(FileNotFoundError, lambda: ds[0])
-    assert str(paths["hm_samples_dir"] / "0000000.npy.gz") in msg
-    (paths["mask_dir"] / "c_env.png").unlink()                 # example 2 is object-occluded
-    assert not bool(ds[2]["mask_valid"])
-    (paths["mask_dir"] / "seq" / "a_env.png").unlink()
-    ds = OfficialDataset(paths["annot_path"], paths["img_root"], mask_dir=paths["mask_dir"],
-                         crop_res=R, num_samples=NS)
-    msg = _message(FileNotFoundError, lambda: ds[0])
-    assert str(paths["mask_dir"] / "seq" / "a_env.png") in msg
+def test_missing_or_malformed_item_files(tmp_path):
+    root = tmp_path / "r"
+    write_release(root, splits=("static-hdri",), rows=5, hm_samples=10, bad_rows=False)
+    ds = _ds(root, "static-hdri")
+    hm = SPLITS["static-hdri"].hm_samples_dir(root)
+    with gzip.open(hm / "0000000.npy.gz", "wb") as f:
+        np.save(f, np.zeros((10, 17, 3), np.float32))
+    with pytest.raises(DataFormatError, match=r"0000000.npy.gz.*\(S, 17, 4\)"):
+        ds[0]
+    (hm / "0000001.npy.gz").unlink()
+    with pytest.raises(FileNotFoundError, match="0000001.npy.gz"):
+        ds[1]
+    assert ds.mask_path(2) is None                              # object-occluded row
+    ds.mask_path(3).unlink()
+    with pytest.raises(FileNotFoundError, match="mask .*_env.png"):
+        ds[3]
+    ds.image_path(4).unlink()
+    with pytest.raises(FileNotFoundError, match="image .*seq_000000_0004"):
+        ds[4]
+    with pytest.raises(KeyError, match="unknown official split"):
+        OfficialDataset(root, "static-hdr")
 
 
-def _gz_bytes(data):
-    path = __import__("io").BytesIO()
-    with gzip.GzipFile(fileobj=path, mode="wb", mtime=0) as f:
-        f.write(data)
-    return path.getvalue()
-
-
-@pytest.mark.parametrize("write, expected", [
-    (lambda p: _write_gz(p, _hm_file(0)[..., :3]),
-     "have shape (6, 17, 3) and dtype float64, expected numbers of shape (S >= 4, 17, 4)"),
-    (lambda p: _write_gz(p, _hm_file(0, s=2)), "have shape (2, 17, 4) and dtype float64"),
-    (lambda p: _write_gz(p, _hm_file(0)[0]), "have shape (17, 4)"),
-    (lambda p: p.write_bytes(b"plain bytes, not gzip"), "not a readable"),
-    (lambda p: p.write_bytes(_gz_bytes(b"gzip, but not an npy file")), "not a readable"),
-    (lambda p: p.write_bytes(_gz_bytes(np.lib.format.magic(1, 0))[:-9]), "not a readable"),
-    (lambda p: _write_gz(p, np.array([{"x": 1}], dtype=object)), "not a readable"),
-    (lambda p: _write_gz(p, np.full((6, 17, 4), "a")), "dtype <U1, expected numbers"),
-], ids=["columns", "too_few", "rank", "not_gzip", "not_npy", "truncated", "pickle", "strings"])
-def test_malformed_heatmap_sample_files_name_the_file(tmp_path, write, expected):
-    paths = _release(tmp_path)
-    ds = OfficialDataset(**paths, crop_res=R, num_samples=NS)
-    bad = paths["hm_samples_dir"] / "0000001.npy.gz"
-    write(bad)
-    msg = _message(DataFormatError, lambda: ds[1])
-    assert msg.startswith(f"{bad}: ") and expected in msg, msg
-    assert ds[0]["hm_samples"].shape == (17, NS, 2)            # other examples still load
-
-
-def test_non_finite_heatmap_samples_name_the_key_and_example(tmp_path):
-    paths = _release(tmp_path)
-    data = _hm_file(2)
-    data[1, 5, 0] = np.nan
-    _write_gz(paths["hm_samples_dir"] / "0000002.npy.gz", data)
-    ds = OfficialDataset(**paths, crop_res=R, num_samples=NS)
-    msg = _message(DataFormatError, lambda: ds[2])
-    assert f"{paths['annot_path']} example 2" in msg and "key 'hm_samples'" in msg
-    assert "(0, 5, 1, 0)" in msg                                 # (N, joint, sample, x)
+def test_filter_bounds_without_orig_shape_follow_the_split(tmp_path):
+    """No orig_shape: 1280 x 720 frames, 720 x 1280 (portrait) for the closeup splits."""
+    root = tmp_path / "r"
+    write_release(root, splits=("static-hdri", "closeup-gym"), rows=4, hm_samples=10,
+                  bad_rows=False)
+    for name, x_kept, x_dropped in (("static-hdri", 1370.0, 1390.0),
+                                    ("closeup-gym", 810.0, 830.0)):
+        path = SPLITS[name].annotation_path(root)
+        raw = read_npz(path)
+        vit = raw["vitpose"].copy()
+        vit[0, 5, 1], vit[1, 5, 1] = x_kept, x_dropped           # stored as (y, x, conf)
+        vit[0, 5, 2] = vit[1, 5, 2] = 0.1                         # not in the error term
+        _rewrite(path, vitpose=vit, orig_shape=None)
+        assert list(_ds(root, name).rows) == [0, 2, 3]

@@ -79,6 +79,12 @@ def ensure_data(data_root: str | Path, size: Size, progress: bool = True) -> Pat
     from humr.data.synthetic import generate
 
     root = Path(data_root)
+    if size.config.get("data", {}).get("format") == "official":   # the release: never generated
+        if not (root / "annotations").is_dir():
+            raise FileNotFoundError(f"{root} has no annotations/ folder: with data.format "
+                                    "official, --data must be the paper's data release "
+                                    "(DATASET.MD layout)")
+        return root
     try:
         read_meta(root)
         return root
@@ -123,8 +129,14 @@ def run_one(row: Row, size: Size, seed: int, data_root: Path, run_dir: Path, *,
     trained = train(config, run_dir, resume=resume, max_steps=total, progress=progress,
                     **(train_kwargs or {}))
     seconds_train = time.perf_counter() - start
-    metrics = evaluate_checkpoint(trained.module, data_root, num_samples=num_samples,
-                                  progress=progress)
+    if config.data.format == "official":
+        from humr.data.official_report import ablation_metrics
+
+        metrics = ablation_metrics(trained.module, data_root, num_samples=num_samples,
+                                   progress=progress)
+    else:
+        metrics = evaluate_checkpoint(trained.module, data_root, num_samples=num_samples,
+                                      progress=progress)
     result = RunResult(row.name, int(seed), metrics, total, seconds_train,
                        time.perf_counter() - start - seconds_train, result_path)
     if trained.trainer.is_global_zero:

@@ -11,6 +11,7 @@ from humr.commands.options import (
     positive_int,
     seed_int,
 )
+from humr.commands.train import add_data_format_argument
 
 HELP = "draw hypotheses: humr sample --ckpt FILE --data DIR --indices 0 1 --out FILE.npz"
 
@@ -20,7 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_body_arguments(parser)
     parser.add_argument("--data", default=None,
                         help="dataset folder (default: the checkpoint's data.root)")
-    parser.add_argument("--split", default="test", help="dataset split")
+    parser.add_argument("--split", default="test",
+                        help="dataset split (official data: e.g. 3dpw-test-cam, emdb-p1)")
+    add_data_format_argument(parser)
     parser.add_argument("--indices", type=int_range(0), nargs="+", default=[0], help="example indices")
     parser.add_argument("--num-samples", type=positive_int(100_000), default=100,
                         help="hypotheses per example; hypothesis 0 is the mode")
@@ -42,7 +45,10 @@ def run(args: argparse.Namespace) -> int:
     if out.exists():
         raise FileExistsError(f"--out {out} exists; not overwriting it")
     module = HumrModule.from_checkpoint(args.ckpt, **body_arguments(args))
-    batch = load_examples(args.data or module.config.data.root, args.indices, args.split)
+    if args.data_format:
+        module.config.data.format = args.data_format
+    batch = load_examples(args.data or module.config.data.root, args.indices, args.split,
+                          config=module.config)
     seed = module.config.train.seed if args.seed is None else args.seed
     arrays = sample_hypotheses(module, batch, args.num_samples, seed=seed,
                                return_vertices=args.vertices)

@@ -19,6 +19,13 @@ def add_device_arguments(parser: argparse.ArgumentParser) -> None:
                         help="e.g. 32-true, 16-mixed, bf16-mixed (default: config.train.precision)")
 
 
+def add_data_format_argument(parser: argparse.ArgumentParser) -> None:
+    """``--data-format {humr,official}`` (config key ``data.format``)."""
+    parser.add_argument("--data-format", choices=("humr", "official"), default=None,
+                        help="humr: a folder written by humr synth; official: the paper's data "
+                             "release (DATASET.MD layout) (default: the config's data.format)")
+
+
 def parse_devices(value):
     """'auto' -> 'auto', '2' -> 2, '0,1' -> [0, 1] (Lightning's forms; parsed values pass
     through). Raises ``argparse.ArgumentTypeError`` for anything else (0, negatives, words)."""
@@ -40,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="dotted overrides, e.g. train.lr=3e-4 model.flow=nice")
     parser.add_argument("--data", default=None, help="dataset folder (default: data.root)")
+    add_data_format_argument(parser)
     parser.add_argument("--out", default="runs", help="runs folder; each run gets out/version_K")
     parser.add_argument("--resume", default=None,
                         help="continue from a last.ckpt, or the newest run under a folder")
@@ -56,7 +64,12 @@ def run(args: argparse.Namespace) -> int:
     from humr.config import Config
     from humr.engine.train import train
 
-    config = Config.load(args.config, overrides=args.overrides)
+    overrides = list(args.overrides)
+    if args.data_format:
+        overrides.append(f"data.format={args.data_format}")
+    config = Config.load(args.config, overrides=overrides)
+    if args.data:            # recorded in the run's config: eval / sample default to it
+        config = config.override({"data.root": str(args.data)})
     result = train(config, args.out, data_root=args.data, resume=args.resume,
                    devices=parse_devices(args.devices), num_nodes=args.num_nodes,
                    strategy=args.strategy, accelerator=args.accelerator,

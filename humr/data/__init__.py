@@ -5,8 +5,11 @@ synthetic benchmark generator.
   (stored keys, validation, :class:`DataFormatError`).
 * :class:`HumrDataset`, :func:`make_dataloader` (:mod:`humr.data.dataset`).
 * :class:`Augmentation` (:mod:`humr.data.augment`, kornia).
-* :class:`OfficialDataset` (:mod:`humr.data.official`): the paper's preprocessed annotation
-  files mapped onto the schema.
+* :class:`OfficialDataset` (:mod:`humr.data.official`): one split of the paper's data release
+  read as released (splits and layout: :mod:`humr.data.official_splits`; training mix and
+  ``data.format: official``: :mod:`humr.data.official_release`; a release-format test
+  tree: :mod:`humr.data.official_fixture`; Tables 1 / 2 beside the paper:
+  :mod:`humr.data.official_report`).
 * :func:`generate` (:mod:`humr.data.synthetic`): the synthetic benchmark with a known posterior.
 
 Importing this package does not import smplx, kornia or cv2.

@@ -11,12 +11,18 @@ Distributed sharding is done here too (the Trainer is built with ``use_distribut
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from torch.utils.data import (
+    DataLoader,
+    Dataset,
+    DistributedSampler,
+    Sampler,
+    default_collate,
+)
 
 __all__ = ["EpochSampler", "HumrDataModule", "IndexedDataset", "ShardBatchSampler"]
 
@@ -131,18 +137,22 @@ class HumrDataModule(L.LightningDataModule):
             no separate validation split).
         test_split: split used by ``trainer.test``.
         max_eval_examples: evaluate only the first N examples of the eval split (None = all).
+        dataset_fn: ``(split, augment) -> Dataset`` replacing the humr folder's splits (e.g. the
+            official release, :func:`humr.data.official_release.datamodule_options`).
     """
 
     def __init__(self, root: str, batch_size: int = 16, eval_batch_size: int | None = None,
                  num_workers: int = 0, augment: bool = False, seed: int = 0,
                  val_split: str = "test", test_split: str = "test",
-                 max_eval_examples: int | None = None) -> None:
+                 max_eval_examples: int | None = None,
+                 dataset_fn: Callable[[str, bool], Dataset] | None = None) -> None:
         super().__init__()
         self.root, self.batch_size = str(root), int(batch_size)
         self.eval_batch_size = int(eval_batch_size or batch_size)
         self.num_workers, self.augment, self.seed = int(num_workers), bool(augment), int(seed)
         self.val_split, self.test_split = val_split, test_split
         self.max_eval_examples = max_eval_examples
+        self.dataset_fn = dataset_fn
         self._train_sampler: EpochSampler | None = None
         self._pending_skip: dict[str, int] | None = None
 
@@ -153,6 +163,11 @@ class HumrDataModule(L.LightningDataModule):
     def _base(self, split: str, augment: bool) -> DataLoader:
         from humr.data import make_dataloader
 
+        if self.dataset_fn is not None:
+            from humr.data.dataset import _seed_worker
+
+            return DataLoader(self.dataset_fn(split, augment), num_workers=self.num_workers,
+                              collate_fn=default_collate, worker_init_fn=_seed_worker)
         return make_dataloader(self.root, split, batch_size=1, shuffle=False,
                                num_workers=self.num_workers, augment=augment, seed=self.seed)
 

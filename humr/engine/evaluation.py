@@ -23,7 +23,7 @@ Metric states are sums, so ``compute`` is exact under DDP (torchmetrics synchron
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import Tensor, nn

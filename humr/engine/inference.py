@@ -9,6 +9,7 @@ import lightning as L
 import numpy as np
 import torch
 
+from humr.data.official_release import datamodule_options
 from humr.engine.datamodule import HumrDataModule, IndexedDataset
 from humr.engine.module import HumrModule, example_latents
 
@@ -69,7 +70,8 @@ def evaluate_checkpoint(module: HumrModule | PathLike, data_root: PathLike,
     cfg = module.config.train
     data = HumrDataModule(str(data_root), batch_size=cfg.batch_size,
                           eval_batch_size=batch_size or cfg.eval_batch_size,
-                          seed=cfg.seed, test_split=split, max_eval_examples=max_examples)
+                          seed=cfg.seed, test_split=split, max_eval_examples=max_examples,
+                          **datamodule_options(module.config, data_root))
     trainer = L.Trainer(accelerator=accelerator, devices=devices, num_nodes=num_nodes,
                         strategy=strategy, precision=cfg.precision, logger=False,
                         enable_checkpointing=False, enable_progress_bar=progress,
@@ -80,12 +82,20 @@ def evaluate_checkpoint(module: HumrModule | PathLike, data_root: PathLike,
             if k.startswith("test/")}
 
 
-def load_examples(data_root: PathLike, indices: Sequence[int], split: str = "test") -> dict:
-    """Collate the examples ``indices`` of a split into one batch (schema of the dataset)."""
+def load_examples(data_root: PathLike, indices: Sequence[int], split: str = "test",
+                  config=None) -> dict:
+    """Collate the examples ``indices`` of a split into one batch (schema of the dataset;
+    ``config.data.format`` selects the reader, default humr's folders)."""
     from humr.data import make_dataloader
 
-    loader = make_dataloader(str(data_root), split, batch_size=1, shuffle=False,
-                             num_workers=0, augment=False, seed=0)
+    options = datamodule_options(config, data_root) if config is not None else {}
+    if "dataset_fn" in options:
+        from torch.utils.data import DataLoader, default_collate
+
+        loader = DataLoader(options["dataset_fn"](split, False), collate_fn=default_collate)
+    else:
+        loader = make_dataloader(str(data_root), split, batch_size=1, shuffle=False,
+                                 num_workers=0, augment=False, seed=0)
     n = len(loader.dataset)
     bad = [i for i in indices if not 0 <= int(i) < n]
     if bad or not len(indices):

@@ -29,6 +29,7 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+from humr.data.official_release import datamodule_options
 from humr.engine.checkpoint import AtomicCheckpointIO, BodyIdentity
 from humr.engine.datamodule import HumrDataModule
 from humr.engine.module import HumrModule
@@ -245,10 +246,12 @@ def train(config: Any, out: PathLike, *, data_root: PathLike | None = None,
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     module = HumrModule(cfg)
     module.strict_loading = False    # body buffers are not saved; BodyIdentity checks the rest
-    data = HumrDataModule(str(data_root or cfg.data.root), batch_size=cfg.train.batch_size,
+    root = str(data_root or cfg.data.root)
+    data = HumrDataModule(root, batch_size=cfg.train.batch_size,
                           eval_batch_size=cfg.train.eval_batch_size,
                           num_workers=cfg.train.num_workers, augment=cfg.data.augment,
-                          seed=cfg.train.seed, max_eval_examples=cfg.train.val_examples)
+                          seed=cfg.train.seed, max_eval_examples=cfg.train.val_examples,
+                          **datamodule_options(cfg, root))
     trainer = build_trainer(run_dir, cfg, devices=devices, num_nodes=num_nodes,
                             strategy=strategy, accelerator=accelerator, precision=precision,
                             max_steps=max_steps, progress=progress, callbacks=callbacks)
