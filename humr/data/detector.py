@@ -42,7 +42,7 @@ def project_coco(body, rotmat: torch.Tensor, betas: torch.Tensor, transl: torch.
 
     ``betas`` (nb,), ``transl`` (3,) metres, ``focal`` / ``principal`` (2,) px (joints-only pass).
     """
-    coco = body(rotmat, betas.expand(rotmat.shape[0], -1))["coco17"]
+    coco = body(rotmat, betas.expand(rotmat.shape[0], -1), h36m=False)["coco17"]
     return perspective_project(coco, focal, principal, transl)
 
 
