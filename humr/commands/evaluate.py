@@ -43,9 +43,15 @@ def run(args: argparse.Namespace) -> int:
                                   accelerator=args.accelerator)
     title = f"{ckpt} on {data} [{args.split}], {args.num_samples} hypotheses per image"
     print(format_table(results, title))
+    from humr.data.oracle import dataset_oracle, format_oracle
+
+    oracle = dataset_oracle(module.model.body, data, args.split, args.num_samples,
+                            args.max_examples)
+    if oracle is not None:      # synthetic data: what draws from the true posterior score
+        print(format_oracle(results, oracle, "oracle (draws from the stored true posterior)"))
     out = Path(args.out) if args.out else fresh_path(
         ckpt.parent.parent / "eval" / f"{args.split}_S{args.num_samples}.json")
     write_json({"checkpoint": str(ckpt), "data": str(data), "split": args.split,
-                "num_samples": args.num_samples, "metrics": results}, out)
+                "num_samples": args.num_samples, "metrics": results, "oracle": oracle}, out)
     print(f"wrote {out}")
     return 0
