@@ -38,6 +38,9 @@ def test_eval_prints_tables_and_writes_json_once(trained, tmp_path, capsys):
     data = json.loads(out.read_text())
     assert data["num_samples"] == 4
     assert math.isfinite(data["metrics"]["emdb/mpjpe_min"])
+    # synthetic data: the oracle (draws from the stored posterior) is printed and stored
+    assert "oracle" in printed and data["oracle"]["num_samples"] == 4
+    assert data["oracle"]["emdb/mpjpe_min"] <= data["oracle"]["emdb/mpjpe_mean"]
     with pytest.raises(FileExistsError, match="not overwriting"):
         main(args)
     # default location: RUN/eval/test_S4.json, then test_S4_1.json
