@@ -81,7 +81,8 @@ def _joints(body, pose, betas):
 
 
 def test_oracle_of_a_hand_made_posterior(body):
-    cfg = SynthConfig(posterior_samples=4, candidates=16, max_rounds=1, body_model="unused")
+    cfg = SynthConfig(posterior_samples=4, test_posterior_samples=4, candidates=16, max_rounds=1,
+                      body_model="unused")
     ex = make_example(0, "test", 0, cfg, body)
     gt = torch.from_numpy(ex["pose"]).double()
     bent = []

@@ -83,6 +83,10 @@ class SynthConfig:
             the in-frame joints; centre shift up to ``crop_shift`` * side.
         prob_occluder, prob_second_occluder, prob_occlude_mid: see ``place_occluders``.
         posterior_samples, candidates, max_rounds, tolerance_px: see ``posterior_samples``.
+        test_posterior_samples: P of the test split (its candidates scale by the same factor):
+            the reference set of the posterior energy distance and of the oracle's noise floor
+            (:mod:`humr.data.oracle`), whose expected value falls with the number of distinct
+            samples; training never reads the posterior.
         num_hm_samples: heatmap samples per joint. shard_size: examples per shard file.
         body_model: "procedural" or a path for :class:`humr.body.BodyModel`.
     """
@@ -104,6 +108,7 @@ class SynthConfig:
     prob_second_occluder: float = 0.35
     prob_occlude_mid: float = 0.4
     posterior_samples: int = 64
+    test_posterior_samples: int = 256
     candidates: int = 256
     max_rounds: int = 4
     tolerance_px: float = 2.0
@@ -240,10 +245,11 @@ def make_example(index: int, split: str, seed: int, cfg: SynthConfig, body,
     prior = prior or JointLimitPrior()
     rng = example_rng(seed, split, index)
     scene, coco2d = make_scene(body, prior, cfg, rng)
+    num = cfg.test_posterior_samples if split == "test" else cfg.posterior_samples
     rot, count, post2d = posterior_samples(
         body, prior, scene.rotmat, scene.betas, scene.transl, scene.focal, scene.principal,
-        scene.boxes, cfg.frame_hw, rng, cfg.posterior_samples, cfg.candidates, cfg.max_rounds,
-        cfg.tolerance_px)
+        scene.boxes, cfg.frame_hw, rng, num, max(1, cfg.candidates * num // cfg.posterior_samples),
+        cfg.max_rounds, cfg.tolerance_px)
     hidden = hidden_joints(coco2d, scene.boxes, cfg.frame_hw)
     center, box = torch.from_numpy(scene.center), torch.tensor(scene.box_size, dtype=torch.float64)
     to_crop = lambda p: full_to_crop(torch.from_numpy(p), center, box).numpy()
