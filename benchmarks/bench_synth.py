@@ -54,9 +54,10 @@ _REFERENCE_MODULES = {"synthetic": "humr/data/synthetic.py", "detector": "humr/d
 _PACKAGE = "humr_synth_reference"
 
 
-def reference_generate(folder: Path):
-    """``generate`` of the reference commit, importable by spawned workers (``folder`` is put
-    on ``sys.path``; the modules import each other instead of the current ones)."""
+def reference_module(folder: Path):
+    """``humr.data.synthetic`` of the reference commit, importable by spawned workers
+    (``folder`` is put on ``sys.path``; the modules import each other instead of the current
+    ones)."""
     repo = Path(__file__).resolve().parent.parent
     pkg = folder / _PACKAGE
     pkg.mkdir(parents=True, exist_ok=True)
@@ -69,7 +70,7 @@ def reference_generate(folder: Path):
             src = src.replace(f"from {module} import", f"from {_PACKAGE}.{other} import")
         (pkg / f"{name}.py").write_text(src)
     sys.path.insert(0, str(folder))
-    return importlib.import_module(f"{_PACKAGE}.synthetic").generate
+    return importlib.import_module(f"{_PACKAGE}.synthetic")
 
 
 def statistics_rows(root: Path) -> dict:
@@ -95,14 +96,16 @@ def main(argv=None) -> int:
     config = SynthConfig(body_model=args.body_model)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        generators = {"reference": reference_generate(tmp / "code"), "new": generate}
+        ref = reference_module(tmp / "code")
+        generators = {"reference": (ref.generate, ref.SynthConfig(body_model=args.body_model)),
+                      "new": (generate, config)}
         rates = {name: [] for name in generators}
         stats = {}
         for r in range(args.rounds):
-            for name, gen in generators.items():
+            for name, (gen, cfg) in generators.items():
                 root = tmp / f"{name}_{r}"
                 start = time.perf_counter()
-                gen(root, n_train=args.n, n_test=0, seed=args.seed, config=config,
+                gen(root, n_train=args.n, n_test=0, seed=args.seed, config=cfg,
                     workers=args.workers)
                 rates[name].append(args.n / (time.perf_counter() - start))
                 stats.setdefault(name, statistics_rows(root))
