@@ -138,7 +138,7 @@ def render_mesh(vertices: np.ndarray, faces: np.ndarray, focal: Sequence[float],
     idx = idx[np.argsort(-centre[idx, 2], kind="stable")]
     lo = first[idx].astype(np.int64).clip(0, None)
     hi = np.minimum(last[idx].astype(np.int64), [w - 1, h - 1])
-    side = (hi - lo).max(axis=1, initial=0) + 1 if len(idx) else np.zeros(0, np.int64)
+    side = (hi - lo).max(axis=1, initial=0) + 1
     bucket = np.maximum(4, 1 << np.ceil(np.log2(np.maximum(side, 1))).astype(np.int64))
     best = np.full(h * w, -1, np.int64)
     for size in np.unique(bucket).tolist():
