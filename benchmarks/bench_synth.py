@@ -15,6 +15,10 @@ Printed per generator:
 
 * examples per second of the whole generation (posterior sampling, heatmaps, rendering,
   compression and writing of the shards), and the ratio new / reference;
+* CPU seconds per example (user + system time of this process and of its worker processes,
+  worker start-up included), which depends much less on the other jobs of a shared machine
+  than the wall time, and the rate it implies on idle cores (``cores / CPU seconds``, the
+  workers keeping every core busy);
 * the share of examples with >= 1 and >= 2 invisible COCO joints, invisible as in the paper's
   evaluation (detector confidence < 0.5 or ground truth outside the crop,
   :func:`humr.engine.evaluation.invisible_joints`), also restricted to the highly articulated
@@ -32,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import resource
 import statistics
 import subprocess
 import sys
@@ -73,6 +78,12 @@ def reference_module(folder: Path):
     return importlib.import_module(f"{_PACKAGE}.synthetic")
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and of its waited-for children, seconds."""
+    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
 def statistics_rows(root: Path) -> dict:
     """Occlusion and posterior statistics of a generated train split."""
     arrays = HumrDataset(str(root), "train").arrays
@@ -100,14 +111,16 @@ def main(argv=None) -> int:
         generators = {"reference": (ref.generate, ref.SynthConfig(body_model=args.body_model)),
                       "new": (generate, config)}
         rates = {name: [] for name in generators}
+        cpu = {name: [] for name in generators}
         stats = {}
         for r in range(args.rounds):
             for name, (gen, cfg) in generators.items():
                 root = tmp / f"{name}_{r}"
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), cpu_seconds()
                 gen(root, n_train=args.n, n_test=0, seed=args.seed, config=cfg,
                     workers=args.workers)
                 rates[name].append(args.n / (time.perf_counter() - start))
+                cpu[name].append((cpu_seconds() - start_cpu) / args.n)
                 stats.setdefault(name, statistics_rows(root))
     rate = {k: statistics.median(v) for k, v in rates.items()}
     print(f"examples: {args.n}, seed {args.seed}, workers {args.workers}, rounds {args.rounds}, "
@@ -117,6 +130,12 @@ def main(argv=None) -> int:
         print(f"generation {name:9s}: {rate[name]:6.2f} examples/s ({1e3 / rate[name]:.0f} ms "
               f"per example; runs {', '.join(f'{x:.2f}' for x in rates[name])})")
     print(f"speed-up new / reference: {rate['new'] / rate['reference']:.2f}x")
+    per = {k: statistics.median(v) for k, v in cpu.items()}
+    cores = min(args.workers, 2) if args.workers > 1 else 1
+    for name in generators:
+        print(f"CPU time {name:9s}: {1e3 * per[name]:6.0f} ms per example -> "
+              f"{cores / per[name]:6.1f} examples/s on {cores} idle core(s)")
+    print(f"CPU-time ratio reference / new: {per['reference'] / per['new']:.2f}x")
     print(f"\n{'share of examples (%)':40s}{'':10s}{'>= 1 joint':>12s}{'>= 2 joints':>13s}"
           f"{'mean / ex':>11s}")
     names = (("invisible", "invisible (conf < 0.5 or outside crop)"),
