@@ -180,6 +180,7 @@ def test_same_seed_same_files_resume_and_parameter_check(tmp_path, body_dir):
     assert set(a) == {"meta.json", "train/shard_00000.npz", "train/shard_00001.npz",
                       "test/shard_00000.npz"}
     assert _digest(generate(tmp_path / "b", 3, 2, seed=5, config=cfg)) == a
+    assert _digest(generate(tmp_path / "w", 3, 2, seed=5, config=cfg, workers=2)) == a
     (tmp_path / "a" / "train" / "shard_00001.npz").unlink()            # interrupted run
     assert _digest(generate(tmp_path / "a", 3, 2, seed=5, config=cfg)) == a
     assert _digest(generate(tmp_path / "c", 3, 2, seed=6, config=cfg)) != a
