@@ -90,6 +90,17 @@ def posterior_samples(body, prior, rotmat: torch.Tensor, betas: torch.Tensor,
     return rot[cycle], total, proj
 
 
+def _gaussian_factors(points: np.ndarray, size: Sequence[int], sigma: float
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """The separable factors of :func:`gaussian_maps`: rows (..., H) and columns (..., W)."""
+    height, width = int(size[0]), int(size[1])
+    px = (np.asarray(points, dtype=np.float64) + 1.0) / 2.0 * np.array([width, height])
+    xs, ys = np.arange(width) + 0.5, np.arange(height) + 0.5
+    gx = np.exp(-(xs - px[..., 0, None]) ** 2 / (2 * sigma ** 2))          # (..., W)
+    gy = np.exp(-(ys - px[..., 1, None]) ** 2 / (2 * sigma ** 2))          # (..., H)
+    return gy, gx
+
+
 def gaussian_maps(points: np.ndarray, size: Sequence[int], sigma: float) -> np.ndarray:
     """Unnormalised Gaussians ``exp(-d^2 / (2 sigma^2))`` at heatmap pixel centres.
 
@@ -100,11 +111,7 @@ def gaussian_maps(points: np.ndarray, size: Sequence[int], sigma: float) -> np.n
     Returns:
         (..., H, W).
     """
-    height, width = int(size[0]), int(size[1])
-    px = (np.asarray(points, dtype=np.float64) + 1.0) / 2.0 * np.array([width, height])
-    xs, ys = np.arange(width) + 0.5, np.arange(height) + 0.5
-    gx = np.exp(-(xs - px[..., 0, None]) ** 2 / (2 * sigma ** 2))          # (..., W)
-    gy = np.exp(-(ys - px[..., 1, None]) ** 2 / (2 * sigma ** 2))          # (..., H)
+    gy, gx = _gaussian_factors(points, size, sigma)
     return gy[..., :, None] * gx[..., None, :]
 
 
@@ -129,7 +136,8 @@ def detector_heatmaps(coco_crop: np.ndarray, posterior_crop: np.ndarray, hidden:
     for k in range(len(coco_crop)):
         if hidden[k]:
             pts = posterior_crop[:, k]
-            grid = gaussian_maps(pts, size, kde_sigma).mean(axis=0)
+            gy, gx = _gaussian_factors(pts, size, kde_sigma)    # mean of the P Gaussians:
+            grid = gy.T @ gx / len(pts)                           # one (H, P) x (P, W) product
             # the density's maximum is near a sample (or on the grid, whichever is higher)
             d2 = ((pts[:, None] - pts[None]) * np.array(size[::-1]) / 2.0) ** 2
             at_samples = np.exp(-d2.sum(-1) / (2 * kde_sigma ** 2)).mean(axis=1).max()
