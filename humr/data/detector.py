@@ -50,7 +50,8 @@ def posterior_samples(body, prior, rotmat: torch.Tensor, betas: torch.Tensor,
                       transl: torch.Tensor, focal: torch.Tensor, principal: torch.Tensor,
                       boxes: np.ndarray, frame_hw: Sequence[int], rng: np.random.Generator,
                       num: int = 64, candidates: int = 256, max_rounds: int = 4,
-                      tol: float = 2.0) -> tuple[torch.Tensor, int, np.ndarray]:
+                      tol: float = 2.0, gt2d: np.ndarray | None = None
+                      ) -> tuple[torch.Tensor, int, np.ndarray]:
     """Posterior poses of one example by rejection sampling (see the module docstring).
 
     Args:
@@ -63,12 +64,15 @@ def posterior_samples(body, prior, rotmat: torch.Tensor, betas: torch.Tensor,
         num: P, samples returned (the accepted ones repeated cyclically when fewer).
         candidates, max_rounds: candidates per round and the number of rounds at most.
         tol: visible joints must stay within this distance (full-image px).
+        gt2d: (17, 2) COCO projection of the ground truth when the caller has it (else
+            computed here).
     Returns:
         ``(rot (P, J, 3, 3), count, coco2d (count, 17, 2))``: the samples (GT first), the
         number of distinct accepted samples, and their COCO projections (full-image px).
     """
     args = (betas, transl, focal, principal)
-    gt2d = project_coco(body, rotmat[None], *args)[0].numpy()
+    if gt2d is None:
+        gt2d = project_coco(body, rotmat[None], *args)[0].numpy()
     hidden = hidden_joints(gt2d, boxes, frame_hw)
     joints = rotations_to_resample(hidden)
     kept, kept2d = [rotmat[None]], [gt2d[None]]

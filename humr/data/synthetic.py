@@ -249,7 +249,7 @@ def make_example(index: int, split: str, seed: int, cfg: SynthConfig, body,
     rot, count, post2d = posterior_samples(
         body, prior, scene.rotmat, scene.betas, scene.transl, scene.focal, scene.principal,
         scene.boxes, cfg.frame_hw, rng, num, max(1, cfg.candidates * num // cfg.posterior_samples),
-        cfg.max_rounds, cfg.tolerance_px)
+        cfg.max_rounds, cfg.tolerance_px, gt2d=coco2d)
     hidden = hidden_joints(coco2d, scene.boxes, cfg.frame_hw)
     center, box = torch.from_numpy(scene.center), torch.tensor(scene.box_size, dtype=torch.float64)
     to_crop = lambda p: full_to_crop(torch.from_numpy(p), center, box).numpy()
