@@ -60,7 +60,7 @@ __all__ = ["SPLITS", "STORED_KEYS", "Scene", "SynthConfig", "generate", "make_ex
 SPLITS = ("train", "test")
 #: keys of every generated example (the required schema keys plus the synthetic ones)
 STORED_KEYS = REQUIRED_KEYS + ("focal", "posterior", "posterior_count", "coco_visible")
-GENERATOR_VERSION = 2   # 2: vectorised rasteriser (pixel coverage changed)
+GENERATOR_VERSION = 2   # 2: vectorised rasteriser (pixel coverage), 256 test posterior samples
 
 # RGB in [0, 1] per SMPL joint (vertex colour = colour of its dominant skinning joint)
 _TORSO, _HEAD, _LEFT, _RIGHT = (0.55, 0.62, 0.45), (0.85, 0.70, 0.58), (0.30, 0.45, 0.85), (0.85, 0.32, 0.30)
