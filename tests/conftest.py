@@ -27,8 +27,8 @@ def small_synth(tmp_path_factory):
     crop side 64, 4 posterior samples (cheap generator settings, cached procedural body)."""
     from humr.data.synthetic import SynthConfig, generate
 
-    cfg = SynthConfig(crop_res=64, posterior_samples=4, candidates=32, max_rounds=2,
-                      shard_size=2)
+    cfg = SynthConfig(crop_res=64, posterior_samples=4, test_posterior_samples=4, candidates=32,
+                      max_rounds=2, shard_size=2)
     return generate(tmp_path_factory.mktemp("small_synth"), n_train=3, n_test=1, seed=1,
                     config=cfg)
 

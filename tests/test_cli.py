@@ -37,6 +37,9 @@ def test_eval_prints_tables_and_writes_json_once(trained, tmp_path, capsys):
     data = json.loads(out.read_text())
     assert data["num_samples"] == 4
     assert math.isfinite(data["metrics"]["emdb/mpjpe_min"])
+    # synthetic data: the oracle (draws from the stored posterior) is printed and stored
+    assert "oracle" in printed and data["oracle"]["num_samples"] == 4
+    assert data["oracle"]["emdb/mpjpe_min"] <= data["oracle"]["emdb/mpjpe_mean"]
     capsys.readouterr()
     assert main(args) == 2                             # bad input: one line, exit code 2
     err = capsys.readouterr().err

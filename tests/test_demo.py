@@ -24,6 +24,17 @@ def _run_demo(out, *extra):
     return runs[-1], report
 
 
+def test_checks_compare_with_the_oracle():
+    from humr.commands.demo import checks
+
+    oracle = {"emdb/mpjpe_min": 20.0, "energy_occluded": 10.0}
+    good = {"emdb/mpjpe_min": 39.0, "energy_occluded": 14.9, "spread_invisible": 50.0,
+            "spread_visible": 5.0}
+    assert all(checks(good, oracle).values())
+    bad = {**good, "emdb/mpjpe_min": 41.0, "energy_occluded": 15.1}
+    assert list(checks(bad, oracle).values()) == [False, False, True]
+
+
 @pytest.mark.timeout(300)
 def test_quick_demo_writes_metrics_figures_and_checks(tmp_path, capsys):
     run, report = _run_demo(tmp_path, "--quick")
@@ -31,20 +42,21 @@ def test_quick_demo_writes_metrics_figures_and_checks(tmp_path, capsys):
     for key in ("emdb/mpjpe_mode", "emdb/mpjpe_min", "emdb/pa_mpjpe_min", "emdb/pve_min",
                 "kp2d_mode", "kp2d_samples"):
         assert math.isfinite(metrics[key]), key
-    # the reported checks are the metrics' comparisons (min <= mode holds by construction, so
-    # it is not asserted; the engine tests check both numbers against a loop)
-    assert report["checks"]["best_of_n_mpjpe_below_mode"] == (
-        metrics["emdb/mpjpe_min"] < metrics["emdb/mpjpe_mode"])
-    assert set(report["checks"]) == {"best_of_n_mpjpe_below_mode",
-                                     "best_of_n_pa_mpjpe_below_mode",
+    # the checks compare with the oracle (min <= mode holds by construction: not a check)
+    assert set(report["checks"]) == {"best_of_n_mpjpe_within_2x_oracle",
+                                     "energy_occluded_within_1.5x_oracle_floor",
                                      "spread_invisible_above_visible"}
+    oracle = report["oracle"]
+    assert oracle["num_examples"] == 8 and oracle["num_samples"] == 100
+    assert 0 <= oracle["emdb/mpjpe_min"] <= oracle["emdb/mpjpe_mean"]
     figures = [run / "figures" / name for name in
                ("hypotheses2d", "meshes", "uncertainty")]
     written = sorted((run / "figures").glob("*.png"))
     assert {p.name.split("_")[0] for p in written} == {f.name for f in figures}
     _figures_are_images(written)
     printed = capsys.readouterr().out
-    assert "check best_of_n_mpjpe_below_mode" in printed and "Table 1" in printed
+    assert "check best_of_n_mpjpe_within_2x_oracle" in printed and "Table 1" in printed
+    assert "model vs oracle" in printed
     # a second run reuses the cached data and writes a new run folder
     run2, _ = _run_demo(tmp_path, "--quick", "--steps", "2")
     assert run2.name == "version_1" and (run / "metrics.json").is_file()

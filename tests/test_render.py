@@ -46,9 +46,9 @@ def test_nearer_face_wins_whatever_the_face_order():
     for faces in (np.array([[0, 2, 1], [3, 5, 4]]), np.array([[3, 5, 4], [0, 2, 1]])):
         colors = np.array([[1, 0, 0]] * 3 + [[0, 0, 1]] * 3, dtype=float)
         out = render_mesh(verts, faces, F, C, HW, color=colors, ambient=1.0)
-        assert out["rgb"][12, 12].tolist() == [255, 0, 0]      # overlap: the near (red) face
-        assert out["rgb"][24, 14].tolist() == [0, 0, 255]      # only the far face
-        assert out["depth"][12, 12] == pytest.approx(2.0)
+        assert out["rgb"][11, 11].tolist() == [255, 0, 0]      # overlap: the near (red) face
+        assert out["rgb"][20, 14].tolist() == [0, 0, 255]      # only the far face
+        assert out["depth"][11, 11] == pytest.approx(2.0)
 
 
 def test_backface_culling():
@@ -86,3 +86,36 @@ def test_bad_inputs_name_the_argument():
         render_mesh(verts, np.array([[0, 1, 2]]), F, C, HW, color=np.ones((2, 3)))
     with pytest.raises(ValueError, match="NaN"):
         render_mesh(verts * np.nan, np.array([[0, 1, 2]]), F, C, HW)
+
+
+def _grown_inside(tri, pts, grow=0.5):
+    """Brute force: points (N, 2) within ``grow`` px of the inside of every edge line of a 2D
+    triangle (3, 2) and inside its box grown by ``grow`` (the renderer's coverage rule)."""
+    area = np.cross(tri[1] - tri[0], tri[2] - tri[0])
+    ok = ((pts > tri.min(0) - grow) & (pts < tri.max(0) + grow)).all(1)
+    for i in range(3):
+        a, b = tri[i], tri[(i + 1) % 3]
+        ok &= np.sign(area) * np.cross(b - a, pts - a) / np.linalg.norm(b - a) > -grow
+    return ok
+
+
+def test_random_mesh_matches_a_per_pixel_z_buffer():
+    """Faces of all sizes (several size buckets, partly outside the image) against a
+    pixel-by-pixel loop: coverage by the grown-face rule, nearest mean depth wins."""
+    rng = np.random.default_rng(0)
+    n = 60
+    centres = rng.uniform(-4, 36, (n, 1, 2))
+    uv = centres + rng.normal(0, 1, (n, 3, 2)) * rng.choice([0.7, 3.0, 12.0], (n, 1, 1))
+    z = rng.uniform(2, 6, (n, 1)).repeat(3, 1)
+    verts = np.concatenate([_unproject(t, zz[0]) for t, zz in zip(uv, z)])
+    faces = np.arange(3 * n).reshape(n, 3)
+    out = render_mesh(verts, faces, F, C, HW, cull_backfaces=False)
+    yy, xx = np.mgrid[0:HW[0], 0:HW[1]]
+    centres = np.stack([xx.ravel() + 0.5, yy.ravel() + 0.5], -1)
+    expect = np.full(HW[0] * HW[1], np.inf)
+    for k in range(n):                                  # one face at a time, every pixel
+        hit = _grown_inside(uv[k], centres) & (z[k, 0] <= expect)
+        expect[hit] = z[k, 0]
+    expect = expect.reshape(HW)
+    np.testing.assert_allclose(out["depth"], expect, rtol=1e-6)
+    assert (out["silhouette"] == np.isfinite(expect)).all()

@@ -42,6 +42,16 @@ def test_prior_bends_knees_backwards_and_elbows_forwards():
     assert (up[:, 1] < -np.cos(np.deg2rad(20))).all()
 
 
+def test_closed_form_euler_matches_roma():
+    import roma
+
+    xyz = np.random.default_rng(2).uniform(-np.pi, np.pi, (50, 4, 3))
+    got = JointLimitPrior._euler_to_rotmat(xyz)
+    ref = roma.euler_to_rotmat("ZYX", torch.from_numpy(np.ascontiguousarray(xyz[..., ::-1])))
+    assert got.shape == (50, 4, 3, 3) and got.dtype == torch.float64
+    torch.testing.assert_close(got, ref, rtol=0, atol=1e-12)
+
+
 def test_resample_changes_only_the_given_joints():
     prior, rng = JointLimitPrior(), np.random.default_rng(0)
     base = prior.sample(1, rng)[0]
@@ -170,6 +180,7 @@ def test_same_seed_same_files_resume_and_parameter_check(tmp_path, body_dir):
     assert set(a) == {"meta.json", "train/shard_00000.npz", "train/shard_00001.npz",
                       "test/shard_00000.npz"}
     assert _digest(generate(tmp_path / "b", 3, 2, seed=5, config=cfg)) == a
+    assert _digest(generate(tmp_path / "w", 3, 2, seed=5, config=cfg, workers=2)) == a
     (tmp_path / "a" / "train" / "shard_00001.npz").unlink()            # interrupted run
     assert _digest(generate(tmp_path / "a", 3, 2, seed=5, config=cfg)) == a
     assert _digest(generate(tmp_path / "c", 3, 2, seed=6, config=cfg)) != a

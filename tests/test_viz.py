@@ -100,7 +100,7 @@ def test_render_hypotheses_lays_out_views_and_turns_to_the_side():
     assert grid.shape == (64, 64, 3)
     painted = (grid != 255).any(-1)
     front0, front1 = painted[:32, :32], painted[:32, 32:]
-    assert front0.sum() == front1.sum() == 81                # 8 x 8 px square, inclusive edges
+    assert front0.sum() == front1.sum() == 64                # 8 x 8 px square (pixel centres)
     cols0, cols1 = np.nonzero(front0.any(0))[0], np.nonzero(front1.any(0))[0]
     assert cols1.min() - cols0.min() == 4                   # 1 m at 5 m depth, f = 20 px
     assert grid[16, 16, 0] > grid[16, 16, 2] and grid[16, 52, 2] > grid[16, 52, 0]

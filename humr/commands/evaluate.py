@@ -59,10 +59,16 @@ def run(args: argparse.Namespace) -> int:
     results = evaluate_checkpoint(module, data, split=split, **trainer_kw)
     title = f"{ckpt} on {data} [{split}], {args.num_samples} hypotheses per image"
     print(format_table(results, title))
+    from humr.data.oracle import dataset_oracle, format_oracle
+
+    oracle = dataset_oracle(module.model.body, data, split, args.num_samples,
+                            args.max_examples)
+    if oracle is not None:      # synthetic data: what draws from the true posterior score
+        print(format_oracle(results, oracle, "oracle (draws from the stored true posterior)"))
     out = Path(args.out) if args.out else fresh_path(
         ckpt.parent.parent / "eval" / f"{split}_S{args.num_samples}.json")
     write_json({"checkpoint": str(ckpt), "data": str(data), "split": split,
-                "num_samples": args.num_samples, "metrics": results}, out)
+                "num_samples": args.num_samples, "metrics": results, "oracle": oracle}, out)
     print(f"wrote {out}")
     return 0
 

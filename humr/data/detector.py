@@ -42,7 +42,7 @@ def project_coco(body, rotmat: torch.Tensor, betas: torch.Tensor, transl: torch.
 
     ``betas`` (nb,), ``transl`` (3,) metres, ``focal`` / ``principal`` (2,) px (joints-only pass).
     """
-    coco = body(rotmat, betas.expand(rotmat.shape[0], -1))["coco17"]
+    coco = body(rotmat, betas.expand(rotmat.shape[0], -1), h36m=False)["coco17"]
     return perspective_project(coco, focal, principal, transl)
 
 
@@ -50,7 +50,8 @@ def posterior_samples(body, prior, rotmat: torch.Tensor, betas: torch.Tensor,
                       transl: torch.Tensor, focal: torch.Tensor, principal: torch.Tensor,
                       boxes: np.ndarray, frame_hw: Sequence[int], rng: np.random.Generator,
                       num: int = 64, candidates: int = 256, max_rounds: int = 4,
-                      tol: float = 2.0) -> tuple[torch.Tensor, int, np.ndarray]:
+                      tol: float = 2.0, gt2d: np.ndarray | None = None
+                      ) -> tuple[torch.Tensor, int, np.ndarray]:
     """Posterior poses of one example by rejection sampling (see the module docstring).
 
     Args:
@@ -63,12 +64,15 @@ def posterior_samples(body, prior, rotmat: torch.Tensor, betas: torch.Tensor,
         num: P, samples returned (the accepted ones repeated cyclically when fewer).
         candidates, max_rounds: candidates per round and the number of rounds at most.
         tol: visible joints must stay within this distance (full-image px).
+        gt2d: (17, 2) COCO projection of the ground truth when the caller has it (else
+            computed here).
     Returns:
         ``(rot (P, J, 3, 3), count, coco2d (count, 17, 2))``: the samples (GT first), the
         number of distinct accepted samples, and their COCO projections (full-image px).
     """
     args = (betas, transl, focal, principal)
-    gt2d = project_coco(body, rotmat[None], *args)[0].numpy()
+    if gt2d is None:
+        gt2d = project_coco(body, rotmat[None], *args)[0].numpy()
     hidden = hidden_joints(gt2d, boxes, frame_hw)
     joints = rotations_to_resample(hidden)
     kept, kept2d = [rotmat[None]], [gt2d[None]]
@@ -90,6 +94,17 @@ def posterior_samples(body, prior, rotmat: torch.Tensor, betas: torch.Tensor,
     return rot[cycle], total, proj
 
 
+def _gaussian_factors(points: np.ndarray, size: Sequence[int], sigma: float
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """The separable factors of :func:`gaussian_maps`: rows (..., H) and columns (..., W)."""
+    height, width = int(size[0]), int(size[1])
+    px = (np.asarray(points, dtype=np.float64) + 1.0) / 2.0 * np.array([width, height])
+    xs, ys = np.arange(width) + 0.5, np.arange(height) + 0.5
+    gx = np.exp(-(xs - px[..., 0, None]) ** 2 / (2 * sigma ** 2))          # (..., W)
+    gy = np.exp(-(ys - px[..., 1, None]) ** 2 / (2 * sigma ** 2))          # (..., H)
+    return gy, gx
+
+
 def gaussian_maps(points: np.ndarray, size: Sequence[int], sigma: float) -> np.ndarray:
     """Unnormalised Gaussians ``exp(-d^2 / (2 sigma^2))`` at heatmap pixel centres.
 
@@ -100,11 +115,7 @@ def gaussian_maps(points: np.ndarray, size: Sequence[int], sigma: float) -> np.n
     Returns:
         (..., H, W).
     """
-    height, width = int(size[0]), int(size[1])
-    px = (np.asarray(points, dtype=np.float64) + 1.0) / 2.0 * np.array([width, height])
-    xs, ys = np.arange(width) + 0.5, np.arange(height) + 0.5
-    gx = np.exp(-(xs - px[..., 0, None]) ** 2 / (2 * sigma ** 2))          # (..., W)
-    gy = np.exp(-(ys - px[..., 1, None]) ** 2 / (2 * sigma ** 2))          # (..., H)
+    gy, gx = _gaussian_factors(points, size, sigma)
     return gy[..., :, None] * gx[..., None, :]
 
 
@@ -129,7 +140,8 @@ def detector_heatmaps(coco_crop: np.ndarray, posterior_crop: np.ndarray, hidden:
     for k in range(len(coco_crop)):
         if hidden[k]:
             pts = posterior_crop[:, k]
-            grid = gaussian_maps(pts, size, kde_sigma).mean(axis=0)
+            gy, gx = _gaussian_factors(pts, size, kde_sigma)    # mean of the P Gaussians:
+            grid = gy.T @ gx / len(pts)                           # one (H, P) x (P, W) product
             # the density's maximum is near a sample (or on the grid, whichever is higher)
             d2 = ((pts[:, None] - pts[None]) * np.array(size[::-1]) / 2.0) ** 2
             at_samples = np.exp(-d2.sum(-1) / (2 * kde_sigma ** 2)).mean(axis=1).max()

@@ -28,7 +28,7 @@ import dataclasses
 import json
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
 import cv2
@@ -60,7 +60,7 @@ __all__ = ["SPLITS", "STORED_KEYS", "Scene", "SynthConfig", "generate", "make_ex
 SPLITS = ("train", "test")
 #: keys of every generated example (the required schema keys plus the synthetic ones)
 STORED_KEYS = REQUIRED_KEYS + ("focal", "posterior", "posterior_count", "coco_visible")
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2   # 2: vectorised rasteriser (pixel coverage), 256 test posterior samples
 
 # RGB in [0, 1] per SMPL joint (vertex colour = colour of its dominant skinning joint)
 _TORSO, _HEAD, _LEFT, _RIGHT = (0.55, 0.62, 0.45), (0.85, 0.70, 0.58), (0.30, 0.45, 0.85), (0.85, 0.32, 0.30)
@@ -83,6 +83,10 @@ class SynthConfig:
             the in-frame joints; centre shift up to ``crop_shift`` * side.
         prob_occluder, prob_second_occluder, prob_occlude_mid: see ``place_occluders``.
         posterior_samples, candidates, max_rounds, tolerance_px: see ``posterior_samples``.
+        test_posterior_samples: P of the test split (its candidates scale by the same factor):
+            the reference set of the posterior energy distance and of the oracle's noise floor
+            (:mod:`humr.data.oracle`), whose expected value falls with the number of distinct
+            samples; training never reads the posterior.
         num_hm_samples: heatmap samples per joint. shard_size: examples per shard file.
         body_model: "procedural" or a path for :class:`humr.body.BodyModel`.
     """
@@ -104,6 +108,7 @@ class SynthConfig:
     prob_second_occluder: float = 0.35
     prob_occlude_mid: float = 0.4
     posterior_samples: int = 64
+    test_posterior_samples: int = 256
     candidates: int = 256
     max_rounds: int = 4
     tolerance_px: float = 2.0
@@ -127,6 +132,8 @@ class Scene:
     boxes: np.ndarray             # (M, 4) occluders
     center: np.ndarray            # (2,) crop centre
     box_size: float               # crop side
+    vertices: torch.Tensor        # (V, 3) posed mesh before the translation, metres
+    joints: torch.Tensor          # (J, 3) posed joints before the translation, metres
 
 
 def example_rng(seed: int, split: str, index: int) -> np.random.Generator:
@@ -134,17 +141,17 @@ def example_rng(seed: int, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), SPLITS.index(split), int(index)]))
 
 
-def _place(body, cfg: SynthConfig, rotmat, betas, focal, principal, rng) -> torch.Tensor:
-    """Translation (3,) putting the person at a random spot of the frame (maybe truncated)."""
+def _place(cfg: SynthConfig, verts, pelvis, focal, principal, rng) -> torch.Tensor:
+    """Translation (3,) putting the person (posed mesh ``verts`` (V, 3), ``pelvis`` (3,)) at a
+    random spot of the frame (maybe truncated)."""
     h, w = cfg.frame_hw
-    out = body(rotmat[None], betas[None], return_vertices=True)
-    verts, pelvis = out["vertices"][0], out["joints"][0, 0]
+    dtype = verts.dtype
     extent = float((verts[:, :2].amax(0) - verts[:, :2].amin(0)).max())
     depth = float(np.clip(focal[1].item() * extent / (rng.uniform(*cfg.height_frac) * h),
                           *cfg.depth_range))
 
     def at(uv):
-        ray = (torch.as_tensor(uv, dtype=rotmat.dtype) - principal) / focal * depth
+        ray = (torch.as_tensor(uv, dtype=dtype) - principal) / focal * depth
         return torch.cat([ray, ray.new_tensor([depth])]) - pelvis
 
     # 2D box of the mesh relative to the pelvis pixel (perspective: nearly a translation)
@@ -171,7 +178,9 @@ def make_scene(body, prior: JointLimitPrior, cfg: SynthConfig, rng: np.random.Ge
     betas = torch.from_numpy(rng.normal(0.0, cfg.betas_std, cfg.num_betas)).to(dt)
     focal = torch.full((2,), rng.uniform(*cfg.focal_range), dtype=dt)
     principal = torch.tensor([cfg.frame_hw[1] / 2.0, cfg.frame_hw[0] / 2.0], dtype=dt)
-    transl = _place(body, cfg, rotmat, betas, focal, principal, rng)
+    posed = body(rotmat[None], betas[None], return_vertices=True, h36m=False)
+    verts, joints = posed["vertices"][0], posed["joints"][0]
+    transl = _place(cfg, verts, joints[0], focal, principal, rng)
     coco2d = project_coco(body, rotmat[None], betas, transl, focal, principal)[0].numpy()
     boxes = place_occluders(coco2d, rng, cfg.prob_occluder, cfg.prob_second_occluder,
                             cfg.prob_occlude_mid)
@@ -181,7 +190,8 @@ def make_scene(body, prior: JointLimitPrior, cfg: SynthConfig, rng: np.random.Ge
     lo, hi = pts.min(0), pts.max(0)
     side = max(float((hi - lo).max()), 20.0) * cfg.crop_margin * rng.uniform(*cfg.crop_scale_jitter)
     center = (lo + hi) / 2 + rng.uniform(-cfg.crop_shift, cfg.crop_shift, 2) * side
-    return Scene(rotmat, betas, transl, focal, principal, boxes, center, side), coco2d
+    return Scene(rotmat, betas, transl, focal, principal, boxes, center, side, verts,
+                 joints), coco2d
 
 
 def _background(res: int, rng: np.random.Generator) -> np.ndarray:
@@ -202,8 +212,7 @@ def _render(body, scene: Scene, cfg: SynthConfig, rng: np.random.Generator
     from humr.viz.render import render_mesh
 
     res, (h, w) = cfg.crop_res, cfg.frame_hw
-    verts = body(scene.rotmat[None], scene.betas[None], return_vertices=True)["vertices"][0]
-    verts = (verts + scene.transl).numpy()
+    verts = (scene.vertices + scene.transl).numpy()
     focal, principal = crop_camera(scene.focal.numpy(), scene.center, scene.box_size,
                                    cfg.frame_hw, res)
     part = body.lbs_weights.argmax(dim=1).numpy()
@@ -236,10 +245,11 @@ def make_example(index: int, split: str, seed: int, cfg: SynthConfig, body,
     prior = prior or JointLimitPrior()
     rng = example_rng(seed, split, index)
     scene, coco2d = make_scene(body, prior, cfg, rng)
+    num = cfg.test_posterior_samples if split == "test" else cfg.posterior_samples
     rot, count, post2d = posterior_samples(
         body, prior, scene.rotmat, scene.betas, scene.transl, scene.focal, scene.principal,
-        scene.boxes, cfg.frame_hw, rng, cfg.posterior_samples, cfg.candidates, cfg.max_rounds,
-        cfg.tolerance_px)
+        scene.boxes, cfg.frame_hw, rng, num, max(1, cfg.candidates * num // cfg.posterior_samples),
+        cfg.max_rounds, cfg.tolerance_px, gt2d=coco2d)
     hidden = hidden_joints(coco2d, scene.boxes, cfg.frame_hw)
     center, box = torch.from_numpy(scene.center), torch.tensor(scene.box_size, dtype=torch.float64)
     to_crop = lambda p: full_to_crop(torch.from_numpy(p), center, box).numpy()
@@ -254,8 +264,8 @@ def make_example(index: int, split: str, seed: int, cfg: SynthConfig, body,
     samples = precompute_samples(heatmaps, center.float(), scale.float(), torch.from_numpy(mask),
                                  n=cfg.num_hm_samples, generator=gen,
                                  convention="centers")   # detector maps cover the square crop
-    joints = body(scene.rotmat[None], scene.betas[None])["joints"][0]
-    joints2d = perspective_project(joints, scene.focal, scene.principal, scene.transl).numpy()
+    joints2d = perspective_project(scene.joints, scene.focal, scene.principal,
+                                   scene.transl).numpy()
     ones = lambda n: np.ones((n, 1))
     f32 = lambda a: np.asarray(a, dtype=np.float32)
     out = {
@@ -367,7 +377,10 @@ def generate(out: str | Path, n_train: int, n_test: int, seed: int = 0,
         finally:                          # the worker set-up makes torch single-threaded
             torch.set_num_threads(threads)
     else:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
+        # fork where the platform has it: a spawned worker re-imports torch and humr (seconds
+        # per worker on 2 busy cores, longer than its share of a few hundred examples)
+        method = "fork" if "fork" in get_all_start_methods() else "spawn"
+        with ProcessPoolExecutor(workers, mp_context=get_context(method),
                                  initializer=_init_worker, initargs=(cfg.body_model,)) as pool:
             for _, n in pool.map(_write_shard, tasks):
                 bar.update(n)

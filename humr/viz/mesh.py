@@ -1,6 +1,6 @@
 """Mesh figures of hypothesis sets: front/side renders and per-vertex uncertainty colouring.
 
-Rendering goes through :func:`humr.viz.render.render_mesh` (OpenCV painter's algorithm, no
+Rendering goes through :func:`humr.viz.render.render_mesh` (vectorised numpy z-buffer, no
 OpenGL). Cameras are pinhole cameras in the OpenCV frame (x right, y down, z forward), metres.
 """
 from __future__ import annotations
