@@ -107,11 +107,24 @@ class HUMR(nn.Module):
         """The condition c (B, C): the conditioners' outputs concatenated in order."""
         return torch.cat([cond(batch) for cond in self.conditions.values()], dim=-1)
 
+    # ----------------------------------------------------------------- pose parametrisation
+    def matrix_to_pose(self, rotmat: Tensor) -> Tensor:
+        """The flow's 6D coordinates (..., 6J) of rotation matrices (..., J, 3, 3): humr's 6D
+        (first two columns, ``docs/conventions.md``). A model with another parametrisation
+        overrides this and :meth:`pose_to_matrix` (the density, the ground-truth density of
+        :class:`humr.objective.Objective` and the geometry all go through them)."""
+        return matrix_to_rot6d(rotmat).flatten(-2)
+
+    def pose_to_matrix(self, x: Tensor) -> Tensor:
+        """Rotation matrices (..., J, 3, 3) of 6D poses (..., 6J) (Gram-Schmidt, need not be
+        orthonormal); the inverse of :meth:`matrix_to_pose` on rotations."""
+        return rot6d_to_matrix(x.unflatten(-1, (self.num_joints, 6)))
+
     def _to_6d(self, pose: Tensor) -> tuple[Tensor, bool]:
         """Poses (B, [S,] J, 3, 3) or (B, [S,] 6J) -> (B, S, 6J) and whether S was given."""
         J, D = self.num_joints, self.pose_dim
         if pose.dim() in (4, 5) and tuple(pose.shape[-3:]) == (J, 3, 3):
-            pose, has_s = matrix_to_rot6d(pose).flatten(-2), pose.dim() == 5
+            pose, has_s = self.matrix_to_pose(pose), pose.dim() == 5
         elif pose.dim() in (2, 3) and pose.shape[-1] == D:
             has_s = pose.dim() == 3
         else:
@@ -125,7 +138,8 @@ class HUMR(nn.Module):
         """log p(pose | c) of given poses: 6D (B, [S,] 6J) or rotation matrices
         (B, [S,] J, 3, 3) -> (B, S) or (B,).
 
-        A rotation matrix is first mapped to its 6D form (its first two columns). The flow's
+        A rotation matrix is first mapped to its 6D form (:meth:`matrix_to_pose`: its first
+        two columns). The flow's
         samples are unconstrained 6D vectors, so the matrix of a sample maps back to another 6D
         point (its orthonormalised columns) with another density: ``log_prob(batch,
         out['rotmat'])`` is not ``out['log_prob']``; ``log_prob(batch, out['pose_6d'])`` is.
@@ -213,7 +227,7 @@ class HUMR(nn.Module):
         center, box, hw = batch["center"], 200.0 * batch["scale"][:, 0], batch["orig_shape"].to(x.dtype)
         focal = batch_focal(batch).to(x.dtype)                                 # (B, 2)
         cam_t = weak_cam_to_full_translation(cam, center, box, hw, focal[:, 0])  # (B, 3)
-        rotmat = rot6d_to_matrix(x.view(B, S, self.num_joints, 6))
+        rotmat = self.pose_to_matrix(x)
         body = self.body_geometry(rotmat, betas[:, None].expand(B, S, -1), wanted)
         principal = hw.flip(-1) / 2.0
         out = {"rotmat": rotmat, "cam_t": cam_t[:, None].expand(B, S, 3),

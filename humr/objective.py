@@ -35,8 +35,9 @@ class Objective(nn.Module):
 
     ``forward(model, batch, out) -> (total, {name: unweighted value})``. When a loss needs
     ``out['log_prob_gt']`` (the ``nll`` loss) and ``out`` lacks it, it is computed here from
-    ``batch['pose']`` (B, 3J) axis-angle with the model's ``log_prob`` and the context of
-    ``out['context']`` (no second pass through the conditioners).
+    ``batch['pose']`` (B, 3J) axis-angle, mapped to the model's 6D (``model.matrix_to_pose``),
+    by ``model.log_prob`` with the context of ``out['context']`` (no second pass through the
+    conditioners).
 
     Example:
         >>> from humr.losses import BetasLoss
@@ -86,11 +87,11 @@ class Objective(nn.Module):
     def gt_log_prob(self, model: nn.Module, batch: Mapping[str, Tensor], out: Mapping[str, Tensor]
                     ) -> Tensor:
         """log p(theta_gt + noise | c) (B,) of ``batch['pose']`` (B, 3J) under ``model``."""
-        from humr.geometry import axis_angle_to_matrix, matrix_to_rot6d
+        from humr.geometry import axis_angle_to_matrix
 
         J = model.num_joints
         pose = batch["pose"].reshape(-1, J, 3)
-        x = matrix_to_rot6d(axis_angle_to_matrix(pose.to(model.dtype))).flatten(-2)   # (B, 6J)
+        x = model.matrix_to_pose(axis_angle_to_matrix(pose.to(model.dtype)))   # (B, 6J), the model's 6D
         if self.training and self.gt_noise_std > 0:
             x = x + self.gt_noise_std * torch.randn_like(x)
         return model.log_prob(batch, x, context=out.get("context"))

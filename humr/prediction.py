@@ -57,25 +57,27 @@ def _keypoint_boxes(kp: np.ndarray, min_score: float = 0.3) -> np.ndarray:
     return np.stack(boxes)
 
 
-def _vitpose_box(center: np.ndarray, wh: np.ndarray) -> np.ndarray:
-    """mmpose top-down box: (w, h) enlarged to the 192:256 aspect and padded by 1.25."""
+def _vitpose_box(center: np.ndarray, wh: np.ndarray, aspect: float = VITPOSE_ASPECT) -> np.ndarray:
+    """mmpose top-down box: (w, h) enlarged to the w:h ``aspect`` (ViTPose 192:256) and padded by 1.25."""
     w, h = wh[:, 0].copy(), wh[:, 1].copy()
-    wide = w > VITPOSE_ASPECT * h
-    h[wide] = w[wide] / VITPOSE_ASPECT
-    w[~wide] = h[~wide] * VITPOSE_ASPECT
+    wide = w > aspect * h
+    h[wide] = w[wide] / aspect
+    w[~wide] = h[~wide] * aspect
     return np.stack([w, h], 1) * VITPOSE_PAD
 
 
 def _heatmap_inputs(heatmaps: np.ndarray, center: np.ndarray, wh: np.ndarray,
                     generator: torch.Generator) -> dict[str, torch.Tensor]:
     """cond_kp (P, 17, 3), hm_samples (P, 17, n, 2), hm_values, hm_max_conf from heatmaps."""
-    from humr.heatmaps import heatmap_to_crop, max_confidence, sample_heatmaps
+    from humr.heatmaps import heatmap_to_full, max_confidence, sample_heatmaps
 
     hm = torch.as_tensor(heatmaps, dtype=torch.float64)
     H, W = hm.shape[-2:]
-    half = torch.as_tensor(_vitpose_box(center, wh) / 2.0)[:, None, None]       # (P, 1, 1, 2)
-    c = torch.as_tensor(center)[:, None, None]
-    to_full = lambda xy: c + heatmap_to_crop(xy, (H, W)) * half
+    # the detector's input box has the heatmap's aspect; humr.heatmaps' convention maps the
+    # heatmap over the square crop whose side is that box's height (P,)
+    side = torch.as_tensor(_vitpose_box(center, wh, aspect=W / H)[:, 1])
+    c = torch.as_tensor(center)
+    to_full = lambda xy: heatmap_to_full(xy, (H, W), c, side)
     xy, values = sample_heatmaps(hm, NUM_SAMPLES_HM, generator=generator)
     arg = hm.flatten(-2).argmax(-1)
     peak = torch.stack([arg % W, torch.div(arg, W, rounding_mode="floor")], -1).to(hm.dtype)
@@ -186,7 +188,7 @@ def predict(model: nn.Module, image, heatmaps: np.ndarray | None = None,
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        out = model(batch, num_samples=num_samples, return_vertices=True, z=z)
+        out = model(batch, num_samples=num_samples, outputs=("vertices",), z=z)
     model.train(was_training)
     box = torch.as_tensor(side, dtype=out["keypoints2d"].dtype, device=param.device)
     res = {k: out[k].detach().cpu().numpy() for k in

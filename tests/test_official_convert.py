@@ -196,6 +196,8 @@ def test_load_official_reproduces_context_densities_samples_rotations(official_c
     import roma
 
     from humr import load_official
+    from humr.losses import NLLLoss
+    from humr.objective import Objective
     from humr.official.checkpoint import convert_official
 
     path, ref = official_ckpt
@@ -228,6 +230,18 @@ def test_load_official_reproduces_context_densities_samples_rotations(official_c
             zz, lj = ref["flow"](x6, rep)
             ref_dens = (-0.5 * (zz ** 2).sum(-1) - 66 * math.log(2 * math.pi) + lj).view(B, S)
             assert (dens - ref_dens).abs().max() < 1e-4
+            # the objective's ground-truth density (nll loss): the official flow at the rows 6D
+            gt_batch = {**batch, "pose": roma.rotmat_to_rotvec(want_rot[:, 1]).reshape(B, 66)}
+            gt_rows = roma.rotvec_to_rotmat(gt_batch["pose"].view(B, 22, 3))[..., :2, :].reshape(B, 132)
+            zz, lj = ref["flow"](gt_rows, want_ctx)
+            ref_gt = -0.5 * (zz ** 2).sum(-1) - 66 * math.log(2 * math.pi) + lj
+            objective = Objective({"nll": NLLLoss()}, {"nll": 1.0}).eval()
+            assert (objective.gt_log_prob(model, gt_batch, out) - ref_gt).abs().max() < 1e-4
+            total, _ = objective(model, gt_batch, out)
+            assert abs(float(total) + float(ref_gt.mean()) / 132) < 1e-5
+            # not humr's column 6D of the same rotations (which the flow rates differently)
+            zc, ljc = ref["flow"](roma.rotvec_to_rotmat(gt_batch["pose"].view(B, 22, 3))[..., :2].reshape(B, 132), want_ctx)
+            assert (-0.5 * (zc ** 2).sum(-1) - 66 * math.log(2 * math.pi) + ljc - ref_gt).abs().min() > 1e-2
 
 
 def test_official_key_and_shape_errors(official_ckpt, tiny_smplx, tmp_path):
@@ -262,7 +276,16 @@ def test_convert_official_command(official_ckpt, tiny_smplx, tmp_path, capsys):
     assert main(["convert-official", str(path), str(out), "--body-model", str(tiny_smplx[0])]) == 0
     assert str(out) in capsys.readouterr().out
     ckpt = torch.load(out, weights_only=True)
-    assert ckpt["format"] == "humr-official-v1" and ckpt["settings"]["flow_kwargs"]["alpha"] == CLAMP
+    assert ckpt["format"] == "humr-official-v1" and ckpt["settings"]["model"]["flow"]["alpha"] == CLAMP
+    # the settings are a config in humr.config's layout
+    from humr.config import Config
+
+    m = Config.load(ckpt["settings"]).model
+    assert (m.flow.name, m.flow.num_blocks, m.flow.hidden_features) == ("realnvp", 2, H)
+    assert list(m.conditions) == ["image", "pose2d_official", "bbox"]
+    backbone = m.conditions["image"].backbone
+    assert backbone.name == "hrnet_w48_official" and list(backbone.widths) == list(WIDTHS)
+    assert (m.head.hidden, m.model_type, m.num_betas) == (HEAD_HIDDEN, "smplx", 11)
     assert not any(k.startswith("body.") for k in ckpt["state_dict"])
 
 

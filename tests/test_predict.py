@@ -37,9 +37,11 @@ def scene(body_dir):
 def model(body_dir):
     from humr import build_model
 
-    return build_model(conditions=["image", "pose2d", "bbox"], backbone="small_cnn",
-                       backbone_kwargs={"width": 8, "num_layers": 2, "input_size": 64},
-                       flow_blocks=2, flow_hidden=32, head_hidden=32, body_model=str(body_dir)).eval()
+    return build_model(conditions=["image", "pose2d", "bbox"], body_model=str(body_dir),
+                       overrides={"model.conditions.image.backbone": {"name": "small_cnn", "width": 8,
+                                                                      "num_layers": 2, "input_size": 64},
+                                  "model.flow.num_blocks": 2, "model.flow.hidden_features": 32,
+                                  "model.head.hidden": 32}).eval()
 
 
 def _vitpose_heatmaps(kp, boxes):

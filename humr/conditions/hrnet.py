@@ -24,10 +24,11 @@ BN_MOMENTUM = 0.1
 RANDOM_WEIGHTS_WARNING = (
     "hrnet_w48 is frozen but randomly initialised (no weights given): its image features carry "
     "no information. Get weights: the official checkpoint's backbone with "
-    "backbone='hrnet_w48_official', backbone_kwargs={'weights': 'humr_best.ckpt'} (after "
-    "`import humr.official`), or the whole official model with humr.load_official / "
+    "model.conditions.image.backbone={name: hrnet_w48_official, weights: humr_best.ckpt} (after "
+    "`import humr.official.components`), or the whole official model with humr.load_official / "
     "`humr convert-official` (README 'Real data'); HRNet's COCO weights with "
-    "backbone_kwargs={'weights': 'pose_hrnet_w48_256x192.pth'}; or train it (frozen=False).")
+    "model.conditions.image.backbone.weights=pose_hrnet_w48_256x192.pth; or train it "
+    "(model.conditions.image.backbone.frozen=false).")
 
 
 def _conv_bn(cin: int, cout: int, kernel: int, stride: int, relu: bool) -> nn.Sequential:

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from humr.geometry import matrix_to_rot6d
+from humr.geometry import rot6d_to_matrix
 from humr.model import HUMR
 from humr.official.body import PREFIX as BODY_PREFIX
 from humr.official.components import OfficialShapeCamHead
@@ -50,46 +50,31 @@ _SMPLX_HELP = ("the official model is SMPL-X (neutral, 11 betas): download SMPL-
                "(CLI: --body-model)")
 
 
-def _rows_6d_to_matrix(x: Tensor) -> Tensor:
-    """pytorch3d's 6D (the first two ROWS a1, a2 of R) (..., 6) -> R (..., 3, 3), Gram-Schmidt on
-    the rows (pytorch3d is not a dependency; same formula as ``rotation_6d_to_matrix``)."""
-    a1, a2 = x[..., :3], x[..., 3:]
-    b1 = torch.nn.functional.normalize(a1, dim=-1)
-    b2 = torch.nn.functional.normalize(a2 - (b1 * a2).sum(-1, keepdim=True) * b1, dim=-1)
-    return torch.stack([b1, b2, torch.linalg.cross(b1, b2, dim=-1)], dim=-2)
-
-
 class OfficialHUMR(HUMR):
     """:class:`humr.model.HUMR` with the official pose parametrisation: the flow's 6D is
-    pytorch3d's (first two rows of each rotation, :func:`_rows_6d_to_matrix`) and there is no
-    mean-pose offset. ``pose_6d`` and ``log_prob`` are the official flow's; ``rotmat`` its
-    rotation matrices; everything downstream (body, CLIFF camera, projections) is humr's."""
+    pytorch3d's (the first two ROWS of each rotation, Gram-Schmidt on the rows) and there is
+    no mean-pose offset. Only :meth:`matrix_to_pose` / :meth:`pose_to_matrix` differ from
+    humr's model, so ``pose_6d`` and ``log_prob`` are the official flow's, ``rotmat`` its
+    rotation matrices, :meth:`log_prob` of rotation matrices and the ground-truth density of
+    :class:`humr.objective.Objective` the official flow's at the rows 6D; everything downstream
+    (body, CLIFF camera, projections) is humr's. The parts are built by :func:`load_official`
+    (head: :class:`humr.official.components.OfficialShapeCamHead`)."""
 
-    def __init__(self, config=None, body: nn.Module | None = None) -> None:
-        super().__init__(config, body)
+    def __init__(self, conditions: Mapping[str, nn.Module], flow: nn.Module, head: nn.Module,
+                 body: nn.Module) -> None:
+        super().__init__(conditions, flow, head, body)
         self.mean_pose_6d.zero_()
-        m = self.config.model
-        self.head = OfficialShapeCamHead(self.context_dim, m.num_betas, hidden=m.head_hidden)
 
-    def _to_6d(self, pose: Tensor) -> tuple[Tensor, bool]:
-        J = self.num_joints
-        if pose.dim() in (4, 5) and tuple(pose.shape[-3:]) == (J, 3, 3):
-            rows = pose[..., :2, :].flatten(-2).flatten(-2)        # (..., J * 6) row layout
-            return (rows if pose.dim() == 5 else rows[:, None]).to(self.dtype), pose.dim() == 5
-        return super()._to_6d(pose)
+    def matrix_to_pose(self, rotmat: Tensor) -> Tensor:
+        """pytorch3d's 6D (..., 6J): the first two rows of each (..., J, 3, 3), row-major."""
+        return rotmat[..., :2, :].flatten(-3)
 
-    def _gt_log_prob(self, batch: Mapping[str, Any], context: Tensor) -> Tensor:
-        from humr.geometry import axis_angle_to_matrix
-
-        J = self.num_joints
-        rot = axis_angle_to_matrix(batch["pose"].reshape(-1, J, 3))
-        return self.flow.log_prob(self._to_6d(rot)[0], context)[:, 0]
-
-    def _geometry(self, batch, x: Tensor, betas: Tensor, cam: Tensor, return_vertices: bool):
-        B, S = x.shape[:2]
-        rot = _rows_6d_to_matrix(x.view(B, S, self.num_joints, 6))
-        # humr's column 6D of the same rotations: decodes to them exactly (already orthonormal)
-        return super()._geometry(batch, matrix_to_rot6d(rot).flatten(-2), betas, cam, return_vertices)
+    def pose_to_matrix(self, x: Tensor) -> Tensor:
+        """Rotations (..., J, 3, 3) of pytorch3d 6D poses (..., 6J): Gram-Schmidt on the rows
+        (pytorch3d's ``rotation_6d_to_matrix``), i.e. humr's column Gram-Schmidt of the
+        transposed rows, transposed back."""
+        rows = x.unflatten(-1, (self.num_joints, 2, 3))
+        return rot6d_to_matrix(rows.transpose(-1, -2).flatten(-2)).transpose(-1, -2)
 
 
 def read_checkpoint(path: str | Path) -> dict:
@@ -131,8 +116,11 @@ def _shape(state: Mapping[str, Tensor], key: str) -> tuple[int, ...]:
 
 def official_config(state: Mapping[str, Tensor], hparams: Mapping | None = None,
                     clamp: float | None = None) -> dict:
-    """humr model settings (``build_model`` keywords) for an official state dict (``model.``
-    keys): backbone widths, flow size and clamp (hyper-parameter FREIA_NF.CLAMP), 11 betas."""
+    """humr settings for an official state dict (``model.`` keys): a partial
+    :class:`humr.config.Config` dict ``{"model": {...}}`` in its layout (``model.conditions``
+    image (``hrnet_w48_official`` with the backbone widths) / ``pose2d_official`` / bbox,
+    ``model.flow`` RealNVP with the flow's size and FrEIA clamp (hyper-parameter
+    FREIA_NF.CLAMP), ``model.head.hidden``, SMPL-X with the head's number of betas)."""
     from humr.official.flow import freia_flow_sizes
 
     flow_state = {k[len("model.flow."):]: v for k, v in state.items() if k.startswith("model.flow.")}
@@ -153,13 +141,14 @@ def official_config(state: Mapping[str, Tensor], hparams: Mapping | None = None,
         clamp = _find(hparams or {}, "CLAMP")
         if clamp is None:
             raise OfficialKeyError("the checkpoint's hyper_parameters lack FREIA_NF.CLAMP; pass clamp=")
-    return {"conditions": ["image", "pose2d_official", "bbox"],
-            "condition_kwargs": {"pose2d_official": {"hidden": pose_hidden, "out_dim": pose_out}},
-            "backbone": "hrnet_w48_official", "backbone_kwargs": {"widths": widths},
-            "flow": "realnvp", "flow_blocks": sizes["num_blocks"], "flow_hidden": sizes["hidden"],
-            "flow_kwargs": {"alpha": float(clamp), "clamp": "freia", "layout": "freia"},
-            "model_type": "smplx", "num_betas": num_betas,
-            "head_hidden": _shape(state, "model.head.fc1.weight")[0]}
+    return {"model": {
+        "conditions": {"image": {"backbone": {"name": "hrnet_w48_official", "widths": widths}},
+                       "pose2d_official": {"hidden": pose_hidden, "out_dim": pose_out},
+                       "bbox": {}},
+        "flow": {"name": "realnvp", "num_blocks": sizes["num_blocks"], "hidden_features": sizes["hidden"],
+                 "alpha": float(clamp), "clamp": "freia", "layout": "freia"},
+        "head": {"hidden": _shape(state, "model.head.fc1.weight")[0]},
+        "model_type": "smplx", "num_betas": num_betas}}
 
 
 def _map_state(state: Mapping[str, Tensor], model: OfficialHUMR) -> dict[str, Tensor]:
@@ -188,22 +177,30 @@ def _map_state(state: Mapping[str, Tensor], model: OfficialHUMR) -> dict[str, Te
     return out
 
 
-def _build(settings: dict, body_model, body: nn.Module | None,
+def _build(settings: Mapping[str, Any], body_model, body: nn.Module | None,
            state: Mapping[str, Tensor] | None = None) -> OfficialHUMR:
+    """:class:`OfficialHUMR` (random weights) from :func:`official_config` settings; the body
+    is ``body``, else ``body_model``, else the checkpoint's own SMPL-X body (``state``)."""
     from humr.config import Config
+    from humr.model import build_parts
     from humr.official import components  # noqa: F401  (registers the *_official components)
     from humr.official.body import body_from_checkpoint
 
-    overrides = {f"model.{k}": v for k, v in settings.items()}
+    cfg = Config.load(dict(settings))
+    m = cfg.model
     if body is None and body_model is None and state is not None:
-        body = body_from_checkpoint(state, settings["num_betas"])
+        body = body_from_checkpoint(state, m.num_betas)
     if body is None:
         if body_model is None:
             raise FileNotFoundError(f"no SMPL-X body model given and none in the checkpoint: {_SMPLX_HELP}")
         from humr.body import BodyModel
 
-        body = BodyModel(body_model, model_type="smplx", num_betas=settings["num_betas"])
-    return OfficialHUMR(Config.load(None, overrides=overrides), body=body)
+        body = BodyModel(body_model, model_type=m.model_type, num_betas=m.num_betas)
+    parts = build_parts(cfg, body)
+    context_dim = sum(int(c.out_dim) for c in parts["conditions"].values())
+    # the official HMR head replaces humr's ShapeCameraHead (model.head.hidden is its width)
+    parts["head"] = OfficialShapeCamHead(context_dim, m.num_betas, hidden=m.head.hidden)
+    return OfficialHUMR(**parts)
 
 
 def load_official(path: str | Path, body_model: str | Path | None = None, body: nn.Module | None = None,
@@ -235,9 +232,9 @@ def load_official(path: str | Path, body_model: str | Path | None = None, body: 
     model = _build(settings, body_model, body, state)
     mapped = _map_state(state, model)
     flow_state = {k[len("model.flow."):]: v for k, v in state.items() if k.startswith("model.flow.")}
-    model.flow = flow_from_freia_state(flow_state, settings["flow_kwargs"]["alpha"])
+    model.flow = flow_from_freia_state(flow_state, settings["model"]["flow"]["alpha"])
     own = model.state_dict()
-    missing = [k for k in own if k not in mapped and not k.startswith(("flow.", "body.", "losses."))]
+    missing = [k for k in own if k not in mapped and not k.startswith(("flow.", "body."))]
     if missing:
         raise OfficialKeyError(f"{path}: the official checkpoint has no tensor for {missing[:5]} "
                                f"({len(missing)} missing)")

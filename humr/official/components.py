@@ -14,7 +14,6 @@ defaults, these components reproduce it exactly:
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -22,7 +21,6 @@ from torch import Tensor, nn
 
 from humr.conditions.hrnet import BN_MOMENTUM, HRNetW48
 from humr.conditions.keypoints import Pose2DCondition
-from humr.losses._inputs import fetch
 from humr.registry import BACKBONES, CONDITIONS
 
 __all__ = ["OfficialHRNet", "OfficialPose2D", "OfficialShapeCamHead"]
@@ -95,19 +93,19 @@ class OfficialPose2D(Pose2DCondition):
 
     ``cond_kp`` (B, 17, 3) full-image pixels + confidence, ``center`` (B, 2), ``scale`` (B, 1);
     ``u = 2 (trunc(R (x - cx) / b + R / 2) + 1) / R - 1`` with R = ``img_res``, b = 200 scale.
+    Arguments otherwise as :class:`humr.conditions.keypoints.Pose2DCondition`.
     """
 
     def __init__(self, hidden: int = 512, out_dim: int = 256, num_keypoints: int = 17,
-                 img_res: int = 224) -> None:
-        super().__init__(hidden, out_dim, num_keypoints)
+                 img_res: int = 224, validate_args: bool = False) -> None:
+        super().__init__(hidden, out_dim, num_keypoints, validate_args)
         self.img_res = int(img_res)
 
-    def forward(self, batch: Mapping[str, Tensor]) -> Tensor:
-        b = fetch(batch, {}, {"cond_kp": ("B", self.num_keypoints, 3), "center": ("B", 2),
-                              "scale": ("B", 1)})[0]
+    def encode(self, cond_kp: Tensor, center: Tensor, scale: Tensor) -> Tensor:
+        """Tensor core: detector pose (B, K, 3), crop centre (B, 2), scale (B, 1) -> (B, out_dim)."""
         dtype = self.mlp[0].weight.dtype
-        kp, center = b["cond_kp"].to(dtype), b["center"].to(dtype)
-        box = 200.0 * b["scale"].to(dtype)[:, None]                    # (B, 1, 1)
+        kp, center = cond_kp.to(dtype), center.to(dtype)
+        box = 200.0 * scale.to(dtype)[:, None]                         # (B, 1, 1)
         R = self.img_res
         px = torch.trunc(R * (kp[..., :2] - center[:, None]) / box + R / 2) + 1   # int() of Python
         crop = 2.0 * px / R - 1.0
