@@ -47,10 +47,13 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from humr.core.skeleton import COCO_HIPS
+from humr.core.visibility import VISIBLE_THRESHOLD as VISIBLE_CONF
+from humr.core.visibility import invisible as is_invisible
 from humr.geometry import axis_angle_to_matrix, full_to_crop, perspective_project
+from humr.losses import MMDLoss
 from humr.metrics.functional import (
     consistency_2d,
-    energy_distance,
     hypothesis_errors,
     mask_plausibility,
     spread_3d,
@@ -61,8 +64,6 @@ __all__ = ["ORACLE_ROWS", "camera_translation", "dataset_oracle", "energy_floor"
            "oracle_metrics", "oracle_report", "post_weights", "posterior_draws",
            "posterior_halves"]
 
-VISIBLE_CONF = 0.5            # the evaluation's visibility threshold (section 4.5)
-COCO_HIPS = (11, 12)
 OCCLUDED_SPREAD = 1e-3        # metres: the evaluation's "the posterior moves this joint" rule
 
 #: (model metric key, oracle key) rows of :func:`format_oracle`
@@ -135,7 +136,7 @@ def post_weights(count: Tensor, size: int) -> Tensor:
 
 
 def energy_floor(points: Tensor, distinct: Tensor, weights: Tensor, num_draws: int) -> Tensor:
-    r"""Expected energy distance (V-statistic, :func:`humr.metrics.functional.energy_distance`)
+    r"""Expected energy distance (V-statistic: ``MMDLoss("energy", estimator="biased")``)
     between ``num_draws`` exact posterior draws and the stored set, per (example, joint).
 
     For X of n i.i.d. draws and a reference set of i.i.d. draws weighted :math:`w_d` (same
@@ -245,14 +246,14 @@ def oracle_metrics(batch: Mapping[str, Tensor], body, num_samples: int = 100,
         kp2d, gt_kp, conf * batch["coco_gt"][..., 2].to(dt), VISIBLE_CONF)["kp2d_samples"])
     rel = coco - coco[..., list(COCO_HIPS), :].mean(dim=-2, keepdim=True)
     result.update({k: float(v) for k, v in spread_3d(rel, conf, VISIBLE_CONF).items()})
-    invisible = (conf < VISIBLE_CONF) | (gt_kp.abs() > 1.0).any(dim=-1)
+    invisible = is_invisible(conf)                     # the evaluation's rule (official)
     valid = batch.get("mask_valid", torch.ones(B, dtype=torch.bool)).reshape(B).bool()
     result.update({k: float(v) for k, v in
                    mask_plausibility(kp2d, batch["mask"], invisible, valid).items()})
 
     # noise floor of the energy distance
     joints = run(post, h36m=False)["joints"][..., :J, :]           # (B, P, J, 3)
-    hips = list(get_protocol("emdb").hip_indices)
+    hips = list(get_protocol("emdb").root_indices)
     joints = joints - joints[..., hips, :].mean(dim=-2, keepdim=True)
     distinct = torch.arange(P)[None] < count[:, None]
     spread = (joints - (joints * distinct[..., None, None]).sum(1, keepdim=True)
@@ -267,9 +268,9 @@ def oracle_metrics(batch: Mapping[str, Tensor], body, num_samples: int = 100,
     for i in range(0, B, step):
         s = slice(i, i + step)
         floor[s] = 1e3 * energy_floor(pts[s], distinct[s], weights[s], num_samples - 1)
-        halves[s] = 1e3 * energy_distance(pts[s], pts[s],
-                                          first[s, None].expand(-1, J, -1).to(dt),
-                                          second[s, None].expand(-1, J, -1).to(dt))
+    energy = MMDLoss("energy", estimator="biased")
+    for b in range(B):                                # the halves differ in size per example
+        halves[b] = 1e3 * energy(pts[b][:, first[b]], pts[b][:, second[b]])
     for name, keep in (("energy_occluded", occluded), ("energy_visible", ~occluded)):
         result[name], result[f"{name}_se"] = _clustered_mean(floor, keep)
         result[f"{name}_halves"], result[f"{name}_halves_se"] = _clustered_mean(halves, keep)
