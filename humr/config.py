@@ -45,8 +45,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-import os
-import tempfile
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -304,15 +302,10 @@ class Config:
 
     def save(self, path: str | Path) -> Path:
         """Write :meth:`to_yaml` to ``path`` atomically (temp file in the same folder)."""
+        from humr.io import atomic_write_text
+
         path = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(self.to_yaml())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(path, self.to_yaml())
         return path
 
     @classmethod

@@ -7,8 +7,9 @@ never a truncated file under the destination's name.
 
 Loads never unpickle arbitrary objects: checkpoints go through ``torch.load(weights_only=True)``
 (:func:`load_checkpoint_file`), ``.npz`` / ``.npy`` through ``numpy.load(allow_pickle=False)``,
-and pickles that a format requires (SMPL body models) through :func:`safe_pickle_load`, an
-unpickler that only rebuilds numpy arrays, scipy sparse matrices and plain containers.
+and pickles that a format requires (SMPL body models) through
+:func:`humr.body.safe_pickle.load_body_pickle`, an unpickler that only rebuilds numpy arrays,
+chumpy arrays (as numpy), scipy sparse matrices and plain containers.
 Every error names the file and what was expected.
 
 Example:
@@ -21,19 +22,16 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
-import io
 import os
 import pickle
 import tempfile
-import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 __all__ = ["CheckpointError", "atomic_write", "atomic_write_bytes", "atomic_write_text",
-           "load_checkpoint_file", "safe_pickle_load", "sha256_file"]
+           "load_checkpoint_file", "sha256_file"]
 
 PathLike = str | os.PathLike
 
@@ -123,67 +121,3 @@ def load_checkpoint_file(path: PathLike, map_location: Any = "cpu") -> dict:
         raise CheckpointError(f"{path}: not a humr checkpoint (expected a dict with a "
                               "'state_dict'; written by humr train)")
     return ckpt
-
-
-# (module, name) pairs an SMPL-format pickle needs: numpy arrays and scalars, scipy sparse
-# matrices (any module spelling across versions) and plain containers. Nothing callable that
-# has side effects is reachable, so a crafted pickle cannot run code.
-_SAFE_GLOBALS = {
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-    ("collections", "OrderedDict"), ("copyreg", "_reconstructor"), ("builtins", "object"),
-    ("_codecs", "encode"),   # protocol-2 pickles spell bytes as _codecs.encode(str, "latin1")
-}
-_SPARSE = {"csc_matrix", "csr_matrix", "coo_matrix", "csc_array", "csr_array", "coo_array"}
-
-
-class _ChumpyStub:
-    """Stands in for a ``chumpy.Ch`` array of the official SMPL pickles: keeps the pickled
-    state, whose ``x`` is the array (:func:`_unstub` replaces the stub by it)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        self.state = {}
-
-    def __setstate__(self, state) -> None:
-        self.state = state if isinstance(state, dict) else {}
-
-
-def _unstub(value: Any) -> Any:
-    import numpy as np
-
-    if isinstance(value, _ChumpyStub):
-        if "x" not in value.state:
-            raise pickle.UnpicklingError("a chumpy object without an array 'x'")
-        return np.asarray(value.state["x"])
-    if isinstance(value, dict):
-        return {k: _unstub(v) for k, v in value.items()}
-    return value
-
-
-class _SafeUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in _SAFE_GLOBALS:
-            with warnings.catch_warnings():   # numpy 2 warns about the numpy.core spelling
-                warnings.simplefilter("ignore", DeprecationWarning)
-                return getattr(importlib.import_module(module), name)
-        if module.startswith("scipy.sparse") and name in _SPARSE:
-            import scipy.sparse
-
-            return getattr(scipy.sparse, name)
-        if module.startswith("chumpy"):
-            return _ChumpyStub
-        raise pickle.UnpicklingError(f"refused global {module}.{name}: only numpy arrays, scipy "
-                                     "sparse matrices and plain containers are allowed")
-
-
-def safe_pickle_load(source: PathLike | IO[bytes], encoding: str = "latin1") -> Any:
-    """Unpickle data that may only contain numpy arrays / scalars, scipy sparse matrices,
-    chumpy arrays (read as numpy) and plain containers; any other global (e.g. ``os.system``)
-    raises ``pickle.UnpicklingError`` before anything is executed."""
-    if isinstance(source, (str, os.PathLike)):
-        with open(source, "rb") as f:
-            return safe_pickle_load(f, encoding)
-    data = source.read()
-    return _unstub(_SafeUnpickler(io.BytesIO(data), encoding=encoding).load())

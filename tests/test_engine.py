@@ -4,28 +4,14 @@ The fixtures ``tiny_data`` and ``tiny_config`` live in conftest.py.
 """
 import math
 
-import lightning as L
 import pytest
 import torch
+from _recorder import LossRecorder
 
 from humr.engine.evaluation import EvaluationMetrics
 from humr.engine.inference import evaluate_checkpoint
 from humr.engine.module import HumrModule, example_latents
 from humr.engine.train import train
-
-
-class _Recorder(L.Callback):
-    """Records the training loss per step; raises at ``kill_at`` (a simulated crash)."""
-
-    def __init__(self, kill_at=None):
-        self.losses, self.kill_at = {}, kill_at
-
-    def on_train_batch_start(self, trainer, module, batch, batch_idx):
-        if trainer.global_step == self.kill_at:
-            raise RuntimeError("killed")
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        self.losses[trainer.global_step] = float(outputs["loss"])
 
 
 def _train(config, out, recorder, **kw):
@@ -53,17 +39,17 @@ def test_a_few_steps_lower_the_loss(tiny_config, tiny_data):
 
 
 def test_kill_and_resume_continues_with_the_same_losses(tiny_config, tmp_path):
-    full = _Recorder()
+    full = LossRecorder()
     _train(tiny_config, tmp_path / "full", full)
     assert sorted(full.losses) == [1, 2, 3, 4, 5, 6]
     # 16 examples / batch 4 = 4 steps per epoch: a crash at step 3 resumes mid-epoch from the
     # step-2 checkpoint, a crash at step 5 resumes at the epoch boundary (step 4)
     for kill_at, restart in ((3, 2), (5, 4)):
         out = tmp_path / f"killed{kill_at}"
-        crashed = _Recorder(kill_at=kill_at)
+        crashed = LossRecorder(kill_at=kill_at)
         with pytest.raises(RuntimeError, match="killed"):
             _train(tiny_config, out, crashed)
-        resumed = _Recorder()
+        resumed = LossRecorder()
         result = _train(tiny_config, out, resumed, resume=out)
         assert result.run_dir == out / "version_0"
         assert sorted(resumed.losses) == list(range(restart + 1, 7))

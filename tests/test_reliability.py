@@ -3,9 +3,9 @@ safe checkpoint loading, exact resume with augmentation, refused config changes 
 import errno
 import os
 
-import lightning as L
 import pytest
 import torch
+from _recorder import LossRecorder
 
 from humr.config import Config
 from humr.engine.checkpoint import BODY_KEY, BODY_PREFIX, load_module
@@ -36,19 +36,6 @@ def rel_data(tmp_path_factory):
 def _config(data, *extra):
     return Config.load(None, overrides=[*TINY, f"data.root={data}", *extra])
 
-
-class _Recorder(L.Callback):
-    """Training loss per step; raises at step ``kill_at`` (a simulated kill)."""
-
-    def __init__(self, kill_at=None):
-        self.losses, self.kill_at = {}, kill_at
-
-    def on_train_batch_start(self, trainer, module, batch, batch_idx):
-        if trainer.global_step == self.kill_at:
-            raise RuntimeError("killed")
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        self.losses[trainer.global_step] = float(outputs["loss"])
 
 
 @pytest.fixture(scope="module")
@@ -169,14 +156,14 @@ def test_crafted_checkpoint_runs_no_code(tmp_path):
 # ---------------------------------------------------------------------------- exact resume
 def test_resume_after_a_kill_reproduces_the_losses_with_augmentation(rel_data, tmp_path):
     cfg = _config(rel_data, "train.max_steps=6", "data.augment=true")
-    full = _Recorder()
+    full = LossRecorder()
     train(cfg, tmp_path / "full", progress=False, callbacks=[full])
     assert sorted(full.losses) == [1, 2, 3, 4, 5, 6]
     # 8 examples / batch 2 = 4 steps per epoch: killed at step 3, resumed mid-epoch from step 2
     out = tmp_path / "killed"
     with pytest.raises(RuntimeError, match="killed"):
-        train(cfg, out, progress=False, callbacks=[_Recorder(kill_at=3)])
-    resumed = _Recorder()
+        train(cfg, out, progress=False, callbacks=[LossRecorder(kill_at=3)])
+    resumed = LossRecorder()
     train(cfg, out, resume=out, progress=False, callbacks=[resumed])
     assert sorted(resumed.losses) == [3, 4, 5, 6]
     for step, loss in resumed.losses.items():

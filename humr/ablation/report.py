@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from humr.io import atomic_write_text
 
 __all__ = ["COLUMNS", "PLOTTED", "summarize", "to_markdown", "write_report"]
 
@@ -132,12 +133,6 @@ def _json_safe(value):
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_report(table: str, rows: Sequence, results: Mapping[str, Sequence], table_dir: Path,
                  size, num_samples: int) -> dict[str, Path]:
     """Write ``table.md``, ``table.json`` and ``table.png`` into ``table_dir`` (rebuilt from the
@@ -164,12 +159,12 @@ def write_report(table: str, rows: Sequence, results: Mapping[str, Sequence], ta
     steps = sorted({r.steps for runs in results.values() for r in runs})
     title = (f"humr ablation '{table}', size '{size.name}', {num_samples} hypotheses per test "
              f"image, {'/'.join(map(str, steps)) or '?'} steps; mean ± std over seeds")
-    _atomic_write(paths["markdown"], to_markdown(table, rows, summary, seeds, title))
+    atomic_write_text(paths["markdown"], to_markdown(table, rows, summary, seeds, title))
     data = {"table": table, "size": size.name, "num_samples": num_samples, "rows": [
         {"name": r.name, "label": r.label, "paper": r.paper, **summary.get(r.name, {}),
          "per_seed": [{"seed": x.seed, "steps": x.steps, "metrics": x.metrics}
                       for x in results.get(r.name, [])]} for r in rows]}
-    _atomic_write(paths["json"], json.dumps(_json_safe(data), indent=1, sort_keys=True))
+    atomic_write_text(paths["json"], json.dumps(_json_safe(data), indent=1, sort_keys=True))
     if summary:
         paths["plot"] = table_dir / "table.png"
         _plot(paths["plot"], rows, results, summary, title)

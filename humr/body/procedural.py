@@ -46,6 +46,8 @@ import scipy.sparse
 from scipy.spatial import cKDTree
 from scipy.special import ndtr
 
+from humr.io import atomic_write_bytes
+
 __all__ = [
     "GENERATOR_VERSION",
     "NUM_FACES",
@@ -413,9 +415,9 @@ def make_body(out_dir, seed: int = 0, preview: bool = False) -> Path:
     out = Path(out_dir)
     (out / "smpl").mkdir(parents=True, exist_ok=True)
     data, h36m = _build(int(seed))
-    _atomic_write(out / "smpl" / "SMPL_NEUTRAL.pkl", pickle.dumps(data, protocol=4))
+    atomic_write_bytes(out / "smpl" / "SMPL_NEUTRAL.pkl", pickle.dumps(data, protocol=4))
     buf = _npy_bytes(h36m)
-    _atomic_write(out / "J_regressor_h36m.npy", buf)
+    atomic_write_bytes(out / "J_regressor_h36m.npy", buf)
     if preview:
         from humr.body.preview import render_preview
 
@@ -429,12 +431,6 @@ def _npy_bytes(array: np.ndarray) -> bytes:
     f = io.BytesIO()
     np.save(f, array)
     return f.getvalue()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    from humr.io import atomic_write_bytes
-
-    atomic_write_bytes(path, data)
 
 
 def default_body_dir(seed: int = 0) -> Path:

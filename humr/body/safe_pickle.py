@@ -14,12 +14,12 @@ for these files (smplx calls ``pickle.load``, which would import chumpy).
 from __future__ import annotations
 
 import io
-import os
 import pickle
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from humr.io import atomic_write_bytes
 
 __all__ = ["RestrictedUnpickler", "UnsafePickleError", "load_body_pickle", "write_body_file"]
 
@@ -181,14 +181,7 @@ def write_body_file(data: dict, dst: str | Path) -> Path:
     else:
         pickle.dump(arrays, buf, protocol=4)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.getvalue())
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(dst, buf.getvalue())
     return dst
 
 

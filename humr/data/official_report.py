@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from humr.data.official_splits import EVAL_SPLITS
+from humr.io import atomic_write_text
 
 __all__ = ["PAPER", "ablation_metrics", "evaluate_official", "format_paper_tables", "paper_rows",
            "write_json_atomic"]
@@ -108,12 +107,5 @@ def write_json_atomic(data: dict, path: str | Path) -> Path:
     if path.exists():
         raise FileExistsError(f"{path} exists; not overwriting it (choose another --out)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True))
     return path
