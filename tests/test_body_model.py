@@ -154,8 +154,14 @@ def test_broadcast_and_input_errors(body32):
         body32(rot, torch.zeros(4, 8))
     with pytest.raises(ValueError, match="do not broadcast"):
         body32(rot, torch.zeros(3, 10))
-    with pytest.raises(ValueError, match="finite"):
-        body32(rot, torch.full((4, 10), float("nan")))
+    nan_betas = torch.full((4, 10), float("nan"))
+    assert torch.isnan(body32(rot, nan_betas)["joints"]).any()   # unchecked by default: NaN stays NaN
+    body32.validate_args = True                                  # opt-in check (a host sync)
+    try:
+        with pytest.raises(ValueError, match="finite"):
+            body32(rot, nan_betas)
+    finally:
+        body32.validate_args = False
     with pytest.raises(ValueError, match="empty"):
         body32(rot[:0], torch.zeros(0, 10))
 

@@ -215,6 +215,25 @@ def _load_matrix(path: str | Path, what: str, shape_hint: str) -> np.ndarray:
     return np.asarray(m, dtype=np.float64)
 
 
+def kinematic_chain(rot: Tensor, rest: Tensor, parents: list[int]) -> tuple[Tensor, Tensor]:
+    """Forward kinematics: posed joints (N, J, 3) and the skinning transforms (N, J, 4, 4) with
+    the rest pose removed, for local rotations ``rot`` (N, J, 3, 3) and rest joints ``rest``
+    (N, J, 3) (metres), as ``smplx.lbs.batch_rigid_transform`` computes them.
+
+    Hand-written because smplx's version indexes its ``parents`` tensor joint by joint, a host
+    synchronisation per joint on a GPU; here ``parents`` is a Python list (-1 for the root).
+    """
+    rel = torch.cat([rest[:, :1], rest[:, 1:] - rest[:, parents[1:]]], dim=1)
+    local = torch.cat([torch.nn.functional.pad(rot, (0, 0, 0, 1)),
+                       torch.nn.functional.pad(rel[..., None], (0, 0, 0, 1), value=1.0)], dim=-1)
+    chain = [local[:, 0]]
+    for i in range(1, len(parents)):
+        chain.append(chain[parents[i]] @ local[:, i])
+    world = torch.stack(chain, dim=1)                                   # (N, J, 4, 4)
+    rest_h = torch.nn.functional.pad(rest, (0, 1))[..., None]           # (N, J, 4, 1), w = 0
+    return world[..., :3, 3], world - torch.nn.functional.pad(world @ rest_h, (3, 0))
+
+
 class BodyModel(nn.Module):
     r"""SMPL (24 joints) or SMPL-X body (22 joints) on smplx, driven by rotation matrices.
 
@@ -241,6 +260,8 @@ class BodyModel(nn.Module):
     Attributes:
         num_joints: J (24 SMPL, 22 SMPL-X). pose_dim: 6 J. faces: (F, 3) int64 numpy array.
         parents: (J,) long buffer (-1 for the root). num_betas: nb.
+        validate_args: check ``rotmat`` / ``betas`` for NaN / inf on every call (a host
+            synchronisation on a GPU; off by default, torchmetrics' convention).
 
     ``forward(rotmat (..., J, 3, 3), betas (..., nb), return_vertices=False, joints_only=True)``
     returns a dict (metres, body frame, no translation) with ``joints`` (..., J, 3),
@@ -266,8 +287,10 @@ class BodyModel(nn.Module):
                  num_betas: int = 10, h36m_regressor: str | Path | None = None,
                  smplx_to_smpl: str | Path | None = None,
                  dtype: torch.dtype = torch.float32, gender: str = "neutral",
-                 utils_dir: str | Path | None = None, search_utils: bool = True) -> None:
+                 utils_dir: str | Path | None = None, search_utils: bool = True,
+                 validate_args: bool = False) -> None:
         super().__init__()
+        self.validate_args = validate_args
         import smplx
         from smplx.vertex_ids import vertex_ids
 
@@ -308,6 +331,7 @@ class BodyModel(nn.Module):
         self.register_buffer("lbs_weights", f64(layer.lbs_weights))
         self.register_buffer("all_parents", layer.parents.clone())
         self.register_buffer("parents", layer.parents[:J].clone())
+        self._parent_list = layer.parents[:J].tolist()      # indexing without device reads
         face_ids = [vertex_ids["smplh" if model_type == "smpl" else "smplx"][n] for n in COCO17_FACE_VERTICES]
 
         mapping = None
@@ -407,7 +431,7 @@ class BodyModel(nn.Module):
         n = int(np.prod(lead))
         if n == 0:
             raise ValueError(f"rotmat / betas have an empty batch {tuple(lead)}")
-        if not (torch.isfinite(rotmat).all() and torch.isfinite(betas).all()):
+        if self.validate_args and not (torch.isfinite(rotmat).all() and torch.isfinite(betas).all()):
             raise ValueError("rotmat and betas must be finite (found NaN or inf)")
         rot = rotmat.expand(*lead, J, 3, 3).reshape(n, J, 3, 3)
         bet = betas.to(rotmat.dtype).expand(*lead, nb).reshape(n, nb)
@@ -457,8 +481,6 @@ class BodyModel(nn.Module):
     def _joints_only(self, rot: Tensor, betas: Tensor, rows: Tensor | None = None) -> tuple:
         """Posed joints (N, J, 3) and the K keypoint vertices (N, K, 3) (only the keypoint
         vertices ``rows`` of them when given)."""
-        from smplx.lbs import batch_rigid_transform
-
         n, dt = rot.shape[0], rot.dtype
         template, shapedirs, weights = self._sub_template, self._sub_shapedirs, self._sub_weights
         posedirs = self._sub_posedirs
@@ -466,7 +488,7 @@ class BodyModel(nn.Module):
             template, shapedirs, weights = template[rows], shapedirs[rows], weights[rows]
             posedirs = posedirs.view(posedirs.shape[0], -1, 3)[:, rows].flatten(1)
         rest = self._j_template.to(dt) + torch.einsum("nb,jcb->njc", betas, self._j_shapedirs.to(dt))
-        joints, A = batch_rigid_transform(rot, rest, self.parents, dtype=dt)
+        joints, A = kinematic_chain(rot, rest, self._parent_list)
         eye = torch.eye(3, dtype=dt, device=rot.device)
         pose_feature = (rot[:, 1:] - eye).reshape(n, -1)
         v = (template.to(dt) + torch.einsum("nb,kcb->nkc", betas, shapedirs.to(dt))
