@@ -144,3 +144,29 @@ def test_evaluation_outputs_come_from_the_model_not_the_metrics(body):
     for key in ("joints", "h36m17", "vertices", "posterior_joints"):
         torch.testing.assert_close(got[key], truth[key].float(), atol=1e-5, rtol=0, equal_nan=True)
     assert got["posterior_valid"].tolist() == truth["posterior_valid"].tolist()
+
+
+def test_gendered_bodies_build_each_gender_once(tiny_smplx):
+    """Genders 1 / 2 get the male / female files of the run's body folder (built once), 0 the
+    model's own body; an unknown code is an error naming the key."""
+    from humr.body.model import BodyModel
+    from humr.engine.evaluation import GenderedBodies
+
+    folder, _ = tiny_smplx
+    root = folder.parents[2]
+    neutral = BodyModel(root, model_type="smplx", dtype=torch.float64)
+    bodies = GenderedBodies(neutral, str(root), "smplx", 10)
+    male, female = bodies(1), bodies(2)
+    assert bodies(0) is neutral and bodies(1) is male and male is not female
+    assert male.model_file.name == "SMPLX_MALE.npz" and female.model_file.name == "SMPLX_FEMALE.pkl"
+    with pytest.raises(ValueError, match="batch\\['gender'\\] holds 3"):
+        bodies(3)
+
+
+def test_procedural_body_poses_every_gender_with_a_warning(body):
+    from humr.engine.evaluation import GenderedBodies
+
+    bodies = GenderedBodies(body, "procedural", "smpl", 10)
+    with pytest.warns(UserWarning, match="no gendered models"):
+        assert bodies(1) is body
+    assert bodies(2) is body

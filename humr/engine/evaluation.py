@@ -23,6 +23,7 @@ Metric states are sums, so ``compute`` is exact under DDP (torchmetrics synchron
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping
 
 import torch
@@ -41,7 +42,7 @@ from humr.metrics import (
 )
 from humr.metrics.protocols import get_protocol
 
-__all__ = ["EVAL_OUTPUTS", "TABLES", "EvaluationMetrics", "evaluation_outputs", "format_table",
+__all__ = ["EVAL_OUTPUTS", "GenderedBodies", "TABLES", "EvaluationMetrics", "evaluation_outputs", "format_table",
            "invisible_joints"]
 
 VISIBLE_CONF = VISIBLE_THRESHOLD   # visible: detector confidence >= 0.5 (humr.core.visibility)
@@ -117,6 +118,45 @@ def evaluation_outputs(model: nn.Module, batch: Mapping[str, Tensor], num_sample
         truth["posterior_joints"] = model.body_geometry(rot, betas)["joints"]
         truth["posterior_valid"] = valid
     return out, truth
+
+
+class GenderedBodies:
+    """``gender -> body model`` for the ground truth (official: the dataset's gendered SMPL).
+
+    0 (neutral) is the model's own body; 1 / 2 build ``BodyModel(model_path, gender="male" /
+    "female")`` of the run's body folder on first use (an error names a missing file), on the
+    device of the neutral body. The procedural body has no genders: it then poses every ground
+    truth, with a warning (documented fallback).
+
+    Args:
+        neutral: the model's body (:class:`humr.body.BodyModel`).
+        model_path: the run's ``model.body_model`` (folder / file, or "procedural").
+        model_type, num_betas: as the run's body.
+    """
+
+    def __init__(self, neutral: nn.Module, model_path: str, model_type: str, num_betas: int) -> None:
+        self.neutral, self.model_path = neutral, str(model_path)
+        self.model_type, self.num_betas = model_type, num_betas
+        self._bodies: dict[int, nn.Module] = {}
+
+    def __call__(self, gender: int) -> nn.Module:
+        if gender == 0:
+            return self.neutral
+        if gender not in (1, 2):
+            raise ValueError(f"batch['gender'] holds {gender}; expected 0 neutral, 1 male, 2 female")
+        if self.model_path == "procedural":
+            if not self._bodies:
+                warnings.warn("the procedural body has no gendered models: the neutral body poses "
+                              "the male / female ground truths", stacklevel=2)
+                self._bodies = {1: self.neutral, 2: self.neutral}
+            return self._bodies[gender]
+        if gender not in self._bodies:
+            from humr.body import BodyModel
+
+            body = BodyModel(self.model_path, model_type=self.model_type, num_betas=self.num_betas,
+                             gender=("male", "female")[gender - 1])
+            self._bodies[gender] = body.to(next(self.neutral.buffers()).device)
+        return self._bodies[gender]
 
 
 def _ground_truth(model: nn.Module, batch: Mapping[str, Tensor], outputs: tuple[str, ...],

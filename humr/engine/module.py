@@ -20,7 +20,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from humr.engine.evaluation import EvaluationMetrics, evaluation_outputs
+from humr.engine.evaluation import EvaluationMetrics, GenderedBodies, evaluation_outputs
 
 __all__ = ["HumrModule", "example_latents", "step_seed"]
 
@@ -83,6 +83,8 @@ class HumrModule(L.LightningModule):
         self.model = model if model is not None else build_model(cfg)
         # the objective build_model attached (a submodule here, so it follows the device)
         self.objective = self.model.objective or Objective.from_config(cfg.losses)
+        m = cfg.model
+        self.gt_bodies = GenderedBodies(self.model.body, m.body_model, m.model_type, m.num_betas)
         self.val_metrics = EvaluationMetrics()
         self.test_metrics = EvaluationMetrics()
         for module in self._frozen():
@@ -133,7 +135,8 @@ class HumrModule(L.LightningModule):
         z = example_latents(batch["index"], S, self.model.pose_dim, self.config.train.seed,
                             self.model.dtype, self.device)
         metrics.update(batch, *evaluation_outputs(self.model, batch, S, z=z,
-                                                  with_vertices=metrics.with_vertices))
+                                                  with_vertices=metrics.with_vertices,
+                                                  gt_body=self.gt_bodies))
 
     def validation_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
         self._evaluate(self.val_metrics, batch)
