@@ -118,3 +118,18 @@ def test_format_table_groups_known_keys_and_marks_nan():
     assert any("emdb/mpjpe_min" in ln and "12.346" in ln for ln in lines)
     assert any("spread_visible" in ln and "n/a" in ln for ln in lines)
     assert "other" not in text and "3dpw" not in text
+
+
+def test_config_augmentation_reaches_the_training_dataset(small_synth):
+    """``data.augmentation`` (config) is the augmentation the training split applies."""
+    from humr.config import Config
+    from humr.data.official_release import datamodule_options
+    from humr.engine.datamodule import HumrDataModule
+
+    cfg = Config.load(None, overrides=[f"data.root={small_synth}", "data.augmentation.scale=0.05",
+                                       "data.augmentation.prob_jpeg=0.0"])
+    data = HumrDataModule(str(small_synth), batch_size=2, augment=True,
+                          augmentation=cfg.data.augmentation, **datamodule_options(cfg, small_synth))
+    dataset = data.train_dataloader().dataset.dataset
+    assert dataset.augment and dataset.augmentation.scale == 0.05
+    assert dataset.augmentation.prob_jpeg == 0.0 and dataset.augmentation.translate == 0.08

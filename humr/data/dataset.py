@@ -160,13 +160,14 @@ def _seed_worker(worker_id: int) -> None:
 
 def make_dataloader(root: str | Path, split: str, batch_size: int, shuffle: bool = False,
                     num_workers: int = 0, augment: bool = False, seed: int = 0,
-                    drop_last: bool = False) -> DataLoader:
+                    drop_last: bool = False, augmentation=None) -> DataLoader:
     """DataLoader over :class:`HumrDataset` with a seeded order and default (stacking) collate.
 
     Batches are dicts of stacked tensors (B, ...). ``shuffle`` draws the order from a
-    generator seeded with ``seed``; ``augment`` turns on the training augmentation.
+    generator seeded with ``seed``; ``augment`` turns on the training augmentation
+    (``augmentation``: its :class:`humr.data.augment.Augmentation` settings, default ones if None).
     """
-    dataset = HumrDataset(root, split, augment=augment, seed=seed)
+    dataset = HumrDataset(root, split, augment=augment, seed=seed, augmentation=augmentation)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
                       collate_fn=default_collate, worker_init_fn=_seed_worker,
                       generator=torch.Generator().manual_seed(int(seed)), drop_last=drop_last)

@@ -31,10 +31,11 @@ VAL_SPLIT = "emdb-p1"          # emdb protocol: train.monitor's default val/emdb
 def official_dataset(root: str | Path, split: str, augment: bool = False, *,
                      train_splits: Sequence[str] = (), crop_res: int = 224,
                      num_joints: int = 24, num_betas: int = 10, num_samples: int = 150,
-                     seed: int = 0) -> Dataset:
-    """The dataset of ``split`` ("train" = the training mix, else one official split)."""
+                     seed: int = 0, augmentation=None) -> Dataset:
+    """The dataset of ``split`` ("train" = the training mix, else one official split);
+    ``augmentation``: :class:`humr.data.augment.Augmentation` settings (default if None)."""
     kw = {"crop_res": crop_res, "num_joints": num_joints, "num_betas": num_betas,
-          "num_samples": num_samples, "seed": seed}
+          "num_samples": num_samples, "seed": seed, "augmentation": augmentation}
     if split == "train":
         names = list(train_splits) or list(TRAIN_SPLITS)
         for name in names:
@@ -53,7 +54,7 @@ def dataset_fn(config: Any, root: str | Path) -> Callable[[str, bool], Dataset]:
                    crop_res=int(config.data.crop_res),
                    num_joints=NUM_BODY_JOINTS[config.model.model_type],
                    num_betas=int(config.model.num_betas),
-                   seed=int(config.train.seed))
+                   seed=int(config.train.seed), augmentation=config.data.augmentation)
 
 
 def datamodule_options(config: Any, root: str | Path) -> dict[str, Any]:

@@ -139,13 +139,16 @@ class HumrDataModule(L.LightningDataModule):
         max_eval_examples: evaluate only the first N examples of the eval split (None = all).
         dataset_fn: ``(split, augment) -> Dataset`` replacing the humr folder's splits (e.g. the
             official release, :func:`humr.data.official_release.datamodule_options`).
+        augmentation: the :class:`humr.data.augment.Augmentation` settings of the humr folder's
+            training split (config ``data.augmentation``; default settings if None).
     """
 
     def __init__(self, root: str, batch_size: int = 16, eval_batch_size: int | None = None,
                  num_workers: int = 0, augment: bool = False, seed: int = 0,
                  val_split: str = "test", test_split: str = "test",
                  max_eval_examples: int | None = None,
-                 dataset_fn: Callable[[str, bool], Dataset] | None = None) -> None:
+                 dataset_fn: Callable[[str, bool], Dataset] | None = None,
+                 augmentation=None) -> None:
         super().__init__()
         self.root, self.batch_size = str(root), int(batch_size)
         self.eval_batch_size = int(eval_batch_size or batch_size)
@@ -153,6 +156,7 @@ class HumrDataModule(L.LightningDataModule):
         self.val_split, self.test_split = val_split, test_split
         self.max_eval_examples = max_eval_examples
         self.dataset_fn = dataset_fn
+        self.augmentation = augmentation
         self._train_sampler: EpochSampler | None = None
         self._pending_skip: dict[str, int] | None = None
 
@@ -169,7 +173,8 @@ class HumrDataModule(L.LightningDataModule):
             return DataLoader(self.dataset_fn(split, augment), num_workers=self.num_workers,
                               collate_fn=default_collate, worker_init_fn=_seed_worker)
         return make_dataloader(self.root, split, batch_size=1, shuffle=False,
-                               num_workers=self.num_workers, augment=augment, seed=self.seed)
+                               num_workers=self.num_workers, augment=augment, seed=self.seed,
+                               augmentation=self.augmentation)
 
     def _loader(self, base: DataLoader, **order) -> DataLoader:
         """A DataLoader with ``base``'s dataset (plus ``index``), collate function and worker

@@ -42,8 +42,15 @@ from humr.metrics import (
 )
 from humr.metrics.protocols import get_protocol
 
-__all__ = ["EVAL_OUTPUTS", "GenderedBodies", "TABLES", "EvaluationMetrics", "evaluation_outputs", "format_table",
-           "invisible_joints"]
+__all__ = [
+    "EVAL_OUTPUTS",
+    "TABLES",
+    "EvaluationMetrics",
+    "GenderedBodies",
+    "evaluation_outputs",
+    "format_table",
+    "invisible_joints",
+]
 
 VISIBLE_CONF = VISIBLE_THRESHOLD   # visible: detector confidence >= 0.5 (humr.core.visibility)
 

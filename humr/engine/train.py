@@ -250,6 +250,7 @@ def train(config: Any, out: PathLike, *, data_root: PathLike | None = None,
     data = HumrDataModule(root, batch_size=cfg.train.batch_size,
                           eval_batch_size=cfg.train.eval_batch_size,
                           num_workers=cfg.train.num_workers, augment=cfg.data.augment,
+                          augmentation=cfg.data.augmentation,
                           seed=cfg.train.seed, max_eval_examples=cfg.train.val_examples,
                           **datamodule_options(cfg, root))
     trainer = build_trainer(run_dir, cfg, devices=devices, num_nodes=num_nodes,
