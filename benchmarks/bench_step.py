@@ -88,6 +88,10 @@ def main(argv=None) -> int:
         loader = make_dataloader(root, "train", config.train.batch_size, shuffle=True,
                                  seed=args.seed, drop_last=True)
 
+        if len(loader) == 0:
+            raise SystemExit(f"--n {args.n} examples make no batch of {config.train.batch_size}; "
+                             "use a larger --n")
+
         def forever():
             while True:
                 yield from loader
@@ -111,7 +115,8 @@ def main(argv=None) -> int:
           f"{config.train.num_samples_train} hypotheses per image in training, flow "
           f"{config.model.flow.name} {config.model.flow.num_blocks} x "
           f"{config.model.flow.hidden_features}, backbone "
-          f"{config.model.conditions.image.backbone.name}, {params / 1e6:.2f} M trainable parameters, "
+          f"{config.model.conditions['image'].backbone.name}, {params / 1e6:.2f} M trainable "
+          "parameters, "
           f"{args.threads} torch threads")
     print(f"step time: median {1e3 * statistics.median(per_step):.0f} ms, min "
           f"{1e3 * min(per_step):.0f} ms over {args.steps} steps "
