@@ -20,7 +20,6 @@ demo), so ``center`` / ``scale`` follow humr's conventions (docs/conventions.md)
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from humr.io import atomic_write
 
 __all__ = ["load_detections", "predict", "save_prediction"]
 
@@ -272,13 +273,11 @@ def save_prediction(pred: dict, out_dir: str | Path, num_meshes: int = 5, mesh_f
     out.mkdir(parents=True, exist_ok=True)
     written = []
     npz = out / "hypotheses.npz"
-    tmp = out / ".hypotheses.npz.tmp"
-    with open(tmp, "wb") as f:     # atomic: temp file in the same folder + os.replace
-        np.savez(f, rotations=pred["rotmat"], betas=pred["betas"], camera=pred["cam"],
-                 camera_translation=pred["cam_t"], joints3d=pred["joints3d"],
-                 keypoints2d=pred["keypoints2d"], log_density=pred["log_prob"],
-                 center=pred["center"], scale=pred["scale"], focal=pred["focal"], cond_kp=pred["cond_kp"])
-    os.replace(tmp, npz)
+    atomic_write(npz, lambda f: np.savez(
+        f, rotations=pred["rotmat"], betas=pred["betas"], camera=pred["cam"],
+        camera_translation=pred["cam_t"], joints3d=pred["joints3d"],
+        keypoints2d=pred["keypoints2d"], log_density=pred["log_prob"],
+        center=pred["center"], scale=pred["scale"], focal=pred["focal"], cond_kp=pred["cond_kp"]))
     written.append(npz)
     writer = _write_obj if mesh_format == "obj" else _write_ply
     P, S = pred["rotmat"].shape[:2]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _payload import Payload
 
 from humr.body.model import find_utils_file, resolve_model_file
 from humr.body.safe_pickle import UnsafePickleError, load_body_pickle
@@ -139,12 +140,8 @@ def test_loaded_arrays_equal_the_plain_file(chumpy_pkl, body_dir):
 def test_payload_is_refused_without_executing(tmp_path):
     marker = tmp_path / "marker"
 
-    class Payload:
-        def __reduce__(self):
-            return (os.system, (f"touch {marker}",))
-
     bad = tmp_path / "SMPL_NEUTRAL.pkl"
-    bad.write_bytes(pickle.dumps({"v_template": Payload()}, protocol=2))
+    bad.write_bytes(pickle.dumps({"v_template": Payload(marker)}, protocol=2))
     with pytest.raises(UnsafePickleError, match=r"refusing to load (posix|os|nt)\.system") as err:
         load_body_pickle(bad)
     assert str(bad) in str(err.value)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _payload import Payload
 
 from humr.cli import main
 from humr.data import HumrDataset
@@ -24,16 +25,6 @@ from humr.data.schema import DataFormatError
 from humr.io import CheckpointError, load_checkpoint_file
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-class _Payload:
-    """Unpickling it runs ``touch MARKER``."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
 
 
 @pytest.fixture
@@ -62,7 +53,7 @@ def test_crafted_body_pickle_runs_no_code(tmp_path, marker):
     from humr.body import BodyModel
 
     path = tmp_path / "SMPL_NEUTRAL.pkl"
-    path.write_bytes(pickle.dumps({"v_template": _Payload(marker)}))
+    path.write_bytes(pickle.dumps({"v_template": Payload(marker)}))
     with pytest.raises(ValueError, match=f"cannot read body model {path}.*refusing to load posix.system"):
         BodyModel(str(path))
 
@@ -74,7 +65,7 @@ def test_crafted_cache_file_runs_no_code(tmp_path, marker, monkeypatch):
 
     monkeypatch.setenv("HUMR_HOME", str(tmp_path / "home"))
     folder = default_body_dir()                              # generated once, then replaced
-    (folder / "smpl" / "SMPL_NEUTRAL.pkl").write_bytes(pickle.dumps([_Payload(marker)]))
+    (folder / "smpl" / "SMPL_NEUTRAL.pkl").write_bytes(pickle.dumps([Payload(marker)]))
     with pytest.raises(ValueError, match="SMPL_NEUTRAL.pkl"):
         BodyModel("procedural")
 
@@ -83,7 +74,7 @@ def test_crafted_npz_shard_runs_no_code(small_synth, tmp_path, marker):
     root = _copy_dataset(small_synth, tmp_path / "data")
     shard = root / "train" / "shard_00000.npz"
     arrays = read_shard(shard)
-    arrays["center"] = np.array([_Payload(marker)], dtype=object)
+    arrays["center"] = np.array([Payload(marker)], dtype=object)
     np.savez(shard, **arrays)
     with pytest.raises(DataFormatError, match=str(shard)):
         HumrDataset(root, "train")
@@ -95,7 +86,7 @@ def test_crafted_official_npz_and_heatmap_gz_run_no_code(tmp_path, marker):
     annot = {"imgname": np.array(["a.png"]), "center": np.array([[20.0, 20.0]]),
              "scale": np.array([0.1])}
     bad = tmp_path / "crafted.npz"
-    np.savez(bad, **{**annot, "imgname": np.array([_Payload(marker)], dtype=object)})
+    np.savez(bad, **{**annot, "imgname": np.array([Payload(marker)], dtype=object)})
     with pytest.raises(DataFormatError, match=f"{bad}: key 'imgname' is an object array"):
         read_npz(bad)
     names = tmp_path / "names.npz"          # the release's object arrays of strings still read
@@ -103,14 +94,14 @@ def test_crafted_official_npz_and_heatmap_gz_run_no_code(tmp_path, marker):
     assert read_npz(names)["imgname"].tolist() == ["a.png"]
     gz = tmp_path / "0000000.npy.gz"
     with gzip.open(gz, "wb") as f:
-        np.save(f, np.array([_Payload(marker)], dtype=object), allow_pickle=True)
+        np.save(f, np.array([Payload(marker)], dtype=object), allow_pickle=True)
     with pytest.raises(DataFormatError, match=str(gz)):
         read_heatmap_samples(gz)
 
 
 def test_crafted_checkpoint_via_cli_runs_no_code(tmp_path, marker, capsys):
     path = tmp_path / "crafted.ckpt"
-    torch.save({"state_dict": {}, "hyper_parameters": _Payload(marker)}, path)
+    torch.save({"state_dict": {}, "hyper_parameters": Payload(marker)}, path)
     code, err = _cli(capsys, "eval", "--ckpt", str(path))
     assert code == 2
     assert err.startswith(f"humr eval: error: {path}: refused to load") and err.count("\n") == 1

@@ -5,6 +5,7 @@ import os
 
 import pytest
 import torch
+from _payload import Payload
 from _recorder import LossRecorder
 
 from humr.config import Config
@@ -142,12 +143,8 @@ def test_a_body_path_from_the_checkpoint_needs_confirmation(trained, tmp_path, b
 def test_crafted_checkpoint_runs_no_code(tmp_path):
     marker = tmp_path / "pwned"
 
-    class Payload:
-        def __reduce__(self):
-            return (os.system, (f"touch {marker}",))
-
     path = tmp_path / "evil.ckpt"
-    torch.save({"state_dict": {}, "x": Payload()}, path)
+    torch.save({"state_dict": {}, "x": Payload(marker)}, path)
     with pytest.raises(CheckpointError, match="evil.ckpt"):
         load_module(path)
     assert not marker.exists()

@@ -13,7 +13,6 @@ continues where it stopped. ``result.json`` is written atomically (temporary fil
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from humr.ablation.presets import Row, Size, load_size, load_table, run_config
+from humr.io import atomic_write_text
 
 __all__ = ["RunResult", "collect_results", "ensure_data", "run_one", "run_table"]
 
@@ -55,9 +55,7 @@ class RunResult:
     def write(self) -> None:
         data = {"row": self.row, "seed": self.seed, "metrics": self.metrics, "steps": self.steps,
                 "seconds_train": self.seconds_train, "seconds_eval": self.seconds_eval}
-        tmp = self.path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, json.dumps(data, indent=2, sort_keys=True))
 
 
 def collect_results(table_dir: Path, rows: Sequence[Row]) -> dict[str, list[RunResult]]:

@@ -25,9 +25,7 @@ are read as plain ``OrderedDict`` s (``torch.serialization.safe_globals``).
 from __future__ import annotations
 
 import collections
-import os
 import pickle
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -36,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from humr.geometry import rot6d_to_matrix
+from humr.io import atomic_write
 from humr.model import HUMR
 from humr.official.body import PREFIX as BODY_PREFIX
 from humr.official.components import OfficialShapeCamHead
@@ -253,14 +252,8 @@ def convert_official(src: str | Path, dst: str | Path, body_model: str | Path | 
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("body.")}
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        body_state = {k: v for k, v in ckpt["state_dict"].items() if k.startswith(BODY_PREFIX)}
-        torch.save({"format": FORMAT, "settings": settings, "state_dict": state, "source": str(src),
-                    "body_state": body_state}, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    body_state = {k: v for k, v in ckpt["state_dict"].items() if k.startswith(BODY_PREFIX)}
+    converted = {"format": FORMAT, "settings": settings, "state_dict": state, "source": str(src),
+                 "body_state": body_state}
+    atomic_write(dst, lambda f: torch.save(converted, f))
     return dst
