@@ -237,6 +237,8 @@ class TrainConfig:
 
     lr: float = 1e-4
     weight_decay: float = 1e-4
+    lr_schedule: str = "constant"   # or "cosine": warm-up then cosine decay to 0 at max_steps
+    warmup_steps: int = 0
     batch_size: int = 64
     eval_batch_size: int = 32
     num_samples_train: int = 26

@@ -14,6 +14,9 @@ from humr.engine.module import HumrModule, example_latents
 from humr.engine.train import train
 
 
+RESUME_RTOL = 1e-5 if torch.cuda.is_available() else 1e-6
+
+
 def _train(config, out, recorder, **kw):
     return train(config, out, progress=False, callbacks=[recorder], **kw)
 
@@ -54,7 +57,9 @@ def test_kill_and_resume_continues_with_the_same_losses(tiny_config, tmp_path):
         assert result.run_dir == out / "version_0"
         assert sorted(resumed.losses) == list(range(restart + 1, 7))
         for step, loss in resumed.losses.items():
-            assert loss == pytest.approx(full.losses[step], rel=1e-6, abs=1e-7), step
+            # bitwise on CPU; on a GPU (Lightning picks it when present) cuBLAS / atomic
+            # reductions are not deterministic: measured 2.4e-6 relative on an H100
+            assert loss == pytest.approx(full.losses[step], rel=RESUME_RTOL, abs=1e-7), step
     assert len(list((out / "version_0" / "csv").glob("session_*"))) == 2
 
 

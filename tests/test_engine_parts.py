@@ -2,6 +2,7 @@
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -133,3 +134,35 @@ def test_config_augmentation_reaches_the_training_dataset(small_synth):
     dataset = data.train_dataloader().dataset.dataset
     assert dataset.augment and dataset.augmentation.scale == 0.05
     assert dataset.augmentation.prob_jpeg == 0.0 and dataset.augmentation.translate == 0.08
+
+
+def test_warmup_cosine_known_points_and_scheduler():
+    from humr.config import Config
+    from humr.engine.module import HumrModule, warmup_cosine
+    from humr.engine.train import validate_train_config
+
+    f = lambda s: warmup_cosine(s, warmup=10, total=110)
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
+    assert f(10) == pytest.approx(1.0) and f(60) == pytest.approx(0.5)
+    assert f(110) == pytest.approx(0.0) and f(500) == pytest.approx(0.0)
+    assert warmup_cosine(0, warmup=0, total=4) == pytest.approx(1.0)
+
+    cfg = Config.load(None, overrides=["model.conditions=[pose2d,bbox]", "model.flow.num_blocks=2",
+                                       "model.flow.hidden_features=16", "model.body_model=procedural",
+                                       "train.lr=0.01", "train.lr_schedule=cosine",
+                                       "train.warmup_steps=2", "train.max_steps=6"])
+    out = HumrModule(cfg).configure_optimizers()
+    opt, sched = out["optimizer"], out["lr_scheduler"]["scheduler"]
+    assert out["lr_scheduler"]["interval"] == "step"
+    lrs = []
+    for _ in range(6):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    np.testing.assert_allclose(lrs, [0.01 * warmup_cosine(s, 2, 6) for s in range(6)])
+    assert isinstance(HumrModule(cfg.override({"train.lr_schedule": "constant"}))
+                      .configure_optimizers(), torch.optim.Adam)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        validate_train_config(cfg.override({"train.lr_schedule": "step"}))
+    with pytest.raises(ValueError, match="warmup_steps"):
+        validate_train_config(cfg.override({"train.warmup_steps": -1}))

@@ -186,3 +186,49 @@ def test_same_seed_same_files_resume_and_parameter_check(tmp_path, body_dir):
     assert _digest(generate(tmp_path / "c", 3, 2, seed=6, config=cfg)) != a
     with pytest.raises(ValueError, match="other parameters"):
         generate(tmp_path / "a", 3, 2, seed=6, config=cfg)
+
+
+def _euler_of(rot):
+    """Intrinsic ZYX angles (x, y, z) of rotations (..., 3, 3) (roma, reversed to x, y, z)."""
+    import roma
+
+    return roma.rotmat_to_euler("ZYX", rot)[..., [2, 1, 0]].numpy()
+
+
+def test_limit_scale_and_yaw_knobs_bound_the_prior():
+    rng = np.random.default_rng(4)
+    full, half = JointLimitPrior(), JointLimitPrior(limit_scale=0.5, yaw_deg=30.0)
+    np.testing.assert_allclose(half.low, full.low * 0.5)
+    np.testing.assert_allclose(half.high, full.high * 0.5)
+    rot = half.sample(400, rng)
+    angles = _euler_of(rot[:, 1:])                                   # local joints
+    assert (angles >= half.low[1:] - 1e-9).all() and (angles <= half.high[1:] + 1e-9).all()
+    knee = angles[:, 3, 0]                                           # joint 4, about x
+    assert knee.max() <= np.deg2rad(65) + 1e-9 and knee.max() > np.deg2rad(55)
+    # yaw: the body's forward axis (+z) turned into the camera frame; camera looks along +z,
+    # so a person facing the camera has forward ~ -z; |yaw| <= 30 deg (+ pitch / roll)
+    forward = rot[:, 0] @ torch.tensor([0, 0, 1.0], dtype=torch.float64)
+    yaw = np.degrees(np.arctan2(forward[:, 0].numpy(), -forward[:, 2].numpy()))
+    assert np.abs(yaw).max() <= 30 + 20 and np.abs(yaw).max() > 20
+    any_yaw = np.degrees(np.arctan2(*(lambda f: (f[:, 0].numpy(), -f[:, 2].numpy()))(
+        full.sample(400, rng)[:, 0] @ torch.tensor([0, 0, 1.0], dtype=torch.float64))))
+    assert np.abs(any_yaw).max() > 150
+    for bad in ({"limit_scale": 0.0}, {"limit_scale": 1.5}, {"yaw_deg": -1.0}, {"yaw_deg": 200.0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            JointLimitPrior(**bad)
+
+
+def test_generator_workers_use_the_configs_knobs(tmp_path, body_dir):
+    cfg = SynthConfig(**{**CFG.__dict__, "body_model": str(body_dir), "limit_scale": 0.3,
+                         "yaw_deg": 10.0})
+    root = generate(tmp_path / "k", 4, 0, seed=1, config=cfg, workers=2)
+    from humr.data.format import read_meta, read_shard
+
+    assert read_meta(root)["generator"]["limit_scale"] == 0.3
+    pose = np.concatenate([read_shard(root / "train" / f"shard_0000{k}.npz")["pose"]
+                           for k in range(2)])
+    rot = axis_angle_to_matrix(torch.from_numpy(pose).double().view(-1, 24, 3))
+    angles = _euler_of(rot[:, 1:])
+    prior = cfg.prior()
+    assert (angles >= prior.low[1:] - 1e-5).all() and (angles <= prior.high[1:] + 1e-5).all()
+    assert np.abs(JointLimitPrior().high[1:]).max() > np.abs(angles).max() * 2

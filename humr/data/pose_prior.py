@@ -9,7 +9,13 @@ only backwards (+x), elbows only forwards (-y left, +y right), shoulders swing f
 backwards about y and down / up about z, hips flex forwards (-x) and abduct outwards.
 
 The global orientation maps the y-up body into the OpenCV camera frame: ``Rx(180 deg) Ry(yaw)
-Rx(pitch) Rz(roll)`` with any yaw and small pitch / roll (a mostly upright person).
+Rx(pitch) Rz(roll)`` with yaw in ``U(-yaw_deg, yaw_deg)`` (any yaw by default; 0 faces the
+camera) and small pitch / roll (a mostly upright person).
+
+Difficulty knobs (:class:`humr.data.synthetic.SynthConfig` passes them on): ``limit_scale``
+scales every joint's Euler range about the rest pose (``[lo, hi] -> [s lo, s hi]``; 1 = the
+table below, smaller = poses closer to the rest pose, the same shape of posterior), and
+``yaw_deg`` bounds how far a person turns away from the camera.
 
 Example:
     >>> import numpy as np
@@ -69,19 +75,27 @@ class JointLimitPrior:
             is ignored: the global orientation has its own distribution).
         pitch_deg: global forward / backward lean drawn from ``U(-pitch, pitch)``.
         roll_deg: global sideways lean drawn from ``U(-roll, roll)``.
+        yaw_deg: global turn about the vertical axis drawn from ``U(-yaw, yaw)`` (180: any).
+        limit_scale: factor in (0, 1] on every joint range (about the rest pose).
 
     Rotations are float64 tensors (N, 24, 3, 3) on the CPU; draws come from a
     ``numpy.random.Generator`` so that examples are repeatable.
     """
 
     def __init__(self, limits_deg: Sequence = SMPL_LIMITS_DEG, pitch_deg: float = 15.0,
-                 roll_deg: float = 10.0) -> None:
+                 roll_deg: float = 10.0, yaw_deg: float = 180.0, limit_scale: float = 1.0) -> None:
         lim = np.deg2rad(np.asarray(limits_deg, dtype=np.float64))     # (J, 3, 2)
         if lim.ndim != 3 or lim.shape[1:] != (3, 2) or (lim[..., 0] > lim[..., 1]).any():
             raise ValueError(f"limits_deg must be (J, 3, 2) with lo <= hi, got {lim.shape}")
+        if not 0.0 < limit_scale <= 1.0:
+            raise ValueError(f"limit_scale must be in (0, 1], got {limit_scale}")
+        if not 0.0 <= yaw_deg <= 180.0:
+            raise ValueError(f"yaw_deg must be in [0, 180], got {yaw_deg}")
+        lim = lim * limit_scale
         self.low, self.high = lim[..., 0], lim[..., 1]                  # (J, 3) radians
         self.num_joints = lim.shape[0]
         self.pitch, self.roll = np.deg2rad(pitch_deg), np.deg2rad(roll_deg)
+        self.yaw = np.deg2rad(yaw_deg)
 
     @staticmethod
     def _euler_to_rotmat(xyz: np.ndarray) -> Tensor:
@@ -102,8 +116,8 @@ class JointLimitPrior:
         return self._euler_to_rotmat(self.low[j] + u * (self.high[j] - self.low[j]))
 
     def sample_global(self, n: int, rng: np.random.Generator) -> Tensor:
-        """(n, 3, 3) global orientations: camera-frame upright person with any yaw."""
-        yaw = rng.uniform(-np.pi, np.pi, n)
+        """(n, 3, 3) global orientations: camera-frame upright person, yaw within the bound."""
+        yaw = rng.uniform(-self.yaw, self.yaw, n)
         pitch = rng.uniform(-self.pitch, self.pitch, n)
         roll = rng.uniform(-self.roll, self.roll, n)
         flip = self._euler_to_rotmat(np.array([np.pi, 0.0, 0.0]))

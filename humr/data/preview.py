@@ -30,10 +30,9 @@ def write_preview(path: str | Path, seed: int, config, split: str = "test", rows
                   search: int = 24) -> Path:
     """Generate up to ``search`` examples of ``split`` and draw ``rows`` of them to ``path``."""
     from humr.body import BodyModel
-    from humr.data.pose_prior import JointLimitPrior
     from humr.data.synthetic import make_example
 
-    body, prior = BodyModel(config.body_model, dtype=torch.float64), JointLimitPrior()
+    body, prior = BodyModel(config.body_model, dtype=torch.float64), config.prior()
     examples = [make_example(i, split, seed, config, body, prior, extras=True) for i in range(search)]
     art = list(ARTICULATED_COCO)
     examples.sort(key=lambda e: not e["hidden"][art].any())

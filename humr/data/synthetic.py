@@ -2,7 +2,9 @@
 
 One example (:func:`make_example`, deterministic in ``(seed, split, index)``):
 
-1. Pose from :class:`~humr.data.pose_prior.JointLimitPrior`, betas ~ N(0, betas_std^2 I).
+1. Pose from :class:`~humr.data.pose_prior.JointLimitPrior` (its difficulty knobs
+   ``limit_scale``, ``yaw_deg``, ``pitch_deg``, ``roll_deg`` come from the config),
+   betas ~ N(0, betas_std^2 I).
 2. Camera: focal ``U(focal_range)`` px, principal point at the frame centre; depth chosen so
    the person covers ``U(height_frac)`` of the frame height (clipped to ``depth_range``); the
    person is placed at a random spot of the frame (off-centre, so the CLIFF box carries
@@ -77,6 +79,10 @@ class SynthConfig:
         crop_res: R, crop side in pixels. heatmap_res: heatmap side (square, over the crop).
         frame_hw: full image (h, w). focal_range: focal length px. depth_range: metres.
         height_frac: person size / frame height. betas_std: std of the shape coefficients.
+        limit_scale: factor in (0, 1] on every joint's Euler range (about the rest pose);
+            yaw_deg, pitch_deg, roll_deg: bounds of the global turn / lean (see
+            :class:`~humr.data.pose_prior.JointLimitPrior`). The defaults (1, 180, 15, 10) are
+            the benchmark as first published; docs/synthetic.md lists the protocol's values.
         prob_truncation, truncation: share of examples pushed over a frame edge, and by how
             much of the person's size.
         crop_margin, crop_scale_jitter, crop_shift: crop side = margin * U(jitter) * extent of
@@ -98,6 +104,10 @@ class SynthConfig:
     depth_range: tuple[float, float] = (3.0, 8.0)
     height_frac: tuple[float, float] = (0.4, 0.85)
     betas_std: float = 1.0
+    limit_scale: float = 1.0
+    yaw_deg: float = 180.0
+    pitch_deg: float = 15.0
+    roll_deg: float = 10.0
     num_betas: int = 10
     prob_truncation: float = 0.3
     truncation: tuple[float, float] = (0.1, 0.35)
@@ -118,6 +128,11 @@ class SynthConfig:
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def prior(self) -> JointLimitPrior:
+        """The pose prior with this config's difficulty knobs."""
+        return JointLimitPrior(pitch_deg=self.pitch_deg, roll_deg=self.roll_deg,
+                               yaw_deg=self.yaw_deg, limit_scale=self.limit_scale)
 
 
 @dataclass
@@ -242,7 +257,7 @@ def make_example(index: int, split: str, seed: int, cfg: SynthConfig, body,
     With ``extras`` also ``heatmaps`` (17, H, W), ``posterior_coco`` (count, 17, 2) full-image
     px, ``hidden`` (17,), ``boxes`` (M, 4) and ``transl`` (3,) metres, for previews and tests.
     """
-    prior = prior or JointLimitPrior()
+    prior = prior or cfg.prior()
     rng = example_rng(seed, split, index)
     scene, coco2d = make_scene(body, prior, cfg, rng)
     num = cfg.test_posterior_samples if split == "test" else cfg.posterior_samples
@@ -296,17 +311,23 @@ def make_example(index: int, split: str, seed: int, cfg: SynthConfig, body,
 _WORKER: dict = {}
 
 
-def _init_worker(body_model: str) -> None:
+def _init_worker(cfg: dict) -> None:
     from humr.body import BodyModel
 
     torch.set_num_threads(1)
-    _WORKER.update(body=BodyModel(body_model, dtype=torch.float64), prior=JointLimitPrior())
+    cfg = _config(cfg)
+    _WORKER.update(body=BodyModel(cfg.body_model, dtype=torch.float64), prior=cfg.prior())
+
+
+def _config(data: dict) -> SynthConfig:
+    """A SynthConfig from its JSON form (lists back to tuples)."""
+    return SynthConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
 def _write_shard(task: tuple) -> tuple[str, int]:
     """Generate and write one shard: ``(path, split, start, stop, seed, config dict)``."""
     path, split, start, stop, seed, cfg = task
-    cfg = SynthConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()})
+    cfg = _config(cfg)
     rows = [make_example(i, split, seed, cfg, _WORKER["body"], _WORKER["prior"])
             for i in range(start, stop)]
     write_shard(path, {k: np.stack([r[k] for r in rows]) for k in rows[0]})
@@ -371,7 +392,7 @@ def generate(out: str | Path, n_train: int, n_test: int, seed: int = 0,
     if workers <= 1 or len(tasks) <= 1:
         threads = torch.get_num_threads()
         try:
-            _init_worker(cfg.body_model)
+            _init_worker(cfg.to_dict())
             for _, n in map(_write_shard, tasks):
                 bar.update(n)
         finally:                          # the worker set-up makes torch single-threaded
@@ -381,7 +402,7 @@ def generate(out: str | Path, n_train: int, n_test: int, seed: int = 0,
         # per worker on 2 busy cores, longer than its share of a few hundred examples)
         method = "fork" if "fork" in get_all_start_methods() else "spawn"
         with ProcessPoolExecutor(workers, mp_context=get_context(method),
-                                 initializer=_init_worker, initargs=(cfg.body_model,)) as pool:
+                                 initializer=_init_worker, initargs=(cfg.to_dict(),)) as pool:
             for _, n in pool.map(_write_shard, tasks):
                 bar.update(n)
     bar.close()

@@ -13,6 +13,8 @@ batch size, the number of processes or the global RNG.
 """
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,7 +24,7 @@ from torch import Tensor
 
 from humr.engine.evaluation import EvaluationMetrics, GenderedBodies, evaluation_outputs
 
-__all__ = ["HumrModule", "example_latents", "step_seed"]
+__all__ = ["HumrModule", "example_latents", "step_seed", "warmup_cosine"]
 
 
 def step_seed(seed: int, step: int, rank: int = 0) -> int:
@@ -49,6 +51,15 @@ def example_latents(indices: Tensor, num_samples: int, dim: int, seed: int = 0,
         z[0] = 0.0
         rows.append(z)
     return torch.stack(rows).to(device=device, dtype=dtype)
+
+
+def warmup_cosine(step: int, warmup: int, total: int) -> float:
+    """Learning-rate factor at optimiser ``step``: ``step / warmup`` during the warm-up, then
+    ``0.5 (1 + cos(pi t))`` with ``t = (step - warmup) / (total - warmup)`` (0 after ``total``)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    span = max(total - warmup, 1)
+    return 0.5 * (1.0 + math.cos(math.pi * min(step - warmup, span) / span))
 
 
 class HumrModule(L.LightningModule):
@@ -102,10 +113,22 @@ class HumrModule(L.LightningModule):
             module.eval()
         return self
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> torch.optim.Optimizer | dict:
+        """Adam (``train.lr``, ``train.weight_decay``); with ``train.lr_schedule = "cosine"``
+        also a per-step schedule: linear warm-up over ``train.warmup_steps``, then cosine decay
+        to zero at ``train.max_steps`` (:func:`warmup_cosine`)."""
+        cfg = self.config.train
         params = [p for p in self.parameters() if p.requires_grad]
-        return torch.optim.Adam(params, lr=self.config.train.lr,
-                                weight_decay=self.config.train.weight_decay)
+        optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        if cfg.lr_schedule == "constant":
+            return optimizer
+        if cfg.lr_schedule != "cosine":
+            raise ValueError(f"train.lr_schedule must be 'constant' or 'cosine', got "
+                             f"{cfg.lr_schedule!r}")
+        factor = functools.partial(warmup_cosine, warmup=cfg.warmup_steps, total=cfg.max_steps)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
 
     # --------------------------------------------------------------- training
     def on_train_batch_start(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:

@@ -133,7 +133,8 @@ _TRAIN_LIMITS = {"batch_size": (1, "an integer >= 1"), "eval_batch_size": (1, "a
                  "num_samples_train": (2, "an integer >= 2 (the mode + random samples)"),
                  "num_samples_eval": (1, "an integer >= 1"), "max_steps": (1, "an integer >= 1"),
                  "val_every": (1, "an integer >= 1 (steps)"), "ckpt_every": (1, "an integer >= 1 (steps)"),
-                 "num_workers": (0, "an integer >= 0"), "val_examples": (1, "an integer >= 1 or null")}
+                 "num_workers": (0, "an integer >= 0"), "val_examples": (1, "an integer >= 1 or null"),
+                 "warmup_steps": (0, "an integer >= 0 (steps)")}
 
 
 def validate_train_config(cfg: Any) -> None:
@@ -153,6 +154,9 @@ def validate_train_config(cfg: Any) -> None:
         if not math.isfinite(value) or value < 0 or (key == "lr" and value == 0):
             raise ValueError(f"config train.{key} = {value!r}: expected a finite number "
                              f"{'> 0' if key == 'lr' else '>= 0'}")
+    if t.lr_schedule not in ("constant", "cosine"):
+        raise ValueError(f"config train.lr_schedule = {t.lr_schedule!r}: expected 'constant' "
+                         "or 'cosine'")
     if not 0 < t.val_batches <= 1 and not (t.val_batches >= 1 and float(t.val_batches).is_integer()):
         raise ValueError(f"config train.val_batches = {t.val_batches!r}: expected a fraction in "
                          "(0, 1] or a whole number of batches")

@@ -1,0 +1,231 @@
+"""Choosing the converged CPU protocol (issue 16): train candidate protocols side by side and
+judge each against the oracle (draws from the stored true posterior, :mod:`humr.data.oracle`).
+
+A candidate is a synthetic dataset (difficulty knobs of :class:`humr.data.synthetic.SynthConfig`
+and its size) plus dotted overrides of ``configs/cpu.yaml`` (steps, schedule, batch,
+conditioners). Every candidate is trained, evaluated with 100 hypotheses on the test split and
+printed as model / oracle ratios: best-of-100 MPJPE-24 (target <= 2x) and the occluded-joint
+energy distance against the oracle's noise floor (target <= 1.5x), with the posterior's own 3D
+spread of invisible joints (the benchmark must stay broad) and the 2D-only control (no image).
+
+Runs execute in parallel worker processes (``--jobs``), each pinned to ``--threads`` CPU
+threads; with ``--accelerator gpu`` they share one GPU. Results: ``OUT/<candidate>.json`` and
+``OUT/summary.md``; finished candidates are skipped when the script is run again.
+
+Usage::
+
+    python benchmarks/protocol_sweep.py --out sweep --jobs 1 --threads 2 --only full
+    python benchmarks/protocol_sweep.py --out sweep --jobs 12 --threads 1 --accelerator gpu
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: datasets: SynthConfig knobs and sizes
+DATASETS = {
+    "default": {"knobs": {}, "n_train": 8192, "n_test": 128},
+    "easier": {"knobs": {"limit_scale": 0.6, "yaw_deg": 90.0}, "n_train": 8192, "n_test": 128},
+}
+_COSINE = ["train.lr_schedule=cosine", "train.warmup_steps=100"]
+_NO_IMAGE = ["model.conditions=[pose2d,bbox]"]
+#: candidates: (dataset, overrides of configs/cpu.yaml)
+CANDIDATES = {
+    "default_const_2500": ("default", ["train.max_steps=2500"]),
+    "default_cos_2500": ("default", ["train.max_steps=2500", *_COSINE]),
+    "default_cos_5000": ("default", ["train.max_steps=5000", *_COSINE]),
+    "default_cos_2500_2d": ("default", ["train.max_steps=2500", *_COSINE, *_NO_IMAGE]),
+    "default_cos_5000_b64": ("default", ["train.max_steps=5000", "train.batch_size=64", *_COSINE]),
+    "easier_const_2500": ("easier", ["train.max_steps=2500"]),
+    "easier_cos_2500": ("easier", ["train.max_steps=2500", *_COSINE]),
+    "easier_cos_5000": ("easier", ["train.max_steps=5000", *_COSINE]),
+    "easier_cos_2500_2d": ("easier", ["train.max_steps=2500", *_COSINE, *_NO_IMAGE]),
+    "easier_cos_2500_lr2e-3": ("easier", ["train.max_steps=2500", "train.lr=2e-3", *_COSINE]),
+    "easier_cos_5000_b64": ("easier", ["train.max_steps=5000", "train.batch_size=64", *_COSINE]),
+    "easier_cos_5000_lr5e-4": ("easier", ["train.max_steps=5000", "train.lr=5e-4", *_COSINE]),
+    "easier_cos_4000": ("easier", ["train.max_steps=4000", *_COSINE]),
+    "easier_cos_4000_2d": ("easier", ["train.max_steps=4000", *_COSINE, *_NO_IMAGE]),
+}
+#: (key, label) of the summary: model, oracle and their ratio
+JUDGED = (("emdb/mpjpe_min", "best-of-100 MPJPE-24"), ("energy_occluded", "E-dist occluded"))
+
+
+def make_datasets(root: Path, names, workers: int, sizes: dict) -> dict[str, Path]:
+    """Generate (or reuse) the datasets ``names`` under ``root`` (``sizes`` may override
+    ``n_train`` / ``n_test``)."""
+    from humr.data.synthetic import SynthConfig, generate
+
+    paths = {}
+    for name in names:
+        spec = {**DATASETS[name], **{k: v for k, v in sizes.items() if v}}
+        start = time.perf_counter()
+        paths[name] = generate(root / name, spec["n_train"], spec["n_test"], seed=0,
+                               config=SynthConfig(**spec["knobs"]), workers=workers,
+                               progress=True)
+        print(f"[sweep] dataset {name}: {time.perf_counter() - start:.0f} s", flush=True)
+    return paths
+
+
+def oracle_of(data: Path) -> dict[str, float]:
+    from humr.body import BodyModel
+    from humr.data.oracle import oracle_report
+
+    return oracle_report(BodyModel("procedural"), data, "test", 100)
+
+
+def learning_curve(run_dir: Path) -> list[dict]:
+    """The validation rows (``val/*`` metrics by step) of a run's CSV log."""
+    import csv
+
+    rows = []
+    for path in sorted(run_dir.glob("csv/*/metrics.csv")):
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                val = {k[4:]: float(v) for k, v in row.items() if k.startswith("val/") and v}
+                if val:
+                    rows.append({"step": int(row["step"]), **val})
+    return rows
+
+
+def run_candidate(name: str, data: str, overrides: list[str], out: str, threads: int,
+                  accelerator: str, steps: int | None, curve: int | None) -> dict:
+    """Train and evaluate one candidate in this (worker) process; returns its record."""
+    import torch
+
+    torch.set_num_threads(threads)
+    from humr.config import Config
+    from humr.engine.inference import evaluate_checkpoint
+    from humr.engine.train import train
+
+    config = Config.load(REPO / "configs" / "cpu.yaml",
+                         overrides=[f"data.root={data}", "train.val_every=1000000",
+                                    "train.ckpt_every=1000000", *overrides,
+                                    *([f"train.max_steps={steps}"] if steps else []),
+                                    *([f"train.val_every={curve}", "train.val_examples=null"]
+                                      if curve else [])])
+    start = time.perf_counter()
+    result = train(config, Path(out) / "runs" / name, accelerator=accelerator, devices=1,
+                   progress=False)
+    seconds_train = time.perf_counter() - start
+    metrics = evaluate_checkpoint(result.module, data, num_samples=100, accelerator=accelerator)
+    return {"name": name, "data": data, "overrides": overrides, "metrics": metrics,
+            "steps": int(config.train.max_steps), "seconds_train": seconds_train,
+            "seconds_eval": time.perf_counter() - start - seconds_train,
+            "threads": threads, "accelerator": accelerator,
+            "curve": learning_curve(result.run_dir)}
+
+
+def summary(records: list[dict], oracles: dict[str, dict]) -> str:
+    """Markdown table: per candidate the judged metrics, the oracle's and the ratios."""
+    head = ["candidate", "steps", "train s"]
+    for _, label in JUDGED:
+        head += [label, "oracle", "ratio"]
+    head += ["mode MPJPE-24", "spread invis (posterior)", "2DKP mode"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for rec in sorted(records, key=lambda r: r["name"]):
+        m, o = rec["metrics"], oracles[Path(rec["data"]).name]
+        cells = [rec["name"], str(rec["steps"]), f"{rec['seconds_train']:.0f}"]
+        for key, _ in JUDGED:
+            cells += [f"{m.get(key, float('nan')):.1f}", f"{o[key]:.1f}",
+                      f"{m.get(key, float('nan')) / o[key]:.2f}x"]
+        cells += [f"{m['emdb/mpjpe_mode']:.1f}",
+                  f"{m['spread_invisible']:.1f} ({o['spread_invisible']:.1f})",
+                  f"{m['kp2d_mode']:.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_curves(curves: dict[str, list[dict]], oracle: dict[str, float], path: Path) -> Path:
+    """Learning curves (validation on the whole test split) of the judged metrics against the
+    oracle's value and the targets (2x best-of-100, 1.5x the E-dist floor), log scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    targets = {"emdb/mpjpe_min": 2.0, "energy_occluded": 1.5}
+    fig, axes = plt.subplots(1, len(JUDGED), figsize=(5.2 * len(JUDGED), 3.6), squeeze=False)
+    for ax, (key, label) in zip(axes[0], JUDGED):
+        for name, rows in curves.items():
+            ax.plot([r["step"] for r in rows], [r[key] for r in rows], "o-", label=name)
+        ax.axhline(oracle[key], color="k", ls="--", label="oracle")
+        ax.axhline(targets[key] * oracle[key], color="g", ls=":",
+                   label=f"target ({targets[key]:g}x oracle)")
+        ax.set(yscale="log", xlabel="optimiser step", ylabel="mm", title=label)
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="outputs/protocol_sweep")
+    parser.add_argument("--data-root", default=None, help="datasets folder (default OUT/data)")
+    parser.add_argument("--only", nargs="+", default=None, help="candidate names")
+    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads per run")
+    parser.add_argument("--workers", type=int, default=2, help="data generation processes")
+    parser.add_argument("--accelerator", default="cpu", help="cpu or gpu (Lightning)")
+    parser.add_argument("--n-train", type=int, default=None, help="override (smoke runs)")
+    parser.add_argument("--n-test", type=int, default=None, help="override (smoke runs)")
+    parser.add_argument("--steps", type=int, default=None, help="override (smoke runs)")
+    parser.add_argument("--plot", default=None, metavar="JSON",
+                        help="only draw the learning curves stored in JSON ({'oracle': {...}, "
+                             "'curves': {name: [rows]}}) next to it as .png")
+    parser.add_argument("--curve", type=int, default=None,
+                        help="validate on the whole test split every N steps (learning curve)")
+    args = parser.parse_args(argv)
+    from humr.io import atomic_write_text
+
+    if args.plot:
+        stored = json.loads(Path(args.plot).read_text())
+        print(plot_curves(stored["curves"], stored["oracle"], Path(args.plot).with_suffix(".png")))
+        return 0
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = args.only or list(CANDIDATES)
+    unknown = sorted(set(names) - set(CANDIDATES))
+    if unknown:
+        parser.error(f"unknown candidates {unknown}; known: {', '.join(CANDIDATES)}")
+    datasets = make_datasets(Path(args.data_root or out / "data"),
+                             sorted({CANDIDATES[n][0] for n in names}), args.workers,
+                             {"n_train": args.n_train, "n_test": args.n_test})
+    records = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))
+               if p.stem in names]
+    todo = [n for n in names if n not in {r["name"] for r in records}]
+    with ProcessPoolExecutor(max(1, args.jobs), mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(run_candidate, n, str(datasets[CANDIDATES[n][0]]),
+                               CANDIDATES[n][1], str(out), args.threads, args.accelerator,
+                               args.steps, args.curve): n
+                   for n in todo}
+        oracles = {name: oracle_of(path) for name, path in datasets.items()}
+        atomic_write_text(out / "oracles.json", json.dumps(oracles, indent=1))
+        for future in as_completed(futures):
+            rec = future.result()
+            atomic_write_text(out / f"{rec['name']}.json", json.dumps(rec, indent=1))
+            records.append(rec)
+            print(f"[sweep] {rec['name']}: {rec['seconds_train']:.0f} s train, "
+                  f"best-of-100 {rec['metrics']['emdb/mpjpe_min']:.1f} mm", flush=True)
+    curves = {r["name"]: r["curve"] for r in records if r.get("curve")}
+    if curves:
+        oracle = oracles[Path(records[0]["data"]).name]
+        plot_curves(curves, oracle, out / "curves.png")
+    table = summary(records, oracles)
+    atomic_write_text(out / "summary.md", table + "\n")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
