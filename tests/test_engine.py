@@ -13,7 +13,6 @@ from humr.engine.inference import evaluate_checkpoint
 from humr.engine.module import HumrModule, example_latents
 from humr.engine.train import train
 
-
 RESUME_RTOL = 1e-5 if torch.cuda.is_available() else 1e-6
 
 

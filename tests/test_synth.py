@@ -207,12 +207,12 @@ def test_limit_scale_and_yaw_knobs_bound_the_prior():
     assert knee.max() <= np.deg2rad(65) + 1e-9 and knee.max() > np.deg2rad(55)
     # yaw: the body's forward axis (+z) turned into the camera frame; camera looks along +z,
     # so a person facing the camera has forward ~ -z; |yaw| <= 30 deg (+ pitch / roll)
-    forward = rot[:, 0] @ torch.tensor([0, 0, 1.0], dtype=torch.float64)
-    yaw = np.degrees(np.arctan2(forward[:, 0].numpy(), -forward[:, 2].numpy()))
-    assert np.abs(yaw).max() <= 30 + 20 and np.abs(yaw).max() > 20
-    any_yaw = np.degrees(np.arctan2(*(lambda f: (f[:, 0].numpy(), -f[:, 2].numpy()))(
-        full.sample(400, rng)[:, 0] @ torch.tensor([0, 0, 1.0], dtype=torch.float64))))
-    assert np.abs(any_yaw).max() > 150
+    def yaw_deg(rot0):
+        forward = rot0 @ torch.tensor([0, 0, 1.0], dtype=torch.float64)
+        return np.degrees(np.arctan2(forward[:, 0].numpy(), -forward[:, 2].numpy()))
+
+    assert 20 < np.abs(yaw_deg(rot[:, 0])).max() <= 30 + 20
+    assert np.abs(yaw_deg(full.sample(400, rng)[:, 0])).max() > 150
     for bad in ({"limit_scale": 0.0}, {"limit_scale": 1.5}, {"yaw_deg": -1.0}, {"yaw_deg": 200.0}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             JointLimitPrior(**bad)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Effect", "VERDICTS", "judge", "t_interval"]
+__all__ = ["VERDICTS", "Effect", "judge", "t_interval"]
 
 VERDICTS = ("reproduced", "not reproduced", "inconclusive")
 _EXPECT = ("lower", "higher", "no_worse")
