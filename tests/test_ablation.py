@@ -206,3 +206,31 @@ def test_ablate_command_prints_the_table(tiny_data, tiny_presets, tmp_path, caps
     assert "| ProHMR" in printed and "table.md" in printed
     assert main(args[:3] + ["nope"] + args[4:]) == 2
     assert "humr ablate: error: unknown rows" in capsys.readouterr().err
+
+
+def test_table_data_is_generated_with_the_size_data_synth(tmp_path, body_dir):
+    """The size's data.synth (and the overrides) generate the table's dataset; a folder of other
+    generator parameters and a row changing data.synth are refused."""
+    from humr.ablation.presets import Size, size_config
+    from humr.ablation.runner import ensure_data
+    from humr.data.format import read_meta
+
+    synth = {"crop_res": 32, "posterior_samples": 2, "test_posterior_samples": 2,
+             "candidates": 16, "max_rounds": 1, "body_model": str(body_dir)}
+    size = Size("s", "tiny", {"n_train": 1, "n_test": 1, "seed": 3},
+                {"data": {"synth": synth}})
+    root = ensure_data(tmp_path / "d", size, progress=False)
+    meta = read_meta(root)
+    assert meta["seed"] == 3 and {k: meta["generator"][k] for k in synth} == synth
+    assert ensure_data(root, size, progress=False) == root             # same parameters: reused
+    with pytest.raises(ValueError, match=r"meta\.json.*crop_res=32 \(wanted 48\)"):
+        ensure_data(root, size, size_config(size, ["data.synth.crop_res=48"]), progress=False)
+    # a row may not change the shared generator
+    (tmp_path / "p" / "sizes").mkdir(parents=True)
+    (tmp_path / "p" / "sizes" / "s.yaml").write_text(json.dumps(
+        {"label": "tiny", "data": size.data, "config": size.config}))
+    (tmp_path / "p" / "t").mkdir()
+    (tmp_path / "p" / "t" / "1_r.yaml").write_text("label: r\nconfig: {data: {synth: {crop_res: 40}}}\n")
+    with pytest.raises(ValueError, match=r"1_r\.yaml: a row may not change data\.synth"):
+        run_table("t", tmp_path / "out", size="s", data=root, presets=tmp_path / "p",
+                  progress=False)

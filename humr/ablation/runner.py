@@ -17,10 +17,20 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from humr.ablation.presets import Row, Size, load_size, load_table, run_config
+from humr.ablation.presets import (
+    Row,
+    Size,
+    load_size,
+    load_table,
+    run_config,
+    size_config,
+)
 from humr.io import atomic_write_text
+
+if TYPE_CHECKING:
+    from humr.config import Config
 
 __all__ = ["RunResult", "collect_results", "ensure_data", "run_one", "run_table"]
 
@@ -69,28 +79,45 @@ def collect_results(table_dir: Path, rows: Sequence[Row]) -> dict[str, list[RunR
     return found
 
 
-def ensure_data(data_root: str | Path, size: Size, progress: bool = True) -> Path:
-    """The dataset folder: used as it is when complete, else the synthetic benchmark of
-    ``size.data`` (``n_train``, ``n_test``, ``seed``) is generated (or its generation resumed)."""
+def ensure_data(data_root: str | Path, size: Size, config: Config | None = None,
+                progress: bool = True) -> Path:
+    """The dataset folder of a table.
+
+    With ``data.format`` official the paper's release is used as it is. Otherwise a complete
+    folder is used as it is, unless it is a synthetic benchmark generated with other parameters
+    than ``config.data.synth`` (then ValueError naming the differing keys); a missing or
+    incomplete one is generated (or its generation resumed) with ``config.data.synth`` and the
+    counts and seed of ``size.data`` (``n_train``, ``n_test``, ``seed``, ``workers``).
+    ``config`` defaults to the size's (:func:`humr.ablation.presets.size_config`).
+    """
     from humr.data.format import read_meta
     from humr.data.schema import DataFormatError
     from humr.data.synthetic import generate
 
     root = Path(data_root)
-    if size.config.get("data", {}).get("format") == "official":   # the release: never generated
+    config = config if config is not None else size_config(size)
+    if config.data.format == "official":                # the release: never generated
         if not (root / "annotations").is_dir():
             raise FileNotFoundError(f"{root} has no annotations/ folder: with data.format "
                                     "official, --data must be the paper's data release "
                                     "(DATASET.MD layout)")
         return root
+    synth = config.data.synth
     try:
-        read_meta(root)
-        return root
+        meta = read_meta(root)
     except DataFormatError:      # missing or incomplete: generate / finish it
-        pass
-    d = size.data
-    return generate(root, n_train=d["n_train"], n_test=d["n_test"], seed=d.get("seed", 0),
-                    workers=d.get("workers", 1), progress=progress)
+        d = size.data
+        return generate(root, n_train=d["n_train"], n_test=d["n_test"], seed=d.get("seed", 0),
+                        config=synth, workers=d.get("workers", 1), progress=progress)
+    written = meta.get("generator")
+    if written is not None and written != synth.to_dict():
+        wanted = synth.to_dict()
+        diff = sorted(k for k in set(written) | set(wanted) if written.get(k) != wanted.get(k))
+        raise ValueError(f"{root}/meta.json: the dataset was generated with other data.synth "
+                         "parameters than the ablation's (size preset + overrides): "
+                         + ", ".join(f"{k}={written.get(k)!r} (wanted {wanted.get(k)!r})"
+                                     for k in diff) + "; use another --data folder")
+    return root
 
 
 def run_one(row: Row, size: Size, seed: int, data_root: Path, run_dir: Path, *,
@@ -179,8 +206,14 @@ def run_table(table: str, out: str | Path, *, size: str = "cpu", data: str | Pat
         raise KeyError(f"unknown rows {unknown} of table '{table}'; rows: "
                        f"{', '.join(r.name for r in all_rows)}")
     size_preset = load_size(size, presets)
+    shared = size_config(size_preset, list(overrides))
+    for row in selected:            # one dataset for the table: its generator is the size's
+        if run_config(size_preset, row, "", 0, list(overrides)).data.synth != shared.data.synth:
+            raise ValueError(f"{row.path}: a row may not change data.synth (the rows share one "
+                             "dataset); set it in the size preset or as an override")
     out = Path(out)
-    data_root = ensure_data(data if data is not None else out / "data", size_preset, progress)
+    data_root = ensure_data(data if data is not None else out / "data", size_preset, shared,
+                            progress)
     for row in selected:
         for seed in range(seeds):
             run_dir = out / table / row.name / f"seed_{seed}"
