@@ -101,7 +101,7 @@ def test_component_sets_add_edit_and_remove():
 
 @pytest.mark.parametrize("override,valid", [
     ("model.flw=nice", "flow"), ("trian.lr=1", "train"), ("model.flow.hiden_features=3", "num_blocks"),
-    ("train.lr.x=1", "not a section"), ("losses.l2.weight=1", "kp2d_mode"),
+    ("losses.l2.weight=1", "kp2d_mode"),
     ("model.flow=nvp", "realnvp"),
 ])
 def test_unknown_keys_list_the_valid_ones(override, valid):
@@ -124,6 +124,7 @@ def test_unknown_keys_in_files_and_dicts(tmp_path):
 
 @pytest.mark.parametrize("override,key", [
     ("train.batch_size=abc", "train.batch_size"), ("train.lr=[1]", "train.lr"),
+    ("train.lr.x=1", "train.lr"),
     ("data.augment=1", "data.augment"), ("model.conditions=image", "model.conditions"),
     ("losses.mmd.weight=high", "losses.mmd.weight"), ("model.flow=[1]", "model.flow"),
 ])

@@ -37,9 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from omegaconf import OmegaConf
 
-from humr.config import Config, merge
+from humr.config import Config
 from humr.resources import benchmarks_dir
 
 __all__ = ["Row", "Size", "load_row", "load_size", "load_table", "presets_dir",
@@ -150,7 +149,6 @@ def run_config(size: Size, row: Row, data_root: str | Path, seed: int,
                overrides: list[str] | None = None) -> Config:
     """The configuration of one run: defaults <- size <- row <- (seed, data folder) <-
     ``overrides`` (dotted ``key=value``, as ``humr train`` takes them)."""
-    node = OmegaConf.structured(Config)
-    for part in (size.config, row.config, {"data": {"root": str(data_root)}, "train": {"seed": int(seed)}}):
-        merge(node, part)
-    return OmegaConf.to_object(node).override(overrides or [])
+    return Config.from_dict(size.config, row.config, {"data": {"root": str(data_root)},
+                                                       "train": {"seed": int(seed)}}
+                            ).override(overrides or [])
