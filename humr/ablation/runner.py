@@ -32,7 +32,7 @@ from humr.io import atomic_write_text
 if TYPE_CHECKING:
     from humr.config import Config
 
-__all__ = ["RunResult", "collect_results", "ensure_data", "run_one", "run_table"]
+__all__ = ["RunResult", "collect_results", "ensure_data", "run_one", "run_table", "table_oracle"]
 
 RESULT_FILE = "result.json"
 
@@ -118,6 +118,22 @@ def ensure_data(data_root: str | Path, size: Size, config: Config | None = None,
                          + ", ".join(f"{k}={written.get(k)!r} (wanted {wanted.get(k)!r})"
                                      for k in diff) + "; use another --data folder")
     return root
+
+
+def table_oracle(config: Config, data_root: str | Path, num_samples: int
+                 ) -> dict[str, float] | None:
+    """What draws from the stored true posterior score on the test split with ``num_samples``
+    hypotheses (:func:`humr.data.oracle.dataset_oracle`, seed 0; ground truth from the
+    generator's body ``config.data.synth.body_model``), or None for data without a stored
+    posterior (the paper's release, other humr folders)."""
+    if config.data.format == "official":
+        return None
+    from humr.body import BodyModel
+    from humr.data.oracle import dataset_oracle
+
+    synth = config.data.synth
+    return dataset_oracle(BodyModel(synth.body_model, num_betas=synth.num_betas), data_root,
+                          "test", num_samples)
 
 
 def run_one(row: Row, size: Size, seed: int, data_root: Path, run_dir: Path, *,
@@ -226,5 +242,6 @@ def run_table(table: str, out: str | Path, *, size: str = "cpu", data: str | Pat
                                                     f"{res.seconds_eval:.0f} s")
             log(f"[ablate] {table}/{row.name} seed {seed}: {what}")
     results = collect_results(out / table, all_rows)
-    write_report(table, all_rows, results, out / table, size_preset, num_samples)
+    write_report(table, all_rows, results, out / table, size_preset, num_samples,
+                 table_oracle(shared, data_root, num_samples))
     return results
