@@ -30,7 +30,13 @@ keyword arguments), so keys and types are checked by OmegaConf. Rules:
   mapping ``name -> arguments`` (order = order of use) or as a list of names (default
   arguments, entries already configured kept). A dotted override edits one entry, adding it
   when absent (``losses.kp2d_all.weight=1e-3``); ``losses.mask=null`` removes it.
-* Dotted override values use OmegaConf's grammar (``1e-4`` is a float, ``[a,b]`` a list).
+* Dotted override values use OmegaConf's grammar (``1e-4`` is a float, ``[a,b]`` a list);
+  a value may be an interpolation (``data.synth.num_betas=${model.num_betas}``), resolved
+  when the config is built.
+
+Files, dicts and overrides take one path: the component rules above are applied to the data,
+then OmegaConf's merge checks keys and types (its errors are re-raised as KeyError listing the
+valid keys, or TypeError, both naming the full key).
 
 Example:
     >>> cfg = Config.load(None, overrides=["model.flow=nice", "model.flow.hidden_features=512",

@@ -73,6 +73,13 @@ def test_overrides_are_typed():
     assert base.model.flow.name == "realnvp"
 
 
+def test_interpolations_resolve_when_the_config_is_built():
+    cfg = Config.load(None, overrides=["model.num_betas=11",
+                                       "data.synth.num_betas=${model.num_betas}"])
+    assert cfg.data.synth.num_betas == 11 and isinstance(cfg.data.synth.num_betas, int)
+    assert "num_betas: 11" in cfg.to_yaml() and Config.from_yaml(cfg.to_yaml()) == cfg
+
+
 def test_switching_a_component_keeps_the_changed_shared_arguments():
     cfg = Config.load(None, overrides=["model.flow.num_blocks=3", "model.flow.alpha=1.5",
                                        "model.flow=glow", "model.flow.hidden_features=512"])
