@@ -241,7 +241,9 @@ def run_table(table: str, out: str | Path, *, size: str = "cpu", data: str | Pat
                                                     f"{res.seconds_train:.0f} s, evaluated in "
                                                     f"{res.seconds_eval:.0f} s")
             log(f"[ablate] {table}/{row.name} seed {seed}: {what}")
+    from lightning.pytorch.utilities import rank_zero_only
+
     results = collect_results(out / table, all_rows)
-    write_report(table, all_rows, results, out / table, size_preset, num_samples,
-                 table_oracle(shared, data_root, num_samples))
+    oracle = table_oracle(shared, data_root, num_samples) if rank_zero_only.rank == 0 else None
+    write_report(table, all_rows, results, out / table, size_preset, num_samples, oracle)
     return results
