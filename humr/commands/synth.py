@@ -34,13 +34,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=seed_int, default=0, help="benchmark seed (default 0)")
     parser.add_argument("--workers", type=positive_int(1024), default=1, help="worker processes (default 1)")
     parser.add_argument("--crop-res", type=int_range(16, 4096), default=None,
-                        help="crop side in pixels (data.synth.crop_res, default 128)")
+                        help="crop side in pixels (sets data.synth.crop_res)")
     parser.add_argument("--posterior-samples", type=positive_int(100_000), default=None,
-                        help="posterior samples stored per example (data.synth.posterior_samples, "
-                             "default 64)")
+                        help="posterior samples stored per example (sets "
+                             "data.synth.posterior_samples)")
     parser.add_argument("--body-model", default=None,
-                        help="'procedural' or a SMPL model folder / file (data.synth.body_model, "
-                             "default procedural)")
+                        help="'procedural' or a SMPL model folder / file (sets "
+                             "data.synth.body_model)")
     parser.add_argument("--preview", action="store_true", help="also write DIR/preview.png")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
