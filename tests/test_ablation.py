@@ -253,7 +253,7 @@ def test_table_data_is_generated_with_the_size_data_synth(tmp_path, body_dir):
     assert meta["seed"] == 3 and {k: meta["generator"][k] for k in synth} == synth
     assert ensure_data(root, size, progress=False) == root             # same parameters: reused
     with pytest.raises(ValueError, match=r"meta\.json.*crop_res=32 \(wanted 48\)"):
-        ensure_data(root, size, size_config(size, ["data.synth.crop_res=48"]), progress=False)
+        ensure_data(root, size, progress=False, config=size_config(size, ["data.synth.crop_res=48"]))
     # a row may not change the shared generator
     (tmp_path / "p" / "sizes").mkdir(parents=True)
     (tmp_path / "p" / "sizes" / "s.yaml").write_text(json.dumps(

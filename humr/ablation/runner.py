@@ -79,8 +79,8 @@ def collect_results(table_dir: Path, rows: Sequence[Row]) -> dict[str, list[RunR
     return found
 
 
-def ensure_data(data_root: str | Path, size: Size, config: Config | None = None,
-                progress: bool = True) -> Path:
+def ensure_data(data_root: str | Path, size: Size, progress: bool = True,
+                config: Config | None = None) -> Path:
     """The dataset folder of a table.
 
     With ``data.format`` official the paper's release is used as it is. Otherwise a complete
@@ -228,8 +228,8 @@ def run_table(table: str, out: str | Path, *, size: str = "cpu", data: str | Pat
             raise ValueError(f"{row.path}: a row may not change data.synth (the rows share one "
                              "dataset); set it in the size preset or as an override")
     out = Path(out)
-    data_root = ensure_data(data if data is not None else out / "data", size_preset, shared,
-                            progress)
+    data_root = ensure_data(data if data is not None else out / "data", size_preset, progress,
+                            shared)
     for row in selected:
         for seed in range(seeds):
             run_dir = out / table / row.name / f"seed_{seed}"
