@@ -181,7 +181,8 @@ class ModelConfig:
     """
 
     flow: Any = field(default_factory=lambda: component("flow", "realnvp"))
-    conditions: dict[str, Any] = field(default_factory=_entries("condition", "image", "pose2d", "bbox"))
+    conditions: dict[str, Any] = field(
+        default_factory=_entries("condition", "image", "pose2d", "bbox"))
     head: Any = field(default_factory=_entries("head"))
     body_model: str = "procedural"
     model_type: str = "smpl"
@@ -336,8 +337,8 @@ class Config:
 # are prepared here; keys, types and conversions are OmegaConf's merge.
 _REGISTRIES: dict[str, Registry] = {"flow": FLOWS, "condition": CONDITIONS, "backbone": BACKBONES,
                                     "loss": LOSSES}
-_SLOTS = {r"model\.flow": ("one", "flow"), r"model\.conditions\.[^.]+\.backbone": ("one", "backbone"),
-          r"model\.conditions": ("set", "condition"), r"losses": ("set", "loss")}
+_SLOTS = {r"model\.flow": ("one", "flow"), r"model\.conditions": ("set", "condition"),
+          r"model\.conditions\.[^.]+\.backbone": ("one", "backbone"), r"losses": ("set", "loss")}
 
 
 def _slot(path: str) -> tuple[str, str] | None:

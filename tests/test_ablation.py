@@ -174,11 +174,12 @@ def test_oracle_row_fills_the_columns_the_oracle_has():
     text = to_markdown("table3", rows, summarize(results), {"prohmr": 1}, "title", oracle)
     tables = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()
               if line.startswith("| ")]
-    header, oracle_rows = [t for t in tables if t[0] == "row"], [t for t in tables if t[0] == "oracle"]
+    header = [t for t in tables if t[0] == "row"]
+    oracle_rows = [t for t in tables if t[0] == "oracle"]
     assert len(oracle_rows) == 2                            # one under each table
     cells = {h: v for head, row in zip(header, oracle_rows) for h, v in zip(head, row)}
     assert cells["MPJPE-24 ↓"] == "11.0" and cells["MPJPE-24 mode ↓"] == "25.0"
-    assert cells["MPJPE-14 ↓"] == cells["PVE ↓"] == cells["2DKP mode ↓"] == ""   # no oracle value
+    assert cells["MPJPE-14 ↓"] == cells["PVE ↓"] == cells["2DKP mode ↓"] == ""   # no value
     assert cells["E-dist occl ↓"] == "8.7 ± 2.2" and cells["PercIn ↑"] == "91.0"
     assert cells["spread invis"] == "40.0" and "100 draws per image" in text
     assert "oracle" not in to_markdown("table3", rows, summarize(results), {"prohmr": 1}, "title")

@@ -143,8 +143,8 @@ def _plot(path: Path, rows: Sequence, results: Mapping, summary: Mapping, title:
     headers = {k: (h, low) for k, h, low in COLUMNS}
     names = [r.name for r in rows if r.name in summary]
     labels = [r.label for r in rows if r.name in summary] + (["oracle"] if oracle else [])
-    fig, axes = plt.subplots(1, len(PLOTTED), figsize=(3.2 * len(PLOTTED), 0.45 * len(labels) + 1.6),
-                             sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(PLOTTED), sharey=True, squeeze=False,
+                             figsize=(3.2 * len(PLOTTED), 0.45 * len(labels) + 1.6))
     y = np.arange(len(labels))
     for ax, key in zip(axes[0], PLOTTED):
         mean = np.array([summary[n]["mean"].get(key, np.nan) for n in names])

@@ -17,8 +17,7 @@ from humr.commands.options import MAX_COUNT, int_range, positive_int, seed_int
 HELP = "generate the synthetic benchmark (known posterior) into DIR (resumable, deterministic)"
 
 #: shorthand option -> config key it overrides
-SHORTHANDS = {"crop_res": "data.synth.crop_res", "posterior_samples": "data.synth.posterior_samples",
-              "body_model": "data.synth.body_model"}
+SHORTHANDS = {k: f"data.synth.{k}" for k in ("crop_res", "posterior_samples", "body_model")}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
