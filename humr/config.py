@@ -30,7 +30,13 @@ keyword arguments), so keys and types are checked by OmegaConf. Rules:
   mapping ``name -> arguments`` (order = order of use) or as a list of names (default
   arguments, entries already configured kept). A dotted override edits one entry, adding it
   when absent (``losses.kp2d_all.weight=1e-3``); ``losses.mask=null`` removes it.
-* Dotted override values use OmegaConf's grammar (``1e-4`` is a float, ``[a,b]`` a list).
+* Dotted override values use OmegaConf's grammar (``1e-4`` is a float, ``[a,b]`` a list);
+  a value may be an interpolation (``data.synth.num_betas=${model.num_betas}``), resolved
+  when the config is built.
+
+Files, dicts and overrides take one path: the component rules above are applied to the data,
+then OmegaConf's merge checks keys and types (its errors are re-raised as KeyError listing the
+valid keys, or TypeError, both naming the full key).
 
 Example:
     >>> cfg = Config.load(None, overrides=["model.flow=nice", "model.flow.hidden_features=512",
@@ -42,18 +48,26 @@ Example:
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import functools
+import importlib
+import re
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import BooleanNode, DictConfig, FloatNode, ListConfig, OmegaConf
-from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
-from omegaconf.tupleconfig import TupleConfig
+import yaml
+from omegaconf import BooleanNode, DictConfig, OmegaConf
+from omegaconf.errors import (
+    ConfigKeyError,
+    ConfigTypeError,
+    OmegaConfBaseException,
+    ValidationError,
+)
 
 from humr.registry import (
     BACKBONES,
@@ -94,21 +108,18 @@ def _make_entry_class(kind: str, name: str, owner: Any) -> type:
         base = config_dataclass("head", ShapeCameraHead, ("in_dim", "num_betas"))
     else:
         base = _REGISTRIES[kind].config(name)
-    hints = _resolved_fields(base)
-    if kind in ("flow", "backbone"):
-        head = [("name", str, dataclasses.field(default=name))]
-    elif kind == "loss":
-        head = [(k, t, dataclasses.field(default=v)) for k, t, v in _loss_extras(name)]
-    else:
-        head = []
-    clash = {h[0] for h in head} & set(hints)
+    extras = ([("name", str, name)] if kind in ("flow", "backbone")
+              else _loss_extras(name) if kind == "loss" else [])
+    hints = typing.get_type_hints(base)
+    clash = {k for k, _, _ in extras} & set(hints)
     if clash:
         raise TypeError(f"{kind} '{name}': argument(s) {sorted(clash)} clash with config keys")
-    body = [(f.name, hints[f.name], dataclasses.field(default=f.default, default_factory=f.default_factory))
-            for f in dataclasses.fields(base)]
+    fields = [(k, t, field(default=v)) for k, t, v in extras] + [
+        (f.name, hints[f.name], field(default=f.default, default_factory=f.default_factory))
+        for f in dataclasses.fields(base)]
     # named so that pickle finds it again through this module's __getattr__
-    qualname = f"Entry__{kind}__{name}"
-    return dataclasses.make_dataclass(qualname, head + body, namespace={"__module__": __name__})
+    return dataclasses.make_dataclass(f"Entry__{kind}__{name}", fields,
+                                      namespace={"__module__": __name__})
 
 
 def __getattr__(attr: str) -> Any:
@@ -118,17 +129,13 @@ def __getattr__(attr: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 
-def _resolved_fields(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
 def component(kind: str, name: str, **values: Any) -> DictConfig:
     """The structured config entry of component ``name`` of registry ``kind`` (``flow``,
     ``condition``, ``backbone``, ``loss``; ``head`` with name "") with its defaults, updated
     by ``values``."""
     node = OmegaConf.structured(_entry_class(kind, name))
-    for key, value in values.items():
-        _assign(node, key, value, f"{kind}:{name}.{key}")
+    with _errors(f"{kind}:{name}"):
+        node.merge_with(values)
     return node
 
 
@@ -136,36 +143,28 @@ def entry_kwargs(kind: str, entry: Any) -> dict[str, Any]:
     """The fields of a configured component (an entry object, dict or node) without ``name``
     and a loss's ``weight``: its constructor arguments (for a loss also the objective's
     options, which :meth:`humr.objective.Objective.from_config` takes out)."""
-    data = _plain(entry)
-    skip = {"name"}
-    if kind == "loss":
-        skip |= {"weight"}
-    return {k: v for k, v in data.items() if k not in skip}
+    skip = ("name", "weight") if kind == "loss" else ("name",)
+    return {k: v for k, v in _plain(entry).items() if k not in skip}
 
 
-def _plain(value: Any) -> Any:
-    """Plain Python containers of an entry (dataclass instance, DictConfig or mapping)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return OmegaConf.to_container(OmegaConf.structured(value))
-    if isinstance(value, (DictConfig, ListConfig)):
-        return OmegaConf.to_container(value)
-    return copy.deepcopy(dict(value)) if isinstance(value, Mapping) else value
-
-
-def _lists(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _lists(v) for k, v in value.items()}
-    return [_lists(v) for v in value] if isinstance(value, list | tuple) else value
+def _plain(value: Any) -> dict[str, Any]:
+    """Plain Python containers of a dataclass instance, DictConfig or mapping."""
+    return OmegaConf.to_container(OmegaConf.create(value))
 
 
 # ---------------------------------------------------------------------- sections
-def _default_conditions() -> dict[str, Any]:
-    return {"image": component("condition", "image"), "pose2d": component("condition", "pose2d"),
-            "bbox": component("condition", "bbox")}
+def _entries(kind: str, *names: str) -> Callable[[], Any]:
+    """``default_factory`` of a component set (``name -> entry``), or of the ``head`` entry."""
+    if kind == "head":
+        return lambda: OmegaConf.structured(_entry_class("head", ""))
+    return lambda: {n: component(kind, n) for n in names}
 
 
-def _default_head() -> DictConfig:
-    return OmegaConf.structured(_entry_class("head", ""))
+def _imported(path: str) -> Callable[[], DictConfig]:
+    """``default_factory`` of the dataclass ``module:Class``, imported when first used (so that
+    importing this module stays light)."""
+    module, name = path.split(":")
+    return lambda: OmegaConf.structured(getattr(importlib.import_module(module), name))
 
 
 @dataclass
@@ -182,31 +181,16 @@ class ModelConfig:
     """
 
     flow: Any = field(default_factory=lambda: component("flow", "realnvp"))
-    conditions: dict[str, Any] = field(default_factory=_default_conditions)
-    head: Any = field(default_factory=_default_head)
+    conditions: dict[str, Any] = field(
+        default_factory=_entries("condition", "image", "pose2d", "bbox"))
+    head: Any = field(default_factory=_entries("head"))
     body_model: str = "procedural"
     model_type: str = "smpl"
     num_betas: int = 10
 
 
-def _default_losses() -> dict[str, Any]:
-    return {n: component("loss", n) for n in ("nll", "mmd", "mask", "kp2d_mode", "betas", "orth")}
-
-
 #: The ``losses`` section: ``name -> entry`` (``weight`` and the loss's arguments, appendix A).
 LossConfig = dict[str, Any]
-
-
-def _default_augmentation() -> DictConfig:
-    from humr.data.augment import Augmentation
-
-    return OmegaConf.structured(Augmentation)
-
-
-def _default_synth() -> DictConfig:
-    from humr.data.synthetic import SynthConfig
-
-    return OmegaConf.structured(SynthConfig)
 
 
 @dataclass
@@ -222,8 +206,8 @@ class DataConfig:
 
     root: str = "data/synthetic"
     augment: bool = True
-    augmentation: Any = field(default_factory=_default_augmentation)
-    synth: Any = field(default_factory=_default_synth)
+    augmentation: Any = field(default_factory=_imported("humr.data.augment:Augmentation"))
+    synth: Any = field(default_factory=_imported("humr.data.synthetic:SynthConfig"))
     format: str = "humr"
     train_splits: list[str] = field(default_factory=list)
     crop_res: int = 224
@@ -261,7 +245,8 @@ class Config:
     """The whole configuration: ``model``, ``losses``, ``data``, ``train`` sections."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
-    losses: dict[str, Any] = field(default_factory=_default_losses)
+    losses: dict[str, Any] = field(default_factory=_entries(
+        "loss", "nll", "mmd", "mask", "kp2d_mode", "betas", "orth"))
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -272,15 +257,16 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         """Nested plain dict of plain lists (YAML-serialisable, tuples as lists)."""
-        return _lists(OmegaConf.to_container(self.node()))
+        return yaml.safe_load(self.to_yaml())
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Config:
-        """Build from a (partial) nested dict over the defaults (see the module doc for the
-        component rules); unknown keys raise a KeyError naming the valid ones, wrong types a
-        TypeError naming the key."""
+    def from_dict(cls, *parts: Mapping[str, Any]) -> Config:
+        """Build from (partial) nested dicts merged in order over the defaults (see the module
+        doc for the component rules); unknown keys raise a KeyError naming the valid ones,
+        wrong types a TypeError naming the key."""
         node = OmegaConf.structured(cls)
-        merge(node, data)
+        for data in parts:
+            _merge(node, data)
         return OmegaConf.to_object(node)
 
     def to_yaml(self) -> str:
@@ -291,12 +277,11 @@ class Config:
     def from_yaml(cls, text: str, source: str = "YAML text") -> Config:
         """Parse YAML text (an empty document gives the defaults)."""
         try:
-            data = OmegaConf.create(text) if text.strip() else {}
+            data = OmegaConf.to_container(OmegaConf.create(text)) if text.strip() else {}
         except OmegaConfBaseException as err:
             raise ValueError(f"{source}: not valid YAML ({err})") from None
-        if isinstance(data, ListConfig):
+        if isinstance(data, list):
             raise TypeError(f"{source}: a config YAML must hold a mapping, got a list")
-        data = OmegaConf.to_container(data) if isinstance(data, DictConfig) else data
         try:
             return cls.from_dict(data)
         except (KeyError, TypeError) as err:
@@ -328,55 +313,45 @@ class Config:
             cfg = cls.from_yaml(path.read_text(), source=str(path))
         return cfg.override(overrides or [])
 
-    # ----------------------------------------------------------------- overrides
     def override(self, overrides: Sequence[str] | Mapping[str, Any]) -> Config:
-        """A copy with dotted-key overrides applied.
+        """A copy with dotted-key overrides applied in order (module doc rules).
 
         Args:
             overrides: ``["model.flow=nice", "losses.mmd.weight=0.1"]`` (values in OmegaConf's
                 grammar) or ``{"model.flow": "nice"}`` (values as given).
         """
-        if isinstance(overrides, Mapping):
-            items = list(overrides.items())
-        else:
-            items = []
-            for item in overrides:
-                if "=" not in item:
-                    raise ValueError(f"override '{item}' must look like section.key=value")
-                key, text = item.split("=", 1)
-                value = OmegaConf.to_container(OmegaConf.from_dotlist([f"v={text}"]))["v"]
-                items.append((key.strip(), value))
-        if not items:
-            return copy.deepcopy(self)
+        items = list(overrides.items()) if isinstance(overrides, Mapping) else overrides
         node = self.node()
-        for key, value in items:
-            set_key(node, key, value)
+        for item in items:
+            if isinstance(item, tuple):                      # key, value
+                data = functools.reduce(lambda v, k: {k: v}, reversed(item[0].split(".")), item[1])
+            elif "=" in item:
+                data = OmegaConf.to_container(OmegaConf.from_dotlist([item]))
+            else:
+                raise ValueError(f"override '{item}' must look like section.key=value")
+            _merge(node, data, edit=True)
         return OmegaConf.to_object(node)
 
 
-# ---------------------------------------------------------------------- merge rules
+# ---------------------------------------------------------------------- component rules
+# Component slots (a registry entry whose class depends on its name) and component sets
+# (name -> entry, in order of use): OmegaConf cannot change a node's structured type, so these
+# are prepared here; keys, types and conversions are OmegaConf's merge.
 _REGISTRIES: dict[str, Registry] = {"flow": FLOWS, "condition": CONDITIONS, "backbone": BACKBONES,
                                     "loss": LOSSES}
+_SLOTS = {r"model\.flow": ("one", "flow"), r"model\.conditions": ("set", "condition"),
+          r"model\.conditions\.[^.]+\.backbone": ("one", "backbone"), r"losses": ("set", "loss")}
 
 
 def _slot(path: str) -> tuple[str, str] | None:
     """``("one" | "set", registry kind)`` of a component slot path, else None."""
-    parts = path.split(".")
-    if path == "model.flow":
-        return "one", "flow"
-    if path == "model.conditions":
-        return "set", "condition"
-    if path == "losses":
-        return "set", "loss"
-    if len(parts) == 4 and parts[:2] == ["model", "conditions"] and parts[3] == "backbone":
-        return "one", "backbone"
-    return None
+    return next((v for pattern, v in _SLOTS.items() if re.fullmatch(pattern, path)), None)
 
 
-def _switch(old: DictConfig | None, kind: str, name: str) -> DictConfig:
+def _switch(old: DictConfig, kind: str, name: str) -> DictConfig:
     """A default entry of ``name``, keeping the old entry's non-default values of shared keys."""
     new = component(kind, name)
-    if isinstance(old, DictConfig) and "name" in old and old.name in _REGISTRIES[kind]:
+    if old.get("name") in _REGISTRIES[kind]:
         default = component(kind, old.name)
         for key in new:
             if key != "name" and key in old and old[key] != default[key]:
@@ -384,101 +359,82 @@ def _switch(old: DictConfig | None, kind: str, name: str) -> DictConfig:
     return new
 
 
-def _set_of(kind: str, old: DictConfig, value: Any, path: str) -> DictConfig:
-    """A component set from a list of names or a complete mapping (see module doc)."""
+def _prepare(node: DictConfig, data: Any, path: str, edit: bool) -> dict[str, Any]:
+    """``data`` made ready for ``OmegaConf.merge`` into ``node``: component slots of ``node``
+    switched and component sets rebuilt in place (module doc rules; ``edit``: a dotted
+    override, whose set entries are added / edited / removed (None) one by one)."""
+    if not isinstance(data, Mapping):
+        raise TypeError(f"config section '{path or 'config'}' must be a mapping, got {data!r}")
+    out = {}
+    for key, value in data.items():
+        full = f"{path}.{key}" if path else str(key)
+        slot = _slot(full) if key in node else None
+        child = node._get_node(key) if key in node else None
+        if slot and slot[0] == "one":
+            value = {"name": value} if isinstance(value, str) else value
+            if not isinstance(value, Mapping):
+                raise TypeError(f"config key '{full}' expects a {slot[1]} name or a mapping, "
+                                f"got {value!r}")
+            if value.get("name", node[key].name) != node[key].name:
+                node[key] = _switch(node[key], slot[1], value["name"])
+            value = _prepare(node[key], {k: v for k, v in value.items() if k != "name"}, full, edit)
+        elif slot:
+            node[key], value = _set_of(slot[1], node[key], value, full, edit)
+        elif isinstance(value, Mapping) and isinstance(child, DictConfig):
+            value = _prepare(child, value, full, edit)
+        elif isinstance(child, BooleanNode) and not isinstance(value, bool | None):
+            raise TypeError(f"config key '{full}' expects true or false, got {value!r}")
+        out[key] = value
+    return out
+
+
+def _set_of(kind: str, old: DictConfig, value: Any, path: str, edit: bool
+            ) -> tuple[DictConfig, dict[str, Any]]:
+    """A component set (the new node and the values to merge into it) from a list of names (in
+    this order, configured entries kept), a complete mapping ``name -> arguments`` or, with
+    ``edit``, a mapping of entries to add / edit / remove (None)."""
     if isinstance(value, str) or not isinstance(value, Mapping | Sequence):
         raise TypeError(f"config key '{path}' expects a list of {kind} names or a mapping "
                         f"name -> arguments, got {value!r}")
-    names = list(value)
-    if len(set(names)) != len(names):
-        raise ValueError(f"config key '{path}' repeats a name: {names}")
+    values = dict(value) if isinstance(value, Mapping) else dict.fromkeys(value)
+    if not all(isinstance(n, str) for n in values):
+        raise TypeError(f"config key '{path}' expects {kind} names, got {list(value)}")
+    if len(values) != len(value):
+        raise ValueError(f"config key '{path}' repeats a name: {list(value)}")
+    if edit and isinstance(value, Mapping):
+        names = [n for n in old if values.get(n, {}) is not None]
+        names += [n for n, v in values.items() if n not in old and v is not None]
+    else:
+        names = list(values)
     out = {}
     for name in names:
-        if not isinstance(name, str):
-            raise TypeError(f"config key '{path}' expects {kind} names, got {name!r}")
-        out[name] = old[name] if name in old else component(kind, name)
-        if isinstance(value, Mapping) and value[name] is not None:
-            merge(out[name], value[name], f"{path}.{name}")
-    return OmegaConf.create(out)
+        try:
+            out[name] = old[name] if name in old else component(kind, name)
+        except KeyError as err:
+            raise KeyError(f"config key '{path}.{name}': {err.args[0]}") from None
+    prepared = {n: _prepare(out[n], values[n], f"{path}.{n}", edit)
+                for n in names if values.get(n) is not None}
+    return OmegaConf.create(out), prepared
 
 
-def _assign(parent: DictConfig, key: str, value: Any, path: str) -> None:
-    """``parent[key] = value`` with the component rules; errors name the full key."""
-    full = path
-    slot = _slot(full)
+@contextlib.contextmanager
+def _errors(where: str = ""):
+    """OmegaConf's errors as KeyError (unknown key, listing the valid ones) and TypeError
+    (wrong type), both naming the full key."""
     try:
-        if slot and slot[0] == "one":
-            old = parent[key]
-            if isinstance(value, str):
-                parent[key] = _switch(old, slot[1], value)
-            elif isinstance(value, Mapping):
-                if "name" in value and value["name"] != old.get("name"):
-                    parent[key] = _switch(old, slot[1], value["name"])
-                merge(parent[key], {k: v for k, v in value.items() if k != "name"}, full)
-            else:
-                raise TypeError(f"config key '{full}' expects a {slot[1]} name or a mapping, "
-                                f"got {value!r}")
-        elif slot:
-            parent[key] = _set_of(slot[1], parent[key], value, full)
-        elif isinstance(value, Mapping) and isinstance(parent.get(key), DictConfig) \
-                and OmegaConf.get_type(parent[key]) is not dict:
-            merge(parent[key], value, full)
-        else:
-            parent[key] = _declared(parent, key, value, full)
-    except ConfigKeyError:
-        valid = ", ".join(str(k) for k in parent)
-        where = full.rsplit(".", 1)[0] if "." in full else "config"
-        raise KeyError(f"unknown config key '{full}'; valid keys of '{where}': {valid}") from None
-    except ValidationError as err:
+        yield
+    except ConfigKeyError as err:
+        full = f"{where}.{err.full_key}" if where else err.full_key
+        valid = ", ".join(str(k) for k in err.parent_node or ())
+        section = full.rsplit(".", 1)[0] if "." in full else "config"
+        raise KeyError(f"unknown config key '{full}'; valid keys of '{section}': {valid}") from None
+    except (ValidationError, ConfigTypeError) as err:
+        full = f"{where}.{err.full_key}" if where else err.full_key
         raise TypeError(f"config key '{full}': {err.msg}") from None
 
 
-def _declared(parent: DictConfig, key: str, value: Any, full: str) -> Any:
-    """``value`` in the declared type of ``parent[key]`` where OmegaConf would convert it
-    implicitly: list -> tuple, int -> float; anything but true / false for a bool is an error."""
-    target = parent._get_node(key) if key in parent else None
-    if isinstance(target, TupleConfig) and isinstance(value, list):
-        return tuple(value)
-    if isinstance(target, FloatNode) and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(target, BooleanNode) and value is not None and not isinstance(value, bool):
-        raise TypeError(f"config key '{full}' expects true or false, got {value!r}")
-    return value
-
-
-def merge(node: DictConfig, data: Mapping[str, Any], prefix: str = "") -> None:
-    """Merge a nested mapping into a structured ``node`` in place (module doc rules)."""
-    if not isinstance(data, Mapping):
-        raise TypeError(f"config section '{prefix or 'config'}' must be a mapping, got {data!r}")
-    for key, value in data.items():
-        _assign(node, str(key), value, f"{prefix}.{key}" if prefix else str(key))
-
-
-def set_key(node: DictConfig, key: str, value: Any) -> None:
-    """Apply one dotted override ``key = value`` to ``node`` in place: entries of component
-    sets are added when absent, and ``None`` removes a set entry."""
-    parts = key.split(".")
-    parent, path = node, ""
-    for i, part in enumerate(parts):
-        full = f"{path}.{part}" if path else part
-        last = i == len(parts) - 1
-        slot = _slot(path) if path else None
-        if slot and slot[0] == "set":                      # an entry of a component set
-            if last and value is None:
-                if part in parent:
-                    del parent[part]
-                return
-            if part not in parent:
-                try:
-                    parent[part] = component(slot[1], part)
-                except KeyError as err:
-                    raise KeyError(f"config key '{full}': {err.args[0]}") from None
-        if last:
-            _assign(parent, part, value, full)
-            return
-        child = parent.get(part) if isinstance(parent, DictConfig) and part in parent else None
-        if not isinstance(child, DictConfig):
-            if child is None and part not in parent:
-                _assign(parent, part, {}, full)             # raises: unknown key
-            raise KeyError(f"config key '{full}' is not a section or mapping; cannot set '{key}'")
-        parent, path = child, full
+def _merge(node: DictConfig, data: Mapping[str, Any], edit: bool = False) -> DictConfig:
+    """``node`` (structured, changed in place) merged with a nested mapping (module doc rules)."""
+    with _errors():
+        node.merge_with(_prepare(node, data, "", edit))
+    return node

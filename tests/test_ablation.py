@@ -165,6 +165,26 @@ def test_markdown_cells_show_mean_std_and_paper():
     assert "n/a [34.7]" in line
 
 
+def test_oracle_row_fills_the_columns_the_oracle_has():
+    rows = load_table("table3")[:1]
+    results = {"prohmr": [_result("prohmr", 0, **{"emdb/mpjpe_min": 30.0, "3dpw/pve_min": 9.0})]}
+    oracle = {"num_examples": 64.0, "num_samples": 100.0, "emdb/mpjpe_min": 11.04,
+              "emdb/mpjpe_mean": 25.0, "3dpw/mpjpe_min": float("nan"), "energy_occluded": 8.66,
+              "energy_occluded_se": 2.21, "perc_in": 91.0, "spread_invisible": 40.0}
+    text = to_markdown("table3", rows, summarize(results), {"prohmr": 1}, "title", oracle)
+    tables = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()
+              if line.startswith("| ")]
+    header = [t for t in tables if t[0] == "row"]
+    oracle_rows = [t for t in tables if t[0] == "oracle"]
+    assert len(oracle_rows) == 2                            # one under each table
+    cells = {h: v for head, row in zip(header, oracle_rows) for h, v in zip(head, row)}
+    assert cells["MPJPE-24 ↓"] == "11.0" and cells["MPJPE-24 mode ↓"] == "25.0"
+    assert cells["MPJPE-14 ↓"] == cells["PVE ↓"] == cells["2DKP mode ↓"] == ""   # no value
+    assert cells["E-dist occl ↓"] == "8.7 ± 2.2" and cells["PercIn ↑"] == "91.0"
+    assert cells["spread invis"] == "40.0" and "100 draws per image" in text
+    assert "oracle" not in to_markdown("table3", rows, summarize(results), {"prohmr": 1}, "title")
+
+
 def test_runner_writes_table_skips_finished_and_resumes(tiny_data, tiny_presets, tmp_path):
     out = tmp_path / "out"
     kw = {"size": "tiny", "data": tiny_data, "steps": 2, "num_samples": 4,
@@ -195,6 +215,16 @@ def test_runner_writes_table_skips_finished_and_resumes(tiny_data, tiny_presets,
     assert len(list((mask_dir / "version_0" / "csv").glob("session_*"))) == 2
     summary = json.loads((out / "t" / "table.json").read_text())
     assert [r["name"] for r in summary["rows"]] == ["prohmr", "mask"]
+    # the oracle row: the test split's true-posterior draws with the rows' N
+    from humr.body import BodyModel
+    from humr.data.oracle import dataset_oracle
+
+    expected = dataset_oracle(BodyModel("procedural"), tiny_data, "test", 4)
+    assert summary["oracle"]["num_samples"] == 4
+    assert summary["oracle"]["emdb/mpjpe_min"] == pytest.approx(expected["emdb/mpjpe_min"])
+    oracle_line = next(x for x in (out / "t" / "table.md").read_text().splitlines()
+                       if x.startswith("| oracle"))
+    assert f"{expected['emdb/mpjpe_min']:.1f}" in oracle_line
 
 
 def test_ablate_command_prints_the_table(tiny_data, tiny_presets, tmp_path, capsys):
@@ -206,3 +236,31 @@ def test_ablate_command_prints_the_table(tiny_data, tiny_presets, tmp_path, caps
     assert "| ProHMR" in printed and "table.md" in printed
     assert main(args[:3] + ["nope"] + args[4:]) == 2
     assert "humr ablate: error: unknown rows" in capsys.readouterr().err
+
+
+def test_table_data_is_generated_with_the_size_data_synth(tmp_path, body_dir):
+    """The size's data.synth (and the overrides) generate the table's dataset; a folder of other
+    generator parameters and a row changing data.synth are refused."""
+    from humr.ablation.presets import Size, size_config
+    from humr.ablation.runner import ensure_data
+    from humr.data.format import read_meta
+
+    synth = {"crop_res": 32, "posterior_samples": 2, "test_posterior_samples": 2,
+             "candidates": 16, "max_rounds": 1, "body_model": str(body_dir)}
+    size = Size("s", "tiny", {"n_train": 1, "n_test": 1, "seed": 3},
+                {"data": {"synth": synth}})
+    root = ensure_data(tmp_path / "d", size, progress=False)
+    meta = read_meta(root)
+    assert meta["seed"] == 3 and {k: meta["generator"][k] for k in synth} == synth
+    assert ensure_data(root, size, progress=False) == root             # same parameters: reused
+    with pytest.raises(ValueError, match=r"meta\.json.*crop_res=32 \(wanted 48\)"):
+        ensure_data(root, size, progress=False, config=size_config(size, ["data.synth.crop_res=48"]))
+    # a row may not change the shared generator
+    (tmp_path / "p" / "sizes").mkdir(parents=True)
+    (tmp_path / "p" / "sizes" / "s.yaml").write_text(json.dumps(
+        {"label": "tiny", "data": size.data, "config": size.config}))
+    (tmp_path / "p" / "t").mkdir()
+    (tmp_path / "p" / "t" / "1_r.yaml").write_text("label: r\nconfig: {data: {synth: {crop_res: 40}}}\n")
+    with pytest.raises(ValueError, match=r"1_r\.yaml: a row may not change data\.synth"):
+        run_table("t", tmp_path / "out", size="s", data=root, presets=tmp_path / "p",
+                  progress=False)

@@ -124,3 +124,31 @@ def test_bench_runs_the_named_script_with_its_arguments(tmp_path, capsys):
     assert out.read_text() == "x 42"
     assert main(["bench", "--benchmarks", str(tmp_path), "nope"]) == 2
     assert "known benchmarks: toy" in capsys.readouterr().err
+
+
+def test_synth_generator_is_the_config_data_synth(tmp_path, body_dir, capsys):
+    """``humr synth``: data.synth from --config, then dotted overrides, then the shorthand
+    options; meta.json records it and a folder of other parameters is refused."""
+    from humr.data.format import read_meta
+
+    config = tmp_path / "c.yaml"
+    config.write_text(f"data:\n  root: {tmp_path / 'from_config'}\n  synth:\n    crop_res: 48\n"
+                      f"    candidates: 16\n    max_rounds: 1\n    body_model: {body_dir}\n")
+    fast = ["--n-train", "1", "--n-test", "0", "--no-progress"]
+    assert main(["synth", "--config", str(config), "data.synth.posterior_samples=3",
+                 "data.synth.crop_res=40", *fast]) == 0
+    meta = read_meta(tmp_path / "from_config")                  # --out defaults to data.root
+    assert meta["crop_res"] == 40 and meta["generator"]["crop_res"] == 40
+    assert (meta["generator"]["posterior_samples"], meta["generator"]["candidates"],
+            meta["generator"]["max_rounds"]) == (3, 16, 1)
+    # the shorthand option wins over the dotted override
+    out = tmp_path / "short"
+    assert main(["synth", "--config", str(config), "data.synth.crop_res=40",
+                 "data.synth.posterior_samples=3", "--crop-res", "32", "--out", str(out),
+                 *fast]) == 0
+    assert read_meta(out)["generator"]["crop_res"] == 32
+    capsys.readouterr()
+    assert main(["synth", "--config", str(config), "--out", str(out), *fast]) == 2
+    assert "other parameters" in capsys.readouterr().err
+    assert main(["synth", "--out", str(out), "data.synth.crop_rez=3", *fast]) == 2
+    assert "data.synth.crop_rez" in capsys.readouterr().err

@@ -73,3 +73,28 @@ def test_full_demo_shows_the_method_working(tmp_path):
     assert all(report["checks"].values()), report["checks"]
     assert report["metrics"]["emdb/mpjpe_min"] < 0.9 * report["metrics"]["emdb/mpjpe_mode"]
     assert np.isfinite(report["metrics"]["energy_occluded"])
+
+
+def test_demo_generates_with_the_config_data_synth(tmp_path, monkeypatch):
+    """``humr demo key=value``: the overrides reach the configuration, and its data.synth (not
+    the demo's own defaults) is what generates the dataset."""
+    import humr.data.synthetic
+
+    class Generated(Exception):
+        pass
+
+    def fake_generate(root, **kwargs):
+        raise Generated(root, kwargs)
+
+    from humr.cli import build_parser
+
+    monkeypatch.setattr(humr.data.synthetic, "generate", fake_generate)
+    args = build_parser("demo").parse_args(
+        ["demo", "--quick", "--out", str(tmp_path), "data.synth.crop_res=96",
+         "data.synth.prob_occluder=0.5", f"data.root={tmp_path / 'mine'}"])
+    with pytest.raises(Generated) as caught:
+        args._run(args)
+    root, kwargs = caught.value.args
+    assert str(root) == str(tmp_path / "mine")
+    assert (kwargs["config"].crop_res, kwargs["config"].prob_occluder) == (96, 0.5)
+    assert (kwargs["n_train"], kwargs["n_test"]) == (48, 8)

@@ -18,12 +18,15 @@ A size file::
     label: "CPU-sized: ..."
     data: {n_train: 1024, n_test: 128, seed: 0}   # synthetic benchmark to generate if missing
     config: {model: {...}, train: {...}}          # a partial Config: network and schedule sizes
+    # config: {data: {synth: {crop_res: 96}}} sets the generator of that benchmark
 
 The configuration of a run is the defaults, merged with the size, then the row, then the run's
 seed and data folder (:func:`run_config`; config merges with the rules of :mod:`humr.config`:
 a flow switched by the row keeps the size's block count and width, a list of conditioners
 keeps the size's image backbone). Every key is checked by the structured config, so a typo in
-a preset names the file and the key.
+a preset names the file and the key. The rows of a table share one dataset: its generator is
+the ``data.synth`` section of the size merged with the overrides (:func:`size_config`), and a
+row may not change it.
 """
 from __future__ import annotations
 
@@ -34,13 +37,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from omegaconf import OmegaConf
 
-from humr.config import Config, merge
+from humr.config import Config
 from humr.resources import benchmarks_dir
 
 __all__ = ["Row", "Size", "load_row", "load_size", "load_table", "presets_dir",
-           "run_config", "table_names"]
+           "run_config", "size_config", "table_names"]
 
 
 @dataclass
@@ -137,11 +139,16 @@ def load_size(size: str, root: str | Path | None = None) -> Size:
                 dict(data["config"]), path)
 
 
+def size_config(size: Size, overrides: list[str] | None = None) -> Config:
+    """The configuration shared by the rows of a table: defaults <- size <- ``overrides``
+    (its ``data.synth`` generates the table's synthetic benchmark)."""
+    return Config.from_dict(size.config).override(overrides or [])
+
+
 def run_config(size: Size, row: Row, data_root: str | Path, seed: int,
                overrides: list[str] | None = None) -> Config:
     """The configuration of one run: defaults <- size <- row <- (seed, data folder) <-
     ``overrides`` (dotted ``key=value``, as ``humr train`` takes them)."""
-    node = OmegaConf.structured(Config)
-    for part in (size.config, row.config, {"data": {"root": str(data_root)}, "train": {"seed": int(seed)}}):
-        merge(node, part)
-    return OmegaConf.to_object(node).override(overrides or [])
+    return Config.from_dict(size.config, row.config, {"data": {"root": str(data_root)},
+                                                       "train": {"seed": int(seed)}}
+                            ).override(overrides or [])

@@ -5,7 +5,11 @@ protocol with 24), then consistency (2D keypoint error of mode / samples), 3D sp
 / invisible joints, the mask metrics PercIn / MinDist and the energy distance to the synthetic
 benchmark's true posterior. Every cell is the mean over seeds with the sample standard
 deviation (ddof = 1) when there are two or more seeds; the paper's number of the row follows in
-brackets where the paper has one.
+brackets where the paper has one. On the synthetic benchmark an ``oracle`` row closes each
+table: what draws from the stored true posterior score with the same N
+(:mod:`humr.data.oracle`, pairs :data:`humr.data.oracle.ORACLE_ROWS`): best of N, the error of
+one draw under the mode column, consistency, spread, mask metrics and the energy-distance noise
+floor (± its standard error); columns without an oracle value stay empty.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ import numpy as np
 
 from humr.io import atomic_write_text
 
-__all__ = ["COLUMNS", "PLOTTED", "summarize", "to_markdown", "write_report"]
+__all__ = ["COLUMNS", "PLOTTED", "oracle_values", "summarize", "to_markdown", "write_report"]
 
 # (metric key, column header, lower is better; None: no better direction, e.g. the spread)
 COLUMNS: tuple[tuple[str, str, bool | None], ...] = (
@@ -78,9 +82,35 @@ def _cell(summary: Mapping, key: str, paper: Mapping[str, float] | None) -> str:
     return text
 
 
+def oracle_values(oracle: Mapping[str, float] | None) -> dict[str, tuple[float, float]]:
+    """``column key -> (oracle value, standard error or NaN)`` of the columns the oracle
+    (:func:`humr.data.oracle.oracle_report`) has a finite value for."""
+    if not oracle:
+        return {}
+    from humr.data.oracle import ORACLE_ROWS
+
+    pairs = dict(ORACLE_ROWS)
+    out = {}
+    for key, _, _ in COLUMNS:
+        value = oracle.get(pairs.get(key, ""), math.nan)
+        if value is not None and math.isfinite(value):
+            out[key] = (float(value), float(oracle.get(pairs[key] + "_se", math.nan)))
+    return out
+
+
+def _oracle_cell(values: Mapping[str, tuple[float, float]], key: str) -> str:
+    if key not in values:
+        return ""
+    value, se = values[key]
+    return f"{value:.1f}" + ("" if math.isnan(se) else f" ± {se:.1f}")
+
+
 def to_markdown(table: str, rows: Sequence, summary: Mapping, seeds: Mapping[str, int],
-                title: str) -> str:
-    """Two markdown tables (accuracy; consistency / spread / plausibility / posterior)."""
+                title: str, oracle: Mapping[str, float] | None = None) -> str:
+    """Two markdown tables (accuracy; consistency / spread / plausibility / posterior), each
+    closed by the oracle row when ``oracle`` (:func:`humr.data.oracle.oracle_report` with the
+    rows' N) is given."""
+    values = oracle_values(oracle)
     lines = [f"# {title}", ""]
     for caption, columns in _GROUPS:
         lines += [f"**{caption}**", "",
@@ -90,11 +120,21 @@ def to_markdown(table: str, rows: Sequence, summary: Mapping, seeds: Mapping[str
             s = summary.get(row.name)
             cells = [_cell(s, key, row.paper) for key, _, _ in columns]
             lines.append(f"| {row.label} | {seeds.get(row.name, 0)} | " + " | ".join(cells) + " |")
+        if values:
+            cells = [_oracle_cell(values, key) for key, _, _ in columns]
+            lines.append("| oracle | - | " + " | ".join(cells) + " |")
         lines.append("")
+    if values:
+        note = (f"oracle: {int(oracle['num_samples'])} draws per image from the stored true "
+                f"posterior of {int(oracle['num_examples'])} test examples (humr.data.oracle); "
+                "under a mode column the error of one draw, E-dist the noise floor ± its "
+                "standard error.")
+        lines += [note, ""]
     return "\n".join(lines)
 
 
-def _plot(path: Path, rows: Sequence, results: Mapping, summary: Mapping, title: str) -> None:
+def _plot(path: Path, rows: Sequence, results: Mapping, summary: Mapping, title: str,
+          oracle: Mapping[str, tuple[float, float]]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -102,14 +142,18 @@ def _plot(path: Path, rows: Sequence, results: Mapping, summary: Mapping, title:
 
     headers = {k: (h, low) for k, h, low in COLUMNS}
     names = [r.name for r in rows if r.name in summary]
-    labels = [r.label for r in rows if r.name in summary]
-    fig, axes = plt.subplots(1, len(PLOTTED), figsize=(3.2 * len(PLOTTED), 0.45 * len(names) + 1.6),
-                             sharey=True, squeeze=False)
-    y = np.arange(len(names))
+    labels = [r.label for r in rows if r.name in summary] + (["oracle"] if oracle else [])
+    fig, axes = plt.subplots(1, len(PLOTTED), sharey=True, squeeze=False,
+                             figsize=(3.2 * len(PLOTTED), 0.45 * len(labels) + 1.6))
+    y = np.arange(len(labels))
     for ax, key in zip(axes[0], PLOTTED):
         mean = np.array([summary[n]["mean"].get(key, np.nan) for n in names])
         std = np.nan_to_num(np.array([summary[n]["std"].get(key, np.nan) for n in names]))
-        ax.barh(y, mean, xerr=std, color="#8fb3d9", edgecolor="#2d5f8f", capsize=3)
+        ax.barh(y[:len(names)], mean, xerr=std, color="#8fb3d9", edgecolor="#2d5f8f", capsize=3)
+        if key in oracle:                   # the oracle row (true-posterior draws)
+            value, se = oracle[key]
+            ax.barh(y[-1], value, xerr=np.nan_to_num(se), color="#f2c6a0", edgecolor="#a0522d",
+                    hatch="//", capsize=3)
         for i, n in enumerate(names):
             seeds = [r.metrics.get(key, np.nan) for r in results[n]]
             ax.plot(seeds, [i] * len(seeds), "k.", ms=4)
@@ -134,7 +178,8 @@ def _json_safe(value):
 
 
 def write_report(table: str, rows: Sequence, results: Mapping[str, Sequence], table_dir: Path,
-                 size, num_samples: int) -> dict[str, Path]:
+                 size, num_samples: int, oracle: Mapping[str, float] | None = None
+                 ) -> dict[str, Path]:
     """Write ``table.md``, ``table.json`` and ``table.png`` into ``table_dir`` (rebuilt from the
     finished runs each time; the runs' own ``result.json`` files are never touched).
 
@@ -145,6 +190,8 @@ def write_report(table: str, rows: Sequence, results: Mapping[str, Sequence], ta
         table_dir: ``OUT/TABLE``.
         size: the compute size (:class:`humr.ablation.presets.Size`).
         num_samples: hypotheses per test image.
+        oracle: :func:`humr.data.oracle.oracle_report` of the test split with ``num_samples``
+            draws (synthetic data), printed and plotted as the ``oracle`` row; None: no row.
     Returns:
         ``{"markdown": ..., "json": ..., "plot": ...}`` paths (no plot without results).
     """
@@ -159,13 +206,14 @@ def write_report(table: str, rows: Sequence, results: Mapping[str, Sequence], ta
     steps = sorted({r.steps for runs in results.values() for r in runs})
     title = (f"humr ablation '{table}', size '{size.name}', {num_samples} hypotheses per test "
              f"image, {'/'.join(map(str, steps)) or '?'} steps; mean ± std over seeds")
-    atomic_write_text(paths["markdown"], to_markdown(table, rows, summary, seeds, title))
-    data = {"table": table, "size": size.name, "num_samples": num_samples, "rows": [
+    atomic_write_text(paths["markdown"], to_markdown(table, rows, summary, seeds, title, oracle))
+    data = {"table": table, "size": size.name, "num_samples": num_samples,
+            "oracle": dict(oracle) if oracle else None, "rows": [
         {"name": r.name, "label": r.label, "paper": r.paper, **summary.get(r.name, {}),
          "per_seed": [{"seed": x.seed, "steps": x.steps, "metrics": x.metrics}
                       for x in results.get(r.name, [])]} for r in rows]}
     atomic_write_text(paths["json"], json.dumps(_json_safe(data), indent=1, sort_keys=True))
     if summary:
         paths["plot"] = table_dir / "table.png"
-        _plot(paths["plot"], rows, results, summary, title)
+        _plot(paths["plot"], rows, results, summary, title, oracle_values(oracle))
     return paths

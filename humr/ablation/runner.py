@@ -17,12 +17,22 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from humr.ablation.presets import Row, Size, load_size, load_table, run_config
+from humr.ablation.presets import (
+    Row,
+    Size,
+    load_size,
+    load_table,
+    run_config,
+    size_config,
+)
 from humr.io import atomic_write_text
 
-__all__ = ["RunResult", "collect_results", "ensure_data", "run_one", "run_table"]
+if TYPE_CHECKING:
+    from humr.config import Config
+
+__all__ = ["RunResult", "collect_results", "ensure_data", "run_one", "run_table", "table_oracle"]
 
 RESULT_FILE = "result.json"
 
@@ -69,28 +79,61 @@ def collect_results(table_dir: Path, rows: Sequence[Row]) -> dict[str, list[RunR
     return found
 
 
-def ensure_data(data_root: str | Path, size: Size, progress: bool = True) -> Path:
-    """The dataset folder: used as it is when complete, else the synthetic benchmark of
-    ``size.data`` (``n_train``, ``n_test``, ``seed``) is generated (or its generation resumed)."""
+def ensure_data(data_root: str | Path, size: Size, progress: bool = True,
+                config: Config | None = None) -> Path:
+    """The dataset folder of a table.
+
+    With ``data.format`` official the paper's release is used as it is. Otherwise a complete
+    folder is used as it is, unless it is a synthetic benchmark generated with other parameters
+    than ``config.data.synth`` (then ValueError naming the differing keys); a missing or
+    incomplete one is generated (or its generation resumed) with ``config.data.synth`` and the
+    counts and seed of ``size.data`` (``n_train``, ``n_test``, ``seed``, ``workers``).
+    ``config`` defaults to the size's (:func:`humr.ablation.presets.size_config`).
+    """
     from humr.data.format import read_meta
     from humr.data.schema import DataFormatError
     from humr.data.synthetic import generate
 
     root = Path(data_root)
-    if size.config.get("data", {}).get("format") == "official":   # the release: never generated
+    config = config if config is not None else size_config(size)
+    if config.data.format == "official":                # the release: never generated
         if not (root / "annotations").is_dir():
             raise FileNotFoundError(f"{root} has no annotations/ folder: with data.format "
                                     "official, --data must be the paper's data release "
                                     "(DATASET.MD layout)")
         return root
+    synth = config.data.synth
     try:
-        read_meta(root)
-        return root
+        meta = read_meta(root)
     except DataFormatError:      # missing or incomplete: generate / finish it
-        pass
-    d = size.data
-    return generate(root, n_train=d["n_train"], n_test=d["n_test"], seed=d.get("seed", 0),
-                    workers=d.get("workers", 1), progress=progress)
+        d = size.data
+        return generate(root, n_train=d["n_train"], n_test=d["n_test"], seed=d.get("seed", 0),
+                        config=synth, workers=d.get("workers", 1), progress=progress)
+    written = meta.get("generator")
+    if written is not None and written != synth.to_dict():
+        wanted = synth.to_dict()
+        diff = sorted(k for k in set(written) | set(wanted) if written.get(k) != wanted.get(k))
+        raise ValueError(f"{root}/meta.json: the dataset was generated with other data.synth "
+                         "parameters than the ablation's (size preset + overrides): "
+                         + ", ".join(f"{k}={written.get(k)!r} (wanted {wanted.get(k)!r})"
+                                     for k in diff) + "; use another --data folder")
+    return root
+
+
+def table_oracle(config: Config, data_root: str | Path, num_samples: int
+                 ) -> dict[str, float] | None:
+    """What draws from the stored true posterior score on the test split with ``num_samples``
+    hypotheses (:func:`humr.data.oracle.dataset_oracle`, seed 0; ground truth from the
+    generator's body ``config.data.synth.body_model``), or None for data without a stored
+    posterior (the paper's release, other humr folders)."""
+    if config.data.format == "official":
+        return None
+    from humr.body import BodyModel
+    from humr.data.oracle import dataset_oracle
+
+    synth = config.data.synth
+    return dataset_oracle(BodyModel(synth.body_model, num_betas=synth.num_betas), data_root,
+                          "test", num_samples)
 
 
 def run_one(row: Row, size: Size, seed: int, data_root: Path, run_dir: Path, *,
@@ -179,8 +222,14 @@ def run_table(table: str, out: str | Path, *, size: str = "cpu", data: str | Pat
         raise KeyError(f"unknown rows {unknown} of table '{table}'; rows: "
                        f"{', '.join(r.name for r in all_rows)}")
     size_preset = load_size(size, presets)
+    shared = size_config(size_preset, list(overrides))
+    for row in selected:            # one dataset for the table: its generator is the size's
+        if run_config(size_preset, row, "", 0, list(overrides)).data.synth != shared.data.synth:
+            raise ValueError(f"{row.path}: a row may not change data.synth (the rows share one "
+                             "dataset); set it in the size preset or as an override")
     out = Path(out)
-    data_root = ensure_data(data if data is not None else out / "data", size_preset, progress)
+    data_root = ensure_data(data if data is not None else out / "data", size_preset, progress,
+                            shared)
     for row in selected:
         for seed in range(seeds):
             run_dir = out / table / row.name / f"seed_{seed}"
@@ -192,6 +241,9 @@ def run_table(table: str, out: str | Path, *, size: str = "cpu", data: str | Pat
                                                     f"{res.seconds_train:.0f} s, evaluated in "
                                                     f"{res.seconds_eval:.0f} s")
             log(f"[ablate] {table}/{row.name} seed {seed}: {what}")
+    from lightning.pytorch.utilities import rank_zero_only
+
     results = collect_results(out / table, all_rows)
-    write_report(table, all_rows, results, out / table, size_preset, num_samples)
+    oracle = table_oracle(shared, data_root, num_samples) if rank_zero_only.rank == 0 else None
+    write_report(table, all_rows, results, out / table, size_preset, num_samples, oracle)
     return results

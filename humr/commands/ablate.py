@@ -13,12 +13,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("table", help="table3 (Table 3 / S1) or s2 (Table S2): a folder of "
                                       "benchmarks/ablation")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="dotted config overrides applied to every run")
+                        help="dotted config overrides applied to every run (data.synth.KEY=V "
+                             "also sets the generator of the table's synthetic dataset)")
     parser.add_argument("--out", default="outputs/ablation",
                         help="output folder: OUT/TABLE/ROW/seed_K runs, OUT/TABLE/table.md")
     parser.add_argument("--data", default=None,
                         help="dataset folder (default OUT/data; generated from the size "
-                             "preset when missing)")
+                             "preset's counts and data.synth when missing)")
     parser.add_argument("--size", default="cpu",
                         help="compute size preset: cpu (2 CPU cores) or paper (GPU)")
     parser.add_argument("--steps", type=positive_int(), default=None,

@@ -1,6 +1,8 @@
 """``humr demo``: the end-to-end demo on the embedded synthetic benchmark.
 
-Generates a small synthetic dataset (cached in the output folder), trains a CPU-sized model
+Generates a small synthetic dataset (cached in the output folder; its generator is the
+configuration's ``data.synth``, so ``humr demo data.synth.crop_res=96 --out DIR`` changes it
+like any other key), trains a CPU-sized model
 (small CNN backbone on the crop resized to 64 px, 4-block RealNVP of width 256; losses nll +
 mmd + mask + kp2d_mode + betas + orth; about 0.4 s per step of 32 images on 2 CPU cores),
 evaluates it with 100 hypotheses per image beside the oracle (draws from the test examples' stored
@@ -31,6 +33,9 @@ PRESETS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="dotted config overrides of the demo configuration, e.g. "
+                             "data.synth.crop_res=96 (data.synth generates the dataset)")
     parser.add_argument("--out", default="outputs/demo", help="output folder")
     parser.add_argument("--quick", action="store_true",
                         help="tiny configuration (about a minute; what CI runs)")
@@ -65,13 +70,15 @@ def demo_overrides(preset: dict, data_dir: Path, seed: int) -> list[str]:
     ]
 
 
-def ensure_dataset(data_dir: Path, preset: dict, seed: int) -> Path:
-    """The synthetic dataset in ``data_dir``: generated on the first run, reused afterwards
-    (:func:`humr.data.synthetic.generate` keeps complete shards of the same parameters)."""
+def ensure_dataset(data_dir: Path, preset: dict, seed: int, synth=None) -> Path:
+    """The synthetic dataset in ``data_dir``, generated with ``synth`` (the configuration's
+    ``data.synth``, :class:`humr.data.synthetic.SynthConfig`; default its defaults) on the first
+    run and reused afterwards (:func:`humr.data.synthetic.generate` keeps complete shards of
+    the same parameters and refuses a folder written with other ones)."""
     from humr.data.synthetic import generate
 
     return generate(data_dir, n_train=preset["n_train"], n_test=preset["n_test"], seed=seed,
-                    workers=2 if preset["n_train"] > 256 else 1)
+                    config=synth, workers=2 if preset["n_train"] > 256 else 1)
 
 
 #: model / oracle ratios the demo's checks require (issue 16's convergence targets)
@@ -143,11 +150,12 @@ def run(args: argparse.Namespace) -> int:
     if args.steps is not None:
         preset["steps"] = args.steps
     out = Path(args.out)
-    data_dir = ensure_dataset(out / ("data_quick" if args.quick else "data"), preset, args.seed)
+    config = Config.load(None, overrides=demo_overrides(
+        preset, out / ("data_quick" if args.quick else "data"), args.seed) + args.overrides)
+    data_dir = ensure_dataset(Path(config.data.root), preset, args.seed, config.data.synth)
     t_data = time.perf_counter()
     print(f"[demo] data: {data_dir} ({t_data - start:.0f} s)")
 
-    config = Config.load(None, overrides=demo_overrides(preset, data_dir, args.seed))
     result = train(config, out / "runs", progress=not args.quick)
     t_train = time.perf_counter()
     print(f"[demo] trained {preset['steps']} steps in {t_train - t_data:.0f} s: {result.run_dir}")
