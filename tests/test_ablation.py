@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from humr import CONDITIONS, FLOWS, LOSSES
 from humr.ablation import load_size, load_table, run_config, run_table, table_names
 from humr.ablation.presets import presets_dir
-from humr.ablation.report import summarize, to_markdown
+from humr.ablation.report import judge_effects, summarize, to_markdown
 from humr.ablation.runner import RunResult
 from humr.cli import main
 from humr.config import Config
@@ -39,13 +40,15 @@ def _tiny_size_yaml(tiny_overrides) -> str:
 
 @pytest.fixture
 def tiny_presets(tmp_path, tiny_overrides):
-    """Presets folder: the real table3 rows 'prohmr' and 'mask' plus a tiny size."""
+    """Presets folder: the real table3 rows 'prohmr' and 'mask' (its effects judged against
+    'prohmr', the row it has) plus a tiny size."""
     root = tmp_path / "presets"
     (root / "sizes").mkdir(parents=True)
     (root / "sizes" / "tiny.yaml").write_text(_tiny_size_yaml(tiny_overrides))
     (root / "t").mkdir()
-    for name in ("1_prohmr.yaml", "6_mask.yaml"):
-        shutil.copy(presets_dir() / "table3" / name, root / "t" / name)
+    shutil.copy(presets_dir() / "table3" / "1_prohmr.yaml", root / "t" / "1_prohmr.yaml")
+    mask = (presets_dir() / "table3" / "6_mask.yaml").read_text()
+    (root / "t" / "6_mask.yaml").write_text(mask.replace("against: mmd", "against: prohmr"))
     return root
 
 
@@ -151,17 +154,19 @@ def test_summary_mean_and_sample_std_against_numpy():
     s = summarize(results)
     assert s["a"]["mean"]["x"] == pytest.approx(np.mean(values))
     assert s["a"]["std"]["x"] == pytest.approx(np.std(values, ddof=1))
+    low, high = stats.t.interval(0.95, 2, loc=np.mean(values), scale=stats.sem(values))
+    assert s["a"]["ci"]["x"] == pytest.approx((high - low) / 2)
     assert math.isnan(s["a"]["mean"]["y"]) and s["a"]["n"]["y"] == 0
     assert s["b"]["mean"]["x"] == 7.0 and math.isnan(s["b"]["std"]["x"])
 
 
-def test_markdown_cells_show_mean_std_and_paper():
+def test_markdown_cells_show_mean_interval_and_paper():
     rows = load_table("table3")[:1]
     results = {"prohmr": [_result("prohmr", 0, **{"3dpw/mpjpe_min": 10.0}),
                           _result("prohmr", 1, **{"3dpw/mpjpe_min": 12.0})]}
     text = to_markdown("table3", rows, summarize(results), {"prohmr": 2}, "title")
     line = next(x for x in text.splitlines() if x.startswith("| ProHMR"))
-    assert "| 2 | 11.0 ± 1.4 [55] |" in line
+    assert "| 2 | 11.0 ± 12.7 [55] |" in line          # t(0.975, 1) = 12.706, sem = 1
     assert "n/a [34.7]" in line
 
 
@@ -215,6 +220,10 @@ def test_runner_writes_table_skips_finished_and_resumes(tiny_data, tiny_presets,
     assert len(list((mask_dir / "version_0" / "csv").glob("session_*"))) == 2
     summary = json.loads((out / "t" / "table.json").read_text())
     assert [r["name"] for r in summary["rows"]] == ["prohmr", "mask"]
+    # one seed per row: every effect is judged, none decided
+    assert len(summary["effects"]) == 4
+    assert {e["verdict"] for e in summary["effects"]} == {"inconclusive"}
+    assert "**inconclusive**" in (out / "t" / "table.md").read_text()
     # the oracle row: the test split's true-posterior draws with the rows' N
     from humr.body import BodyModel
     from humr.data.oracle import dataset_oracle
@@ -264,3 +273,47 @@ def test_table_data_is_generated_with_the_size_data_synth(tmp_path, body_dir):
     with pytest.raises(ValueError, match=r"1_r\.yaml: a row may not change data\.synth"):
         run_table("t", tmp_path / "out", size="s", data=root, presets=tmp_path / "p",
                   progress=False)
+
+
+def test_effects_are_read_from_the_rows_and_checked(tmp_path):
+    rows = {r.name: r for r in load_table("table3")}
+    mask = {e.metric: e for e in rows["mask"].effects}
+    assert mask["perc_in"].expect == "higher" and mask["perc_in"].base == "mmd"
+    assert mask["3dpw/mpjpe_min"].expect == "no_worse" and mask["3dpw/mpjpe_min"].margin == 2.0
+    assert all(e.base in rows for r in rows.values() for e in r.effects)
+    assert sum(len(r.effects) for r in load_table("s2")) >= 6
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "1_a.yaml").write_text("label: a\nconfig: {}\n")
+    row_b = tmp_path / "t" / "2_b.yaml"
+    row_b.write_text("label: b\nconfig: {}\neffects:\n  - {claim: c, against: zz, "
+                     "metric: m, expect: lower}\n")
+    with pytest.raises(ValueError, match=r"2_b\.yaml.*against row 'zz'"):
+        load_table("t", tmp_path)
+    row_b.write_text("label: b\nconfig: {}\neffects:\n  - {claim: c, against: a, metric: m, "
+                     "expect: smaller}\n")
+    with pytest.raises(ValueError, match=r"2_b\.yaml.*expect"):
+        load_table("t", tmp_path)
+    row_b.write_text("label: b\nconfig: {}\neffects:\n  - {claim: c, against: a}\n")
+    with pytest.raises(ValueError, match=r"2_b\.yaml.*needs claim"):
+        load_table("t", tmp_path)
+
+
+def test_effect_verdicts_pair_seeds_and_reach_the_markdown():
+    rows = [r for r in load_table("table3") if r.name in ("realnvp", "mmd")]
+    key = "3dpw/mpjpe_min"
+    results = {   # large seed-to-seed noise, consistent improvement; seed 3 only in one row
+        "realnvp": [_result("realnvp", s, **{key: v, "emdb/mpjpe_min": v})
+                    for s, v in enumerate([100.0, 140.0, 120.0, 90.0])],
+        "mmd": [_result("mmd", s, **{key: v, "emdb/mpjpe_min": v + d})
+                for s, (v, d) in enumerate(zip([95.0, 134.0, 114.5], [10.0, -12.0, 0.0]))],
+    }
+    effects = {e["metric"]: e for e in judge_effects(rows, results)}
+    acc = effects[key]
+    assert acc["seeds"] == [0, 1, 2] and acc["n"] == 3
+    assert acc["diff"] == pytest.approx(np.mean([-5.0, -6.0, -5.5]))
+    assert acc["verdict"] == "reproduced" and acc["high"] < 0
+    assert effects["emdb/mpjpe_min"]["verdict"] == "inconclusive"   # +5, -18, -5.5
+    text = to_markdown("table3", rows, summarize(results), {"realnvp": 4, "mmd": 3}, "t",
+                       effects=list(effects.values()))
+    line = next(x for x in text.splitlines() if x.startswith("| L_MMD gives"))
+    assert "+ RealNVP -> + L_MMD" in line and "**reproduced**" in line and "| 3 |" in line

@@ -9,6 +9,8 @@ A row file::
 
     label: "+ RealNVP"                 # the row's name in the paper's table
     paper: {3dpw/mpjpe_min: 48.1, ...} # the paper's numbers of the row (metric key -> value)
+    effects:                           # optional: the paper's claims about this row's change
+      - {claim: "RealNVP beats NICE", against: pose2d, metric: 3dpw/mpjpe_min, expect: lower}
     config:                            # a partial humr.config.Config: what the row changes
       model: {flow: realnvp, conditions: [image, bbox, pose2d]}
       losses: [nll, kp2d_mode, betas, orth]         # or {nll: {}, kp2d_all: {weight: 1.0e-3}}
@@ -38,6 +40,7 @@ from typing import Any
 
 import yaml
 
+from humr.ablation.stats import Effect
 from humr.config import Config
 from humr.resources import benchmarks_dir
 
@@ -54,6 +57,7 @@ class Row:
     config: dict[str, Any]
     paper: dict[str, float] = field(default_factory=dict)
     path: Path | None = None
+    effects: tuple[Effect, ...] = ()
 
 
 @dataclass
@@ -98,10 +102,27 @@ def _read(path: Path, required: tuple[str, ...], optional: tuple[str, ...]) -> d
 def load_row(path: str | Path) -> Row:
     """A row preset; its name is the file name without the ``<k>_`` order prefix."""
     path = Path(path)
-    data = _read(path, ("label", "config"), ("paper",))
+    data = _read(path, ("label", "config"), ("paper", "effects"))
     paper = {str(k): float(v) for k, v in (data.get("paper") or {}).items()}
     name = re.sub(r"^\d+_", "", path.stem)
-    return Row(name, str(data["label"]), dict(data["config"]), paper, path)
+    effects = tuple(_effect(e, name, path) for e in data.get("effects") or ())
+    return Row(name, str(data["label"]), dict(data["config"]), paper, path, effects)
+
+
+def _effect(item: Any, row: str, path: Path) -> Effect:
+    """One ``effects:`` item of a row file: ``{claim, against, metric, expect[, margin,
+    lower_is_better]}`` (``against`` names the base row)."""
+    keys = {"claim", "against", "metric", "expect", "margin", "lower_is_better"}
+    if not isinstance(item, Mapping) or not {"claim", "against", "metric", "expect"} <= set(item) \
+            or set(item) - keys:
+        raise ValueError(f"{path}: each item of 'effects' needs claim, against, metric and "
+                         f"expect (optional margin, lower_is_better), got {item!r}")
+    try:
+        return Effect(str(item["claim"]), str(item["against"]), row, str(item["metric"]),
+                      str(item["expect"]), bool(item.get("lower_is_better", True)),
+                      float(item.get("margin", 0.0)))
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
 
 
 def table_names(root: str | Path | None = None) -> list[str]:
@@ -124,6 +145,12 @@ def load_table(table: str, root: str | Path | None = None) -> list[Row]:
     names = [r.name for r in rows]
     if len(set(names)) != len(names):
         raise ValueError(f"{folder}: row names repeat: {names}")
+    for row in rows:
+        for effect in row.effects:
+            if effect.base not in names:
+                raise ValueError(f"{row.path}: effect {effect.claim!r} is against row "
+                                 f"'{effect.base}', which table '{table}' does not have "
+                                 f"(rows: {', '.join(names)})")
     return rows
 
 

@@ -3,9 +3,12 @@
 Columns: the paper's (best-of-N MPJPE, PA-MPJPE, PVE; 3dpw protocol with 14 joints and emdb
 protocol with 24), then consistency (2D keypoint error of mode / samples), 3D spread of visible
 / invisible joints, the mask metrics PercIn / MinDist and the energy distance to the synthetic
-benchmark's true posterior. Every cell is the mean over seeds with the sample standard
-deviation (ddof = 1) when there are two or more seeds; the paper's number of the row follows in
-brackets where the paper has one. On the synthetic benchmark an ``oracle`` row closes each
+benchmark's true posterior. Every cell is the mean over seeds with the half-width of its 95 %
+Student-t interval when there are two or more seeds (:func:`humr.ablation.stats.t_interval`);
+the paper's number of the row follows in brackets where the paper has one. The paper's claims
+that the row presets list (``effects:``) are judged on paired per-seed differences
+(:func:`humr.ablation.stats.judge`) in a third table: reproduced / not reproduced /
+inconclusive. On the synthetic benchmark an ``oracle`` row closes each
 table: what draws from the stored true posterior score with the same N
 (:mod:`humr.data.oracle`, pairs :data:`humr.data.oracle.ORACLE_ROWS`): best of N, the error of
 one draw under the mode column, consistency, spread, mask metrics and the energy-distance noise
@@ -13,6 +16,7 @@ floor (± its standard error); columns without an oracle value stay empty.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -20,9 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
+from humr.ablation.stats import judge, t_interval
 from humr.io import atomic_write_text
 
-__all__ = ["COLUMNS", "PLOTTED", "oracle_values", "summarize", "to_markdown", "write_report"]
+__all__ = ["COLUMNS", "PLOTTED", "judge_effects", "oracle_values", "summarize", "to_markdown",
+           "write_report"]
 
 # (metric key, column header, lower is better; None: no better direction, e.g. the spread)
 COLUMNS: tuple[tuple[str, str, bool | None], ...] = (
@@ -50,20 +56,58 @@ _GROUPS = (("Accuracy, best of N hypotheses (mm); [paper]", COLUMNS[:6]),
 
 
 def summarize(results: Mapping[str, Sequence]) -> dict[str, dict[str, dict[str, float]]]:
-    """``row -> {"mean": {key: v}, "std": {key: v}, "n": {key: seeds}}`` over the seeds'
-    ``metrics`` (non-finite values, e.g. a metric with no eligible joint, are left out)."""
+    """``row -> {"mean", "std", "ci", "n"}`` (each ``{key: value}``) over the seeds' ``metrics``:
+    mean, sample standard deviation (ddof = 1), half-width of the 95 % Student-t interval of
+    the mean and the number of seeds (non-finite values, e.g. a metric with no eligible joint,
+    are left out; std and ci need two seeds)."""
     summary = {}
     for row, runs in results.items():
         keys = sorted({k for r in runs for k in r.metrics})
-        mean, std, count = {}, {}, {}
+        mean, std, ci, count = {}, {}, {}, {}
         for key in keys:
             values = np.array([r.metrics[key] for r in runs if key in r.metrics], float)
             values = values[np.isfinite(values)]
             count[key] = int(values.size)
             mean[key] = float(values.mean()) if values.size else math.nan
             std[key] = float(values.std(ddof=1)) if values.size > 1 else math.nan
-        summary[row] = {"mean": mean, "std": std, "n": count}
+            low, high = t_interval(values)
+            ci[key] = (high - low) / 2
+        summary[row] = {"mean": mean, "std": std, "ci": ci, "n": count}
     return summary
+
+
+def judge_effects(rows: Sequence, results: Mapping[str, Sequence]) -> list[dict]:
+    """The verdict of every effect of ``rows`` (:class:`humr.ablation.stats.Effect`) on the
+    seeds both of its rows finished (paired by seed)."""
+    out = []
+    for row in rows:
+        for effect in getattr(row, "effects", ()):
+            base = {r.seed: r.metrics.get(effect.metric, math.nan)
+                    for r in results.get(effect.base, [])}
+            this = {r.seed: r.metrics.get(effect.metric, math.nan)
+                    for r in results.get(effect.row, [])}
+            seeds = sorted(set(base) & set(this))
+            verdict = judge([base[k] for k in seeds], [this[k] for k in seeds], effect.expect,
+                            effect.lower_is_better, effect.margin)
+            out.append({**dataclasses.asdict(effect), **verdict, "seeds": seeds})
+    return out
+
+
+def _effects_markdown(effects: Sequence[Mapping], labels: Mapping[str, str]) -> list[str]:
+    lines = ["**The paper's effects: paired differences over seeds (row - base), 95 % "
+             "interval**", "",
+             "| effect (paper) | base -> row | metric | expected | difference [95 % interval] "
+             "| seeds | verdict |", "|---|---|---|---|---|---|---|"]
+    for e in effects:
+        expected = e["expect"].replace("_", " ") + (f" (margin {e['margin']:g})"
+                                                     if e["expect"] == "no_worse" else "")
+        diff = "n/a" if math.isnan(e["diff"]) else f"{e['diff']:+.1f}"
+        if not math.isnan(e["low"]):
+            diff += f" [{e['low']:+.1f}, {e['high']:+.1f}]"
+        lines.append(f"| {e['claim']} | {labels.get(e['base'], e['base'])} -> "
+                     f"{labels.get(e['row'], e['row'])} | {e['metric']} | {expected} | {diff} | "
+                     f"{e['n']} | **{e['verdict']}** |")
+    return lines + [""]
 
 
 def _arrow(lower_is_better: bool | None) -> str:
@@ -75,8 +119,8 @@ def _cell(summary: Mapping, key: str, paper: Mapping[str, float] | None) -> str:
         text = "n/a"
     else:
         text = f"{summary['mean'][key]:.1f}"
-        if not math.isnan(summary["std"].get(key, math.nan)):
-            text += f" ± {summary['std'][key]:.1f}"
+        if not math.isnan(summary["ci"].get(key, math.nan)):
+            text += f" ± {summary['ci'][key]:.1f}"
     if paper and key in paper:
         text += f" [{paper[key]:g}]"
     return text
@@ -106,10 +150,11 @@ def _oracle_cell(values: Mapping[str, tuple[float, float]], key: str) -> str:
 
 
 def to_markdown(table: str, rows: Sequence, summary: Mapping, seeds: Mapping[str, int],
-                title: str, oracle: Mapping[str, float] | None = None) -> str:
+                title: str, oracle: Mapping[str, float] | None = None,
+                effects: Sequence[Mapping] = ()) -> str:
     """Two markdown tables (accuracy; consistency / spread / plausibility / posterior), each
     closed by the oracle row when ``oracle`` (:func:`humr.data.oracle.oracle_report` with the
-    rows' N) is given."""
+    rows' N) is given, then the verdicts of ``effects`` (:func:`judge_effects`)."""
     values = oracle_values(oracle)
     lines = [f"# {title}", ""]
     for caption, columns in _GROUPS:
@@ -130,6 +175,8 @@ def to_markdown(table: str, rows: Sequence, summary: Mapping, seeds: Mapping[str
                 "under a mode column the error of one draw, E-dist the noise floor ± its "
                 "standard error.")
         lines += [note, ""]
+    if effects:
+        lines += _effects_markdown(effects, {r.name: r.label for r in rows})
     return "\n".join(lines)
 
 
@@ -148,8 +195,8 @@ def _plot(path: Path, rows: Sequence, results: Mapping, summary: Mapping, title:
     y = np.arange(len(labels))
     for ax, key in zip(axes[0], PLOTTED):
         mean = np.array([summary[n]["mean"].get(key, np.nan) for n in names])
-        std = np.nan_to_num(np.array([summary[n]["std"].get(key, np.nan) for n in names]))
-        ax.barh(y[:len(names)], mean, xerr=std, color="#8fb3d9", edgecolor="#2d5f8f", capsize=3)
+        ci = np.nan_to_num(np.array([summary[n]["ci"].get(key, np.nan) for n in names]))
+        ax.barh(y[:len(names)], mean, xerr=ci, color="#8fb3d9", edgecolor="#2d5f8f", capsize=3)
         if key in oracle:                   # the oracle row (true-posterior draws)
             value, se = oracle[key]
             ax.barh(y[-1], value, xerr=np.nan_to_num(se), color="#f2c6a0", edgecolor="#a0522d",
@@ -205,10 +252,12 @@ def write_report(table: str, rows: Sequence, results: Mapping[str, Sequence], ta
     seeds = {name: len(runs) for name, runs in results.items()}
     steps = sorted({r.steps for runs in results.values() for r in runs})
     title = (f"humr ablation '{table}', size '{size.name}', {num_samples} hypotheses per test "
-             f"image, {'/'.join(map(str, steps)) or '?'} steps; mean ± std over seeds")
-    atomic_write_text(paths["markdown"], to_markdown(table, rows, summary, seeds, title, oracle))
+             f"image, {'/'.join(map(str, steps)) or '?'} steps; mean ± 95 % interval over seeds")
+    effects = judge_effects(rows, results)
+    atomic_write_text(paths["markdown"], to_markdown(table, rows, summary, seeds, title, oracle,
+                                                     effects))
     data = {"table": table, "size": size.name, "num_samples": num_samples,
-            "oracle": dict(oracle) if oracle else None, "rows": [
+            "oracle": dict(oracle) if oracle else None, "effects": effects, "rows": [
         {"name": r.name, "label": r.label, "paper": r.paper, **summary.get(r.name, {}),
          "per_seed": [{"seed": x.seed, "steps": x.steps, "metrics": x.metrics}
                       for x in results.get(r.name, [])]} for r in rows]}
