@@ -188,3 +188,75 @@ def test_eval_of_the_official_model_needs_its_inputs(official_ckpt, release, gt_
     bodies = GenderedBodies.from_folder(str(empty), follow=torch.nn.Linear(1, 1))
     with pytest.raises(FileNotFoundError, match="no male SMPL body model"):
         bodies(1)
+
+
+# the release's keypoint maps (train/core/constants.py, after smplify-x): SMPL joints + the
+# SMPL-H vertex joints of smplx's VertexJointSelector -> OpenPose BODY_25 -> COCO-17
+SMPL45_TO_COCO25 = [24, 12, 17, 19, 21, 16, 18, 20, 0, 2, 5, 8, 1, 4, 7, 25, 26, 27, 28, 29, 30,
+                    31, 32, 33, 34]
+COCO25_TO_COCO17 = [0, 16, 15, 18, 17, 5, 2, 6, 3, 7, 4, 12, 9, 13, 10, 14, 11]
+
+
+def test_smplx_as_smpl_outputs_are_the_releases(tiny_smplx, gt_bodies):
+    """Every output of the evaluation body against smplx's SMPL layer and numpy, the way the
+    release's validation_step computes them from the mapped mesh."""
+    import smplx
+
+    from humr.body import BodyModel
+    from humr.official.evaluation import SmplxAsSmpl
+
+    body = BodyModel(tiny_smplx[0], model_type="smplx", num_betas=11)
+    smpl = BodyModel(gt_bodies, model_type="smpl", num_betas=10)
+    m = _mapping(60, seed=3)
+    eval_body = SmplxAsSmpl(body, smpl, torch.from_numpy(m))
+    a = torch.randn(2, 3, 22, 3, 3) * 0.3
+    rot = torch.linalg.matrix_exp(a - a.transpose(-1, -2))
+    betas = torch.randn(2, 3, 11)
+    got = eval_body(rot, betas, return_vertices=True)
+    assert (eval_body.num_joints, eval_body.num_betas) == (22, 11)
+    with torch.no_grad():
+        verts = body(rot.double(), betas.double(), return_vertices=True)["vertices"].numpy()
+        v = torch.from_numpy(np.einsum("sv,...vc->...sc", m, verts)).reshape(6, 6890, 3)
+        with contextlib.redirect_stdout(io.StringIO()):
+            layer = smplx.SMPL(str(gt_bodies / "smpl" / "SMPL_NEUTRAL.pkl")).double()
+        joints = torch.einsum("js,nsc->njc", layer.J_regressor, v)
+        coco = layer.vertex_joint_selector(v, joints)[:, SMPL45_TO_COCO25][:, COCO25_TO_COCO17]
+        h36m = torch.einsum("hs,nsc->nhc", torch.from_numpy(np.load(gt_bodies / "J_regressor_h36m.npy")), v)
+    for key, want in (("vertices", v), ("joints", joints), ("coco17", coco), ("h36m17", h36m)):
+        assert got[key].shape == (2, 3, *want.shape[1:]), key
+        torch.testing.assert_close(got[key].reshape(want.shape).double(), want, atol=1e-5, rtol=1e-4)
+    assert "h36m17" not in eval_body(rot, betas, h36m=False)
+    with pytest.raises(ValueError, match=r"mapping has shape \(6890, 59\)"):
+        SmplxAsSmpl(body, smpl, torch.zeros(6890, 59))
+
+
+def test_gendered_ground_truth_of_another_body(gt_bodies, tiny_smplx):
+    """An SMPL ground truth (24 joints, 10 betas) for an SMPL-X model (22 joints, 11 betas): the
+    bodies follow the model's device, each gender poses its rows, a short pose is refused."""
+    from humr.body import BodyModel
+    from humr.engine.evaluation import GenderedBodies, evaluation_outputs
+    from humr.geometry import axis_angle_to_matrix
+    from humr.model import build_model
+
+    model = build_model(conditions=["bbox"], body_model=str(tiny_smplx[0]), model_type="smplx",
+                        num_betas=11, overrides={"model.flow.num_blocks": 2,
+                                                 "model.flow.hidden_features": 16,
+                                                 "model.head.hidden": 16}).eval()
+    bodies = GenderedBodies.from_folder(str(gt_bodies), follow=model.body)
+    B = 3
+    batch = {"center": torch.full((B, 2), 100.0), "scale": torch.ones(B, 1),
+             "orig_shape": torch.full((B, 2), 200.0), "pose": 0.2 * torch.randn(B, 72),
+             "betas": torch.cat([torch.randn(B, 10), torch.zeros(B, 1)], 1),
+             "gender": torch.tensor([1, 2, 0])}
+    _, truth = evaluation_outputs(model, batch, 2, gt_body=bodies)
+    assert truth["joints"].shape == (B, 24, 3) and truth["vertices"].shape == (B, 6890, 3)
+    for row, gender in enumerate(("male", "female", "neutral")):
+        ref = BodyModel(gt_bodies, model_type="smpl", num_betas=10, gender=gender)
+        want = ref(axis_angle_to_matrix(batch["pose"][row].view(24, 3)), batch["betas"][row, :10])
+        torch.testing.assert_close(truth["joints"][row], want["joints"])
+    assert (truth["joints"][0] - truth["joints"][2]).abs().max() > 1e-3   # the gender matters
+    meta = torch.nn.Module()
+    meta.register_buffer("x", torch.zeros(1, device="meta"))
+    assert next(GenderedBodies.from_folder(str(gt_bodies), follow=meta)(2).buffers()).is_meta
+    with pytest.raises(ValueError, match=r"batch\['pose'\] has 22 joints; .* needs 24"):
+        model.ground_truth({"pose": batch["pose"][:, :66], "betas": batch["betas"]}, body=bodies(1))
