@@ -79,6 +79,7 @@ def _reference(root, model, gt_dir, utils_dir, smplx_file, split):
 
     ds = OfficialDataset(root, split, crop_res=224, num_joints=24, num_betas=11)
     batch = torch.utils.data.default_collate([ds[i] for i in range(len(ds))])
+    assert "focal" not in batch        # the release estimates it in evaluation (cam_int unused)
     with torch.no_grad():
         out = model(batch, num_samples=1)                   # hypothesis 0: the mode (z = 0)
         with contextlib.redirect_stdout(io.StringIO()):
@@ -159,6 +160,21 @@ def test_eval_of_converted_and_official_checkpoints(official_ckpt, tiny_smplx, g
     for split in EVAL:
         for key, value in metrics[split].items():
             assert result2["metrics"][split][key] == pytest.approx(value, rel=1e-4, abs=1e-4, nan_ok=True)
+
+
+def test_evaluation_splits_keep_the_smpl_pose_and_no_focal(release):
+    """The reader as an SMPL-X model's evaluation needs it: the stored 24-joint SMPL pose (the
+    ground truth's body is SMPL), no focal length although the files hold cam_int."""
+    from humr.data.official_io import read_npz
+    from humr.data.official_release import official_dataset
+    from humr.data.official_splits import get_split
+
+    split = get_split("emdb-p1")
+    raw = read_npz(split.annotation_path(release), ("pose_cam", "cam_int"))
+    example = official_dataset(release, "emdb-p1", num_joints=22, num_betas=11)[1]
+    assert "cam_int" in raw and "focal" not in example
+    np.testing.assert_allclose(example["pose"].numpy(), raw["pose_cam"][1, :72], rtol=1e-6)
+    assert example["betas"].shape == (11,) and example["betas"][10] == 0
 
 
 def test_eval_of_the_official_model_needs_its_inputs(official_ckpt, release, gt_bodies, tmp_path,

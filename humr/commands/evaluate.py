@@ -43,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-examples", type=positive_int(), default=None,
                         help="evaluate only the first N examples")
     parser.add_argument("--out", default=None,
-                        help="JSON file (default: RUN/eval/<split>_S<n>.json, never overwritten)")
+                        help="JSON file (default: RUN/eval/<split>_S<n>.json; for a converted / "
+                             "official checkpoint eval/ beside it; never overwritten)")
     add_device_arguments(parser)
 
 
