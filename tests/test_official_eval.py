@@ -188,9 +188,13 @@ def test_eval_of_the_official_model_needs_its_inputs(official_ckpt, release, gt_
         pickle.dump({"matrix": np.zeros((6890, 7))}, f)
     data = ["--data", str(release)]
     gt = ["--gt-body-dir", str(gt_bodies)]
+    no_h36m = tmp_path / "smpl_without_regressor"
+    shutil.copytree(gt_bodies, no_h36m)
+    (no_h36m / "J_regressor_h36m.npy").unlink()
     cases = [(gt, "--data ROOT --data-format official"),
              ([*data, "--data-format", "official"], "--gt-body-dir SMPL_DIR"),
              ([*data, *gt], "smplx2smpl.pkl .*not found"),                  # no mapping anywhere
+             ([*data, "--gt-body-dir", str(no_h36m)], "3dpw protocol needs an H36M regressor: J_regressor_h36m.npy .*utils.zip"),
              ([*data, *gt, "--smplx2smpl", str(bad)], r"bad.pkl has shape \(6890, 7\); expected a \(6890, 60\) matrix")]
     for extra, message in cases:
         capsys.readouterr()

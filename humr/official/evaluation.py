@@ -142,6 +142,10 @@ def official_eval_module(path: str | Path, data_root: str | Path, gt_body_dir: s
             :func:`humr.body.model.find_utils_file` in ``utils_dir`` or near the body files).
         utils_dir: folder of the release's utils.zip (``smplx2smpl.pkl``,
             ``J_regressor_h36m.npy``).
+
+    Raises FileNotFoundError naming a missing body model, ``smplx2smpl.pkl`` or
+    ``J_regressor_h36m.npy`` (and where it comes from), ValueError for a mapping of the wrong
+    shape.
     """
     from humr.body import BodyModel
     from humr.body.model import find_utils_file
@@ -151,6 +155,7 @@ def official_eval_module(path: str | Path, data_root: str | Path, gt_body_dir: s
 
     model, settings = load_official_settings(path, body_model=body_model)
     smpl = BodyModel(gt_body_dir, model_type="smpl", num_betas=10, utils_dir=utils_dir)
+    smpl.require_h36m("3dpw")     # the release loads J_regressor_h36m.npy for every evaluation
     if smplx2smpl is None:
         near = gt_body_dir if str(gt_body_dir) != "procedural" else None
         smplx2smpl = (find_utils_file("smplx2smpl.pkl", body_model, utils_dir, required=False)
