@@ -219,7 +219,8 @@ class HUMR(nn.Module):
         joints and nb betas (e.g. an SMPL ground truth of an SMPL-X model): the first J joints,
         betas cut or zero-padded to nb."""
         body = self.body if body is None else body
-        J, nb = body.num_joints, body.num_betas
+        J = getattr(body, "num_joints", self.num_joints)
+        nb = getattr(body, "num_betas", batch["betas"].shape[-1])
         pose = batch["pose"].reshape(batch["pose"].shape[0], -1, 3)
         if pose.shape[1] < J:
             raise ValueError(f"batch['pose'] has {pose.shape[1]} joints; the ground-truth body "

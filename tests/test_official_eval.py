@@ -217,7 +217,7 @@ SMPL45_TO_COCO25 = [24, 12, 17, 19, 21, 16, 18, 20, 0, 2, 5, 8, 1, 4, 7, 25, 26,
 COCO25_TO_COCO17 = [0, 16, 15, 18, 17, 5, 2, 6, 3, 7, 4, 12, 9, 13, 10, 14, 11]
 
 
-def test_smplx_as_smpl_outputs_are_the_releases(tiny_smplx, gt_bodies):
+def test_smplx_as_smpl_outputs_are_the_releases(tiny_smplx, gt_bodies, tmp_path):
     """Every output of the evaluation body against smplx's SMPL layer and numpy, the way the
     release's validation_step computes them from the mapped mesh."""
     import smplx
@@ -248,6 +248,16 @@ def test_smplx_as_smpl_outputs_are_the_releases(tiny_smplx, gt_bodies):
     assert "h36m17" not in eval_body(rot, betas, h36m=False)
     with pytest.raises(ValueError, match=r"mapping has shape \(6890, 59\)"):
         SmplxAsSmpl(body, smpl, torch.zeros(6890, 59))
+    with pytest.raises(ValueError, match="no SMPL-X -> SMPL mapping"):
+        SmplxAsSmpl(body, smpl)
+    # a body built with the mapping (a --body-model beside utils/smplx2smpl.pkl): mapped once
+    with open(tmp_path / "smplx2smpl.pkl", "wb") as f:
+        pickle.dump({"matrix": m}, f)
+    own = BodyModel(tiny_smplx[0], model_type="smplx", num_betas=11,
+                    smplx_to_smpl=tmp_path / "smplx2smpl.pkl")
+    again = SmplxAsSmpl(own, smpl)(rot, betas, return_vertices=True)
+    for key in got:
+        torch.testing.assert_close(again[key], got[key])
 
 
 def test_gendered_ground_truth_of_another_body(gt_bodies, tiny_smplx):

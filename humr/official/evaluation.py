@@ -51,7 +51,9 @@ class SmplxAsSmpl(nn.Module):
         smpl: a neutral SMPL :class:`humr.body.BodyModel`: its ``J_regressor`` (24 joints), its
             H36M regressor (when it has one: ``h36m17`` / ``lsp14``) and smplx's SMPL-H face
             vertex ids give the evaluation joints, as the release's ``smpl_neutral``.
-        mapping: (6890, V_smplx) SMPL-X -> SMPL vertex mapping (:func:`load_smplx_to_smpl`).
+        mapping: (6890, V_smplx) SMPL-X -> SMPL vertex mapping (:func:`load_smplx_to_smpl`);
+            None: the SMPL-X body's own (its ``vertices_smpl``, a body built with
+            ``smplx_to_smpl``), so that the mesh is mapped once.
 
     Call signature of :class:`humr.body.BodyModel`: ``forward(rotmat (..., 22, 3, 3), betas
     (..., nb), return_vertices=False, joints_only=True, h36m=True)`` returns (metres, body
@@ -62,13 +64,18 @@ class SmplxAsSmpl(nn.Module):
     (what the model's flow and head produce).
     """
 
-    def __init__(self, smplx: nn.Module, smpl: nn.Module, mapping: Tensor) -> None:
+    def __init__(self, smplx: nn.Module, smpl: nn.Module, mapping: Tensor | None = None) -> None:
         super().__init__()
         from smplx.vertex_ids import vertex_ids
 
         if getattr(smplx, "model_type", "smplx") != "smplx" or getattr(smpl, "model_type", "smpl") != "smpl":
             raise ValueError("SmplxAsSmpl maps an SMPL-X body (smplx=) onto SMPL (smpl=)")
         num_smpl = smpl.v_template.shape[0]
+        if mapping is None:
+            if not hasattr(smplx, "smplx_to_smpl"):
+                raise ValueError("the SMPL-X body has no SMPL-X -> SMPL mapping; pass mapping= "
+                                 "(the release's smplx2smpl.pkl)")
+            mapping = smplx.smplx_to_smpl
         if tuple(mapping.shape) != (num_smpl, smplx.v_template.shape[0]):
             raise ValueError(f"the SMPL-X -> SMPL mapping has shape {tuple(mapping.shape)}, expected "
                              f"({num_smpl}, {smplx.v_template.shape[0]}) for these bodies")
@@ -78,14 +85,17 @@ class SmplxAsSmpl(nn.Module):
         self.faces = smpl.faces
         self.model_file = smplx.model_file
         self.has_h36m = bool(getattr(smpl, "has_h36m", False))
-        self.register_buffer("mapping", mapping.to(smplx.v_template.dtype), persistent=False)
+        self._own_mapping = mapping is getattr(smplx, "smplx_to_smpl", None)
+        if not self._own_mapping:
+            self.register_buffer("mapping", mapping.to(smplx.v_template.dtype), persistent=False)
         self._face = [vertex_ids["smplh"][n] for n in COCO17_FACE_VERTICES]
 
     def forward(self, rotmat: Tensor, betas: Tensor, return_vertices: bool = False,
                 joints_only: bool = True, h36m: bool = True) -> dict[str, Tensor]:
         res = self.smplx(rotmat, betas, return_vertices=True, joints_only=False, h36m=False)
         dt = res["vertices"].dtype
-        verts = torch.einsum("sv,...vc->...sc", self.mapping.to(dt), res["vertices"])
+        verts = (res["vertices_smpl"] if self._own_mapping
+                 else torch.einsum("sv,...vc->...sc", self.mapping.to(dt), res["vertices"]))
         joints = torch.einsum("js,...sc->...jc", self.smpl.J_regressor[:24].to(dt), verts)
         out = {"joints": joints,
                "coco17": torch.cat([verts[..., self._face, :], joints[..., list(COCO17_FROM_SMPL), :]], -2)}
@@ -138,8 +148,9 @@ def official_eval_module(path: str | Path, data_root: str | Path, gt_body_dir: s
             ground truth neutral, with a warning).
         num_samples: hypotheses per image (the mode included).
         body_model: SMPL-X folder / file (default: the body stored in the checkpoint).
-        smplx2smpl: the release's ``smplx2smpl.pkl`` (default: found by
-            :func:`humr.body.model.find_utils_file` in ``utils_dir`` or near the body files).
+        smplx2smpl: the release's ``smplx2smpl.pkl`` (default: the one ``body_model`` found
+            beside it, else found by :func:`humr.body.model.find_utils_file` in ``utils_dir`` or
+            near ``gt_body_dir``).
         utils_dir: folder of the release's utils.zip (``smplx2smpl.pkl``,
             ``J_regressor_h36m.npy``).
 
@@ -156,11 +167,12 @@ def official_eval_module(path: str | Path, data_root: str | Path, gt_body_dir: s
     model, settings = load_official_settings(path, body_model=body_model)
     smpl = BodyModel(gt_body_dir, model_type="smpl", num_betas=10, utils_dir=utils_dir)
     smpl.require_h36m("3dpw")     # the release loads J_regressor_h36m.npy for every evaluation
-    if smplx2smpl is None:
-        near = gt_body_dir if str(gt_body_dir) != "procedural" else None
-        smplx2smpl = (find_utils_file("smplx2smpl.pkl", body_model, utils_dir, required=False)
-                      or find_utils_file("smplx2smpl.pkl", near, utils_dir))
-    mapping = load_smplx_to_smpl(smplx2smpl, model.body.v_template.shape[0])
+    mapping = None          # a --body-model found smplx2smpl.pkl itself: its mapping is used
+    if smplx2smpl is not None or not hasattr(model.body, "smplx_to_smpl"):
+        if smplx2smpl is None:
+            near = gt_body_dir if str(gt_body_dir) != "procedural" else None
+            smplx2smpl = find_utils_file("smplx2smpl.pkl", near, utils_dir)
+        mapping = load_smplx_to_smpl(smplx2smpl, model.body.v_template.shape[0])
     model = type(model)(model.conditions, model.flow, model.head,
                         SmplxAsSmpl(model.body, smpl, mapping)).eval()
     cfg = eval_config(settings, data_root, num_samples)
