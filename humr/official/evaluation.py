@@ -109,11 +109,16 @@ class SmplxAsSmpl(nn.Module):
 
 def checkpoint_kind(path: str | Path) -> str:
     """``"converted"`` (``humr convert-official``), ``"official"`` (the release's Lightning
-    checkpoint, ``model.flow.module_list.*`` keys) or ``"humr"`` (``humr train``); read with
-    ``weights_only=True``."""
-    from humr.official.checkpoint import FORMAT, read_checkpoint
+    checkpoint, ``model.flow.module_list.*`` keys) or ``"humr"`` (``humr train``); read by
+    :func:`humr.io.load_checkpoint_file` (``weights_only=True``; the release's yacs ``CfgNode``
+    hyper-parameters as ``OrderedDict``), whose errors name the file."""
+    import collections
 
-    ckpt = read_checkpoint(path)
+    from humr.io import load_checkpoint_file
+    from humr.official.checkpoint import FORMAT
+
+    with torch.serialization.safe_globals([(collections.OrderedDict, "yacs.config.CfgNode")]):
+        ckpt = load_checkpoint_file(path)
     if ckpt.get("format") == FORMAT:
         return "converted"
     if any(k.startswith("model.flow.module_list.") for k in ckpt["state_dict"]):
