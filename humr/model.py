@@ -214,11 +214,19 @@ class HUMR(nn.Module):
 
     def ground_truth(self, batch: Mapping[str, Tensor], outputs: Iterable[str] = (),
                      body: nn.Module | None = None) -> dict[str, Tensor]:
-        """:meth:`body_geometry` of the ground truth ``batch['pose']`` (B, 3J) axis-angle and
-        ``batch['betas']`` (B, nb), posed by ``body`` (default: the model's body)."""
-        J = self.num_joints
-        pose = batch["pose"].reshape(batch["pose"].shape[0], -1, 3)[:, :J]
-        return self.body_geometry(axis_angle_to_matrix(pose), batch["betas"], outputs, body=body)
+        """:meth:`body_geometry` of the ground truth ``batch['pose']`` (B, >= 3J) axis-angle and
+        ``batch['betas']`` (B, nb'), posed by ``body`` (default: the model's body) with its own J
+        joints and nb betas (e.g. an SMPL ground truth of an SMPL-X model): the first J joints,
+        betas cut or zero-padded to nb."""
+        body = self.body if body is None else body
+        J = getattr(body, "num_joints", self.num_joints)
+        nb = getattr(body, "num_betas", batch["betas"].shape[-1])
+        pose = batch["pose"].reshape(batch["pose"].shape[0], -1, 3)
+        if pose.shape[1] < J:
+            raise ValueError(f"batch['pose'] has {pose.shape[1]} joints; the ground-truth body "
+                             f"needs {J} (axis-angle, shape (B, {3 * J}))")
+        betas = torch.nn.functional.pad(batch["betas"][..., :nb], (0, max(0, nb - batch["betas"].shape[-1])))
+        return self.body_geometry(axis_angle_to_matrix(pose[:, :J]), betas, outputs, body=body)
 
     def _geometry(self, batch: Mapping[str, Tensor], x: Tensor, betas: Tensor, cam: Tensor,
                   wanted: set[str]) -> dict[str, Tensor]:

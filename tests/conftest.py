@@ -112,3 +112,20 @@ def tiny_smplx(tmp_path, monkeypatch):
         np.savez(folder / f"SMPLX_{gender}.npz", **data, joint2num=np.array({"pelvis": 0}, dtype=object))
     write_body_file(data, folder / "SMPLX_FEMALE.pkl")
     return folder, data
+
+
+@pytest.fixture
+def official_ckpt(tmp_path, tiny_smplx):
+    """(path, references) (:func:`_official.official_checkpoint`) of an official-format checkpoint whose body is the tiny SMPL-X model
+    as the official code holds it (``smplx.SMPLXLayer(num_betas=11)`` buffers)."""
+    import contextlib
+    import io
+
+    import smplx
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        layer = smplx.SMPLXLayer(str(tiny_smplx[0] / "SMPLX_NEUTRAL.npz"), num_betas=11)
+    path = tmp_path / "humr_best.ckpt"
+    from _official import official_checkpoint
+
+    return path, official_checkpoint(path, layer.state_dict())

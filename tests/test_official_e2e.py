@@ -79,6 +79,15 @@ def test_train_eval_sample_on_the_release_tree(release, tmp_path, capsys):
     assert 0 <= occl["perc_in"] <= 100 and occl["min_dist"] >= 0
     assert np.isnan(metrics["emdb-p1"]["perc_in"])
     assert len(result["paper"]) == len(PAPER)
+    # a separate ground-truth body folder: the procedural one falls back to neutral (the run's
+    # body here), with a warning, so the numbers are the same
+    with pytest.warns(UserWarning, match="no gendered models"):
+        assert main(["eval", "--ckpt", str(ckpt), "--data", str(root), "--num-samples", "4",
+                     "--split", "3dpw-test-cam", "--gt-body-dir", "procedural",
+                     "--out", str(tmp_path / "eval_gt.json"), *CPU]) == 0
+    again = json.loads((tmp_path / "eval_gt.json").read_text())
+    assert again["gt_body"] == "procedural" and again["checkpoint_kind"] == "humr"
+    assert again["metrics"]["3dpw-test-cam"] == pytest.approx(metrics["3dpw-test-cam"], nan_ok=True)
     # an ablation run on the release: 3DPW metrics with the EMDB mask metrics (same latents)
     module = HumrModule.from_checkpoint(str(ckpt))
     assert module.config.data.format == "official" and module.config.data.root == str(root)

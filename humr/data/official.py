@@ -10,7 +10,8 @@ Annotation keys read (N rows; ``*`` = only some splits):
 * training splits: ``gtkps`` (N, >= 24, 2 | 3) body-model joints in full-image px;
   BEDLAM / AGORA: ``object_occlusion`` (N,) bool (an object hides part of the person: the mask
   loss skips the row); ``emdb-p1-occl``: ``valid_emdb_mask`` (N,) (1 = the mask is good);
-* optional: ``cam_int`` (N, 3, 3) (-> ``focal``), ``orig_shape`` (N, 2) (h, w),
+* optional: ``cam_int`` (N, 3, 3) (-> ``focal`` of the training splits; the official
+  evaluation ignores it and estimates ``sqrt(h^2 + w^2)``), ``orig_shape`` (N, 2) (h, w),
   ``gender`` (N,) str (``m...`` / ``f...``; test splits).
 
 Mapping (official ``train/dataset/dataset.py`` semantics, humr's own code):
@@ -272,7 +273,7 @@ class OfficialDataset(Dataset):
                   "pose": pose, "betas": betas,
                   "kp2d_gt": kp, "coco_gt": coco, "cond_kp": cond,
                   "gender": _gender(raw, n, path)}
-        if "cam_int" in raw:
+        if "cam_int" in raw and split.train:   # evaluation: estimated focal, as officially
             arrays["focal"] = raw["cam_int"][:, [0, 1], [0, 1]].astype(np.float32)
         if "orig_shape" in raw:
             arrays["orig_shape"] = raw["orig_shape"].astype(np.float32)

@@ -33,7 +33,9 @@ def official_dataset(root: str | Path, split: str, augment: bool = False, *,
                      num_joints: int = 24, num_betas: int = 10, num_samples: int = 150,
                      seed: int = 0, augmentation=None) -> Dataset:
     """The dataset of ``split`` ("train" = the training mix, else one official split);
-    ``augmentation``: :class:`humr.data.augment.Augmentation` settings (default if None)."""
+    ``augmentation``: :class:`humr.data.augment.Augmentation` settings (default if None).
+    An evaluation split keeps its whole stored pose (24 SMPL joints) even for a model with
+    fewer joints (SMPL-X, ``num_joints`` 22): its ground truth is posed by the SMPL body."""
     kw = {"crop_res": crop_res, "num_joints": num_joints, "num_betas": num_betas,
           "num_samples": num_samples, "seed": seed, "augmentation": augmentation}
     if split == "train":
@@ -43,6 +45,7 @@ def official_dataset(root: str | Path, split: str, augment: bool = False, *,
                 raise ValueError(f"data.train_splits: {name!r} is an evaluation split")
         return ConcatDataset([OfficialDataset(root, name, augment=augment, **kw)
                               for name in names])
+    kw["num_joints"] = max(num_joints, get_split(split).num_pose_joints)
     return OfficialDataset(root, split, augment=augment, **kw)
 
 

@@ -130,40 +130,61 @@ def evaluation_outputs(model: nn.Module, batch: Mapping[str, Tensor], num_sample
 class GenderedBodies:
     """``gender -> body model`` for the ground truth (official: the dataset's gendered SMPL).
 
-    0 (neutral) is the model's own body; 1 / 2 build ``BodyModel(model_path, gender="male" /
-    "female")`` of the run's body folder on first use (an error names a missing file), on the
-    device of the neutral body. The procedural body has no genders: it then poses every ground
-    truth, with a warning (documented fallback).
+    Two uses:
+
+    * the run's own body (``humr train`` / ``humr eval`` without ``--gt-body-dir``): 0
+      (neutral) is the model's body, 1 / 2 ``BodyModel(model_path, gender="male" / "female")``
+      of the run's body folder;
+    * a separate ground-truth body folder (:meth:`from_folder`, ``humr eval --gt-body-dir``;
+      official: the SMPL neutral / male / female models with 10 betas, whatever body the model
+      predicts with): every gender is read from that folder.
+
+    Bodies are built on first use (an error names a missing file) and returned on the device of
+    ``follow`` (default: the neutral body), so they follow the model when it moves. The
+    procedural body has no genders: it then poses every ground truth, with a warning
+    (documented fallback).
 
     Args:
-        neutral: the model's body (:class:`humr.body.BodyModel`).
-        model_path: the run's ``model.body_model`` (folder / file, or "procedural").
-        model_type, num_betas: as the run's body.
+        neutral: the body of gender 0 (e.g. the model's :class:`humr.body.BodyModel`), or None
+            to read it from ``model_path``.
+        model_path: body folder / file, or "procedural".
+        model_type, num_betas: of the bodies read from ``model_path``.
+        utils_dir: folder of the release's utils.zip (H36M regressor), searched first.
+        follow: module whose device the bodies are moved to (default: ``neutral``).
     """
 
-    def __init__(self, neutral: nn.Module, model_path: str, model_type: str, num_betas: int) -> None:
-        self.neutral, self.model_path = neutral, str(model_path)
-        self.model_type, self.num_betas = model_type, num_betas
-        self._bodies: dict[int, nn.Module] = {}
+    def __init__(self, neutral: nn.Module | None, model_path: str, model_type: str, num_betas: int,
+                 utils_dir: str | None = None, follow: nn.Module | None = None) -> None:
+        self.model_path, self.model_type, self.num_betas = str(model_path), model_type, num_betas
+        self.utils_dir, self.follow = utils_dir, follow if follow is not None else neutral
+        self._bodies: dict[int, nn.Module] = {} if neutral is None else {0: neutral}
+
+    @classmethod
+    def from_folder(cls, folder: str, follow: nn.Module, model_type: str = "smpl",
+                    num_betas: int = 10, utils_dir: str | None = None,
+                    neutral: nn.Module | None = None) -> GenderedBodies:
+        """Ground-truth bodies of a separate folder (official: SMPL, 10 betas) on the device
+        of ``follow`` (the model's body); ``neutral``: an already built neutral body of it."""
+        return cls(neutral, folder, model_type, num_betas, utils_dir=utils_dir, follow=follow)
 
     def __call__(self, gender: int) -> nn.Module:
-        if gender == 0:
-            return self.neutral
-        if gender not in (1, 2):
+        if gender not in (0, 1, 2):
             raise ValueError(f"batch['gender'] holds {gender}; expected 0 neutral, 1 male, 2 female")
-        if self.model_path == "procedural":
-            if not self._bodies:
+        if gender not in self._bodies:
+            if gender and self.model_path == "procedural":
                 warnings.warn("the procedural body has no gendered models: the neutral body poses "
                               "the male / female ground truths", stacklevel=2)
-                self._bodies = {1: self.neutral, 2: self.neutral}
-            return self._bodies[gender]
-        if gender not in self._bodies:
-            from humr.body import BodyModel
+                self._bodies[1] = self._bodies[2] = self(0)
+            else:
+                from humr.body import BodyModel
 
-            body = BodyModel(self.model_path, model_type=self.model_type, num_betas=self.num_betas,
-                             gender=("male", "female")[gender - 1])
-            self._bodies[gender] = body.to(next(self.neutral.buffers()).device)
-        return self._bodies[gender]
+                self._bodies[gender] = BodyModel(
+                    self.model_path, model_type=self.model_type, num_betas=self.num_betas,
+                    gender=("neutral", "male", "female")[gender], utils_dir=self.utils_dir)
+        body = self._bodies[gender]
+        ref = self.follow if self.follow is not None else self._bodies.get(0, body)
+        device = next(iter(ref.buffers()), None)
+        return body if device is None else body.to(device.device)
 
 
 def _ground_truth(model: nn.Module, batch: Mapping[str, Tensor], outputs: tuple[str, ...],

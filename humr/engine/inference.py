@@ -66,7 +66,8 @@ def evaluate_checkpoint(module: HumrModule | PathLike, data_root: PathLike,
     if not isinstance(module, HumrModule):
         module = HumrModule.from_checkpoint(str(module), num_samples_eval=num_samples)
     elif module.num_samples_eval != num_samples:     # same model, another hypothesis count
-        module = HumrModule(module.config, num_samples_eval=num_samples, model=module.model)
+        module = HumrModule(module.config, num_samples_eval=num_samples, model=module.model,
+                            gt_bodies=module.gt_bodies)
     cfg = module.config.train
     data = HumrDataModule(str(data_root), batch_size=cfg.batch_size,
                           eval_batch_size=batch_size or cfg.eval_batch_size,

@@ -72,6 +72,9 @@ class HumrModule(L.LightningModule):
             ``config.train.num_samples_eval``).
         model: an already built model to wrap (shared, e.g. to evaluate it with another
             ``num_samples_eval``); default: built from ``config``.
+        gt_bodies: ``gender -> body`` posing the ground truth in validation / test
+            (:class:`humr.engine.evaluation.GenderedBodies`); default: the run's body and its
+            gendered files.
 
     Optimiser, training hypotheses and seed come from ``config.train`` (``lr``,
     ``weight_decay``, ``num_samples_train``, ``seed``). Conditioners that expose
@@ -79,7 +82,7 @@ class HumrModule(L.LightningModule):
     """
 
     def __init__(self, config: Any, num_samples_eval: int | None = None,
-                 model: torch.nn.Module | None = None) -> None:
+                 model: torch.nn.Module | None = None, gt_bodies: GenderedBodies | None = None) -> None:
         super().__init__()
         from humr.config import Config
         from humr.model import build_model
@@ -95,7 +98,8 @@ class HumrModule(L.LightningModule):
         # the objective build_model attached (a submodule here, so it follows the device)
         self.objective = self.model.objective or Objective.from_config(cfg.losses)
         m = cfg.model
-        self.gt_bodies = GenderedBodies(self.model.body, m.body_model, m.model_type, m.num_betas)
+        self.gt_bodies = gt_bodies or GenderedBodies(self.model.body, m.body_model, m.model_type,
+                                                     m.num_betas)
         self.val_metrics = EvaluationMetrics()
         self.test_metrics = EvaluationMetrics()
         for module in self._frozen():

@@ -40,7 +40,8 @@ from humr.official.body import PREFIX as BODY_PREFIX
 from humr.official.components import OfficialShapeCamHead
 from humr.official.flow import OfficialKeyError, flow_from_freia_state
 
-__all__ = ["OfficialHUMR", "convert_official", "load_official", "official_config", "read_checkpoint"]
+__all__ = ["OfficialHUMR", "convert_official", "load_official", "load_official_settings", "official_config",
+           "read_checkpoint"]
 
 FORMAT = "humr-official-v1"          # marker of a converted file
 _BODY_PREFIXES = ("model.smpl.", "smplx.", "smpl_neutral.", "J_regressor")
@@ -209,13 +210,22 @@ def load_official(path: str | Path, body_model: str | Path | None = None, body: 
     Args:
         path: ``humr_best.ckpt`` (official Lightning checkpoint) or a converted ``.ckpt``.
         body_model: SMPL-X model file / folder (:class:`humr.body.BodyModel`, ``smplx``, neutral);
-            default: the SMPL-X body stored in the official checkpoint (``model.smpl.smplx.*``).
+            default: the SMPL-X body stored in the checkpoint (``model.smpl.smplx.*``).
         body: a prebuilt body (22 joints, the checkpoint's number of betas) instead of body_model.
         clamp: FrEIA clamp when the checkpoint lacks its hyper-parameters.
     """
+    return load_official_settings(path, body_model, body, clamp)[0]
+
+
+def load_official_settings(path: str | Path, body_model: str | Path | None = None,
+                           body: nn.Module | None = None, clamp: float | None = None
+                           ) -> tuple[OfficialHUMR, dict]:
+    """:func:`load_official` and the model's settings (:func:`official_config`: a partial
+    :class:`humr.config.Config` dict), from one read of the file."""
     ckpt = read_checkpoint(path)
     if ckpt.get("format") == FORMAT:
-        model = _build(dict(ckpt["settings"]), body_model, body, ckpt.get("body_state"))
+        settings = dict(ckpt["settings"])
+        model = _build(settings, body_model, body, ckpt.get("body_state"))
         own = model.state_dict()
         state = ckpt["state_dict"]
         bad = sorted(set(state) - set(own)) + [k for k in state if k in own and own[k].shape != state[k].shape]
@@ -225,7 +235,7 @@ def load_official(path: str | Path, body_model: str | Path | None = None, body: 
         if missing:
             raise OfficialKeyError(f"{path}: missing tensors {missing[:5]}")
         model.load_state_dict({**own, **state})
-        return model.eval()
+        return model.eval(), settings
     state = ckpt["state_dict"]
     settings = official_config(state, ckpt.get("hyper_parameters"), clamp)
     model = _build(settings, body_model, body, state)
@@ -238,7 +248,7 @@ def load_official(path: str | Path, body_model: str | Path | None = None, body: 
         raise OfficialKeyError(f"{path}: the official checkpoint has no tensor for {missing[:5]} "
                                f"({len(missing)} missing)")
     model.load_state_dict({**own, **mapped})
-    return model.eval()
+    return model.eval(), settings
 
 
 def convert_official(src: str | Path, dst: str | Path, body_model: str | Path | None = None,
