@@ -94,10 +94,10 @@ def judge_effects(rows: Sequence, results: Mapping[str, Sequence]) -> list[dict]
 
 
 def _effects_markdown(effects: Sequence[Mapping], labels: Mapping[str, str]) -> list[str]:
-    lines = ["**The paper's effects: paired differences over seeds (row - base), 95 % "
-             "interval**", "",
-             "| effect (paper) | base -> row | metric | expected | difference [95 % interval] "
-             "| seeds | verdict |", "|---|---|---|---|---|---|---|"]
+    lines = [("**The paper's effects: paired differences over seeds (row - base), 95 % "
+             "interval**"), "",
+             ("| effect (paper) | base -> row | metric | expected | difference [95 % interval] "
+             "| seeds | verdict |"), "|---|---|---|---|---|---|---|"]
     for e in effects:
         expected = e["expect"].replace("_", " ") + (f" (margin {e['margin']:g})"
                                                      if e["expect"] == "no_worse" else "")
