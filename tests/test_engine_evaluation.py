@@ -1,6 +1,7 @@
 """EvaluationMetrics wiring: batch + hypotheses -> metrics, against brute-force loops."""
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -102,7 +103,13 @@ def test_accuracy_consistency_and_posterior_against_loops(body):
     assert res["kp2d_mode"] == pytest.approx(total / n, rel=1e-9)
     # only the elbow (and the wrist / hand below it) move in the posterior
     assert res["energy_occluded"] > res["energy_visible"] >= 0.0
-    assert res["spread_invisible"] >= 0.0 and res["spread_visible"] >= 0.0
+    # 3D spread as the release's joints_3d_diversity: body-frame keypoints around their mean
+    # over all S hypotheses (the hypotheses differ in global rotation: no root is subtracted)
+    kp = out["keypoints3d"].numpy()
+    div = np.linalg.norm(kp - kp.mean(1, keepdims=True), axis=-1) * 1000       # (B, S, 17)
+    vis = np.broadcast_to((batch["cond_kp"][..., 2].numpy() > 0.5)[:, None], div.shape)
+    assert res["spread_visible"] == pytest.approx((div * vis).sum() / vis.sum(), rel=1e-9)
+    assert res["spread_invisible"] == pytest.approx((div * ~vis).sum() / (~vis).sum(), rel=1e-9)
 
 
 def test_float32_matches_float64_and_reset(body):

@@ -244,8 +244,7 @@ def oracle_metrics(batch: Mapping[str, Tensor], body, num_samples: int = 100,
     conf = batch["cond_kp"][..., 2].to(dt)
     result["kp2d_samples"] = float(consistency_2d(
         kp2d, gt_kp, conf * batch["coco_gt"][..., 2].to(dt), VISIBLE_CONF)["kp2d_samples"])
-    rel = coco - coco[..., list(COCO_HIPS), :].mean(dim=-2, keepdim=True)
-    result.update({k: float(v) for k, v in spread_3d(rel, conf, VISIBLE_CONF).items()})
+    result.update({k: float(v) for k, v in spread_3d(coco, conf, VISIBLE_CONF).items()})
     invisible = is_invisible(conf)                     # the evaluation's rule (official)
     valid = batch.get("mask_valid", torch.ones(B, dtype=torch.bool)).reshape(B).bool()
     result.update({k: float(v) for k, v in

@@ -13,7 +13,7 @@ model):
   meshes. Ground-truth bodies come from ``gt_body(gender)`` when given and the batch has a
   ``gender`` key (0 neutral, 1 male, 2 female; official: the gendered SMPL of the dataset).
 * ``Consistency2D``: projected COCO joints vs. the ground truth, visible = detector confidence.
-* ``Spread3D``: root-relative COCO 3D joints (root = mean of the hips 11, 12), mode included.
+* ``Spread3D``: body-frame COCO 3D joints (no root subtracted, as the release), mode included.
 * ``MaskPlausibility``: invisible = confidence < 0.5 (:mod:`humr.core.visibility`), mode included.
 * ``PosteriorDistance``: when the batch carries ``posterior`` poses (synthetic benchmark), the
   SMPL joints of those poses (ground-truth shape) vs. the hypotheses.
@@ -263,8 +263,9 @@ class EvaluationMetrics(nn.Module):
         conf = batch["cond_kp"][..., 2] * batch["coco_gt"][..., 2]   # invalid GT -> not visible
         gt_kp = _crop_points(batch["coco_gt"][..., :2], batch)
         self.metrics["consistency"].update(out["keypoints2d"], gt_kp.to(dtype), conf.to(dtype))
-        self.metrics["spread"].update(_root_relative(out["keypoints3d"], COCO_HIPS),
-                                      batch["cond_kp"][..., 2].to(dtype))
+        # body-frame keypoints, no root subtracted: the release's joints_3d_diversity (the
+        # pelvis stays at the body origin, so a hypothesis' global rotation counts as spread)
+        self.metrics["spread"].update(out["keypoints3d"], batch["cond_kp"][..., 2].to(dtype))
         self.metrics["mask"].update(out["keypoints2d"], batch["mask"], invisible_joints(batch),
                                     batch["mask_valid"].reshape(B).bool())
         if "posterior_joints" in truth:
