@@ -47,7 +47,6 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from humr.core.skeleton import COCO_HIPS
 from humr.core.visibility import VISIBLE_THRESHOLD as VISIBLE_CONF
 from humr.core.visibility import invisible as is_invisible
 from humr.geometry import axis_angle_to_matrix, full_to_crop, perspective_project

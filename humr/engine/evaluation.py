@@ -30,7 +30,6 @@ import torch
 from torch import Tensor, nn
 from torchmetrics import MetricCollection
 
-from humr.core.skeleton import COCO_HIPS
 from humr.core.visibility import VISIBLE_THRESHOLD, invisible
 from humr.geometry import axis_angle_to_matrix, full_to_crop
 from humr.metrics import (
