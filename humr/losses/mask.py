@@ -57,7 +57,7 @@ def mask_loss(hyp: Tensor, penalised: Tensor, anchors: Tensor, anchor_ok: Tensor
     with torch.no_grad():
         dist = torch.cdist(points, cand, p=1)                               # (B, G, P, A)
         dist.masked_fill_(~ok.unsqueeze(-2), torch.inf)
-        idx = dist.argmin(dim=-1)                                           # (B, G, P)
+        idx = dist.min(dim=-1).indices           # (B, G, P); min is faster than argmin on CPU
     nearest = torch.gather(cand, 2, idx[..., None].expand(-1, -1, -1, 2))
     nearest = (points - nearest).abs().sum(dim=-1)                          # (B, G, P)
     if mode == "all":
