@@ -54,10 +54,12 @@ def mask_loss(hyp: Tensor, penalised: Tensor, anchors: Tensor, anchor_ok: Tensor
     # it: the same value and (sub)gradient sign(u - a*) as a min over all distances, without
     # the backward pass of the (B, S' K, K A) distance matrix (ties between distinct anchors
     # at the same distance send the gradient to one of them instead of splitting it).
+    # Unusable anchors are moved out of reach (finfo.max / 4: farther from any point of the
+    # crop than every usable anchor, and finite, so no inf - inf) rather than masked.
     with torch.no_grad():
-        dist = torch.cdist(points, cand, p=1)                               # (B, G, P, A)
-        dist.masked_fill_(~ok.unsqueeze(-2), torch.inf)
-        idx = dist.min(dim=-1).indices           # (B, G, P); min is faster than argmin on CPU
+        far = torch.finfo(cand.dtype).max / 4
+        reachable = torch.where(ok.unsqueeze(-1), cand, torch.full_like(cand, far))
+        idx = torch.cdist(points.detach(), reachable, p=1).min(dim=-1).indices   # (B, G, P)
     nearest = torch.gather(cand, 2, idx[..., None].expand(-1, -1, -1, 2))
     nearest = (points - nearest).abs().sum(dim=-1)                          # (B, G, P)
     if mode == "all":
