@@ -16,6 +16,7 @@ skinned. Same numbers as the full path, O(K) instead of O(V) work.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import tempfile
 from pathlib import Path
@@ -215,20 +216,35 @@ def _load_matrix(path: str | Path, what: str, shape_hint: str) -> np.ndarray:
     return np.asarray(m, dtype=np.float64)
 
 
+@functools.lru_cache(maxsize=16)
+def _levels(parents: tuple[int, ...]) -> tuple[tuple[list[int], list[int]], ...]:
+    """Joints grouped by depth in the tree (root excluded): ``((joints, their parents), ...)``."""
+    depth = [0] * len(parents)
+    for j in range(1, len(parents)):
+        depth[j] = depth[parents[j]] + 1
+    groups = [[j for j in range(1, len(parents)) if depth[j] == d]
+              for d in range(1, max(depth, default=0) + 1)]
+    return tuple((g, [parents[j] for j in g]) for g in groups)
+
+
 def kinematic_chain(rot: Tensor, rest: Tensor, parents: list[int]) -> tuple[Tensor, Tensor]:
     """Forward kinematics: posed joints (N, J, 3) and the skinning transforms (N, J, 4, 4) with
     the rest pose removed, for local rotations ``rot`` (N, J, 3, 3) and rest joints ``rest``
     (N, J, 3) (metres), as ``smplx.lbs.batch_rigid_transform`` computes them.
 
     Hand-written because smplx's version indexes its ``parents`` tensor joint by joint, a host
-    synchronisation per joint on a GPU; here ``parents`` is a Python list (-1 for the root).
+    synchronisation per joint on a GPU; here ``parents`` is a Python list (-1 for the root), and
+    the joints of one depth in the tree are composed with their parents in one batched product
+    (9 products for SMPL's 23 child joints instead of 23).
     """
     rel = torch.cat([rest[:, :1], rest[:, 1:] - rest[:, parents[1:]]], dim=1)
     local = torch.cat([torch.nn.functional.pad(rot, (0, 0, 0, 1)),
                        torch.nn.functional.pad(rel[..., None], (0, 0, 0, 1), value=1.0)], dim=-1)
-    chain = [local[:, 0]]
-    for i in range(1, len(parents)):
-        chain.append(chain[parents[i]] @ local[:, i])
+    chain = [local[:, 0]] + [None] * (len(parents) - 1)
+    for joints, above in _levels(tuple(parents)):
+        posed = torch.stack([chain[p] for p in above], dim=1) @ local[:, joints]
+        for j, transform in zip(joints, posed.unbind(dim=1)):
+            chain[j] = transform
     world = torch.stack(chain, dim=1)                                   # (N, J, 4, 4)
     rest_h = torch.nn.functional.pad(rest, (0, 1))[..., None]           # (N, J, 4, 1), w = 0
     return world[..., :3, 3], world - torch.nn.functional.pad(world @ rest_h, (3, 0))
