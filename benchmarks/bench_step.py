@@ -7,10 +7,10 @@ the speed work of issue 16), whose ``humr`` package and ``benchmarks/bench_step.
 exported with ``git archive`` into a temporary folder put first on ``PYTHONPATH``. Each side
 generates ``--n`` training examples with its own generator (same seed and size), builds
 :class:`humr.engine.module.HumrModule` with its own ``build`` and times optimiser steps with
-its own ``step`` (and its own ``benchmarks/ablation`` presets; a warning is printed when the
-sides' model sizes differ) outside Lightning (what Lightning runs: forward, the objective, backward,
-Adam); only the loop around them (data iterator, warm-up, device, clock) is shared. The phases
-are measured with ``time.perf_counter`` per step:
+its own ``step`` and presets (``benchmarks/ablation``; a warning is printed when the sides'
+model sizes differ) outside Lightning (what Lightning runs: forward, the objective,
+backward, Adam); only the loop around them (data iterator, warm-up, device, clock) is
+shared. The phases are measured with ``time.perf_counter`` per step:
 
 * ``data``: the next batch from :func:`humr.data.make_dataloader` (collate, image decoding,
   transfer to ``--device``);
@@ -20,7 +20,9 @@ are measured with ``time.perf_counter`` per step:
 
 The sides alternate (reference, new, reference, new ...) for ``--rounds`` rounds; the step
 time of each side is the median over all its timed steps, and the ratio reference / new is
-printed. Other processes share the machine: only that ratio is meaningful. Then
+printed, with the ratio of the fastest steps (on a shared machine, the least disturbed
+ones). Other processes share the machine: only the ratios are meaningful; with a busy
+machine prefer ``--threads 1`` (two threads then wait for each other). Then
 ``torch.profiler`` records ``--profile-steps`` steps of the new side and prints the operators
 with the largest self time.
 
@@ -222,11 +224,11 @@ def main(argv=None) -> int:
           f"{info['params'] / 1e6:.2f} M trainable parameters, device {args.device}, "
           f"{args.threads} torch threads; {args.rounds} round(s) x {args.steps} steps per side; "
           f"reference = commit {args.reference}")
-    median = {}
+    median, fastest = {}, {}
     for name, results in runs.items():
         phases = {k: [t for r in results for t in r["times"][k]] for k in PHASES}
         per_step = [sum(v) for v in zip(*phases.values())]
-        median[name] = statistics.median(per_step)
+        median[name], fastest[name] = statistics.median(per_step), min(per_step)
         print(f"\n{name}: step median {1e3 * median[name]:.0f} ms, min {1e3 * min(per_step):.0f} "
               f"ms ({info['max_steps']} steps of the preset: "
               f"{median[name] * info['max_steps'] / 60:.1f} min)")
@@ -234,7 +236,9 @@ def main(argv=None) -> int:
         for k in PHASES:
             med = statistics.median(phases[k])
             print(f"  {k:10s}{1e3 * med:8.1f} ms  {100 * med / total:5.1f} %")
-    print(f"\nspeed-up reference / new: {median['reference'] / median['new']:.2f}x")
+    print(f"\nspeed-up reference / new: {median['reference'] / median['new']:.2f}x (medians), "
+          f"{fastest['reference'] / fastest['new']:.2f}x (fastest steps, the least disturbed "
+          "by other processes)")
     if "profile" in info:
         print(f"\ntorch.profiler of the new side, {args.profile_steps} steps, operators by self "
               "time:")
