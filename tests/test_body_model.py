@@ -60,10 +60,12 @@ def test_full_pass_matches_smplx_module(body_dir, body64):
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-6), (torch.float32, 2e-5)])
 def test_chunked_mesh_pass_with_shared_betas_matches_smplx(monkeypatch, body_dir, body64, body32,
                                                           dtype, tol):
-    """Meshes of many bodies (two chunks of 3 and one of 1; betas shared by the hypotheses of
-    an image, broadcast) against smplx's SMPL forward, values and gradients."""
+    """Meshes of many bodies (blend-shape chunks of 3, 3, 1 bodies, skinned 2 + 1, 2 + 1, 1;
+    betas shared by the hypotheses of an image) against smplx's SMPL forward, values and
+    gradients."""
     body = body64 if dtype == torch.float64 else body32
-    monkeypatch.setattr(body_model, "_SKIN_CHUNK", 12 * 6890 * 3)
+    monkeypatch.setattr(body_model, "_BLEND_ENTRIES", 3 * 6890 * 3)
+    monkeypatch.setattr(body_model, "_SKIN_ENTRIES", 12 * 6890 * 2)
     aa, betas = _random((7,), dtype, scale=1.0, seed=3)
     betas = betas[:2].repeat_interleave(torch.tensor([4, 3]), dim=0)
     rot = axis_angle_to_matrix(aa).requires_grad_()

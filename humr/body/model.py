@@ -250,8 +250,12 @@ def kinematic_chain(rot: Tensor, rest: Tensor, parents: list[int]) -> tuple[Tens
     return world[..., :3, 3], world - torch.nn.functional.pad(world @ rest_h, (3, 0))
 
 
-#: Skinning-transform entries (bodies x vertices x 12) per chunk of :meth:`BodyModel._skin`.
-_SKIN_CHUNK = 1 << 22
+#: Chunk sizes of :meth:`BodyModel._skin`, in tensor entries: the blend-shape product
+#: (vertices x 3 x bodies; large enough for an efficient matrix product, about 200 SMPL
+#: bodies) and the skinning transforms within it (vertices x 12 x bodies, cache-sized,
+#: about 50 SMPL bodies).
+_BLEND_ENTRIES = 1 << 22
+_SKIN_ENTRIES = 1 << 22
 
 
 class BodyModel(nn.Module):
@@ -504,8 +508,8 @@ class BodyModel(nn.Module):
         over the stacked directions, pose correctives of the body joints only); the skinning
         transforms are one (K, J) x (J, 12 c) product and are applied by three multiply-adds
         instead of a batch of 3 x 3 products per vertex; the regressor is applied per chunk.
-        The vertex stage runs in chunks of about ``_SKIN_CHUNK`` transform entries, in a
-        body-minor layout (vertex, coordinate, body), so the elementwise skinning reads
+        The vertex stage runs in chunks of bodies (``_BLEND_ENTRIES``, ``_SKIN_ENTRIES``), in
+        a body-minor layout (vertex, coordinate, body), so the elementwise skinning reads
         contiguous rows of bodies and temporaries stay cache-sized.
         """
         n, dt = rot.shape[0], rot.dtype
@@ -518,20 +522,23 @@ class BodyModel(nn.Module):
         features = torch.cat([betas, (rot[:, 1:] - eye).reshape(n, -1)], dim=1).T   # (P, N)
         transforms = A[..., :3, :].permute(1, 2, 3, 0)                        # (J, 3, 4, N)
         count = template.shape[0]
-        step = max(1, _SKIN_CHUNK // (12 * count))
+        step, sub_step = (max(1, entries // (per * count))
+                          for entries, per in ((_BLEND_ENTRIES, 3), (_SKIN_ENTRIES, 12)))
         verts = rot.new_empty(n, count, 3)
         regressed = None if regressor is None else rot.new_empty(n, regressor.shape[0], 3)
         for start in range(0, n, step):
-            rows = slice(start, start + step)
-            v = torch.addmm(template.reshape(-1, 1), dirs.T, features[:, rows])   # (K 3, c)
-            v = v.view(count, 3, 1, -1)
-            T = weights @ transforms[..., rows].reshape(weights.shape[1], -1)
-            T = T.view(count, 3, 4, -1)                                        # (K, 3, 4, c)
-            posed = T[:, :, 3].addcmul(T[:, :, 0], v[:, 0]).addcmul(T[:, :, 1], v[:, 1])
-            posed = posed.addcmul(T[:, :, 2], v[:, 2])                         # (K, 3, c)
-            # written as (c, K, 3) while the chunk is cache-resident
-            verts[rows] = posed.reshape(3 * count, -1).T.view(-1, count, 3)
-            if regressor is not None:
-                points = regressor.to(dt) @ posed.reshape(count, -1)          # (R, 3 c)
-                regressed[rows] = points.view(-1, 3, points.shape[1] // 3).permute(2, 0, 1)
+            v = torch.addmm(template.reshape(-1, 1), dirs.T, features[:, start:start + step])
+            v = v.view(count, 3, 1, -1)                                        # (K, 3, 1, c)
+            for sub in range(0, v.shape[-1], sub_step):
+                rows = slice(start + sub, start + sub + min(sub_step, v.shape[-1] - sub))
+                T = weights @ transforms[..., rows].reshape(weights.shape[1], -1)
+                T = T.view(count, 3, 4, -1)                                    # (K, 3, 4, s)
+                vs = v[..., sub:sub + sub_step]
+                posed = T[:, :, 3].addcmul(T[:, :, 0], vs[:, 0]).addcmul(T[:, :, 1], vs[:, 1])
+                posed = posed.addcmul(T[:, :, 2], vs[:, 2])                     # (K, 3, s)
+                # written as (s, K, 3) while the chunk is cache-resident
+                verts[rows] = posed.reshape(3 * count, -1).T.view(-1, count, 3)
+                if regressor is not None:
+                    points = regressor.to(dt) @ posed.reshape(count, -1)      # (R, 3 s)
+                    regressed[rows] = points.view(-1, 3, points.shape[1] // 3).permute(2, 0, 1)
         return joints, verts, regressed
