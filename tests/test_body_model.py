@@ -60,11 +60,11 @@ def test_full_pass_matches_smplx_module(body_dir, body64):
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-6), (torch.float32, 2e-5)])
 def test_chunked_mesh_pass_with_shared_betas_matches_smplx(monkeypatch, body_dir, body64, body32,
                                                           dtype, tol):
-    """Meshes of many bodies (blend-shape chunks of 3, 3, 1 bodies, skinned 2 + 1, 2 + 1, 1;
+    """Meshes of many bodies (blend-shape chunks of 4 and 3 bodies, skinned 2 + 2 and 2 + 1;
     betas shared by the hypotheses of an image) against smplx's SMPL forward, values and
     gradients."""
     body = body64 if dtype == torch.float64 else body32
-    monkeypatch.setattr(body_model, "_BLEND_ENTRIES", 3 * 6890 * 3)
+    monkeypatch.setattr(body_model, "_BLEND_ENTRIES", 3 * 6890 * 5)
     monkeypatch.setattr(body_model, "_SKIN_ENTRIES", 12 * 6890 * 2)
     aa, betas = _random((7,), dtype, scale=1.0, seed=3)
     betas = betas[:2].repeat_interleave(torch.tensor([4, 3]), dim=0)

@@ -524,6 +524,7 @@ class BodyModel(nn.Module):
         count = template.shape[0]
         step, sub_step = (max(1, entries // (per * count))
                           for entries, per in ((_BLEND_ENTRIES, 3), (_SKIN_ENTRIES, 12)))
+        step = max(sub_step, step - step % sub_step)        # whole sub-chunks per chunk
         verts = rot.new_empty(n, count, 3)
         regressed = None if regressor is None else rot.new_empty(n, regressor.shape[0], 3)
         for start in range(0, n, step):
