@@ -1,4 +1,4 @@
-"""Joints-only body path vs the full smplx forward pass, for B x S = 64 x 26 bodies.
+"""Joints-only body path vs the full mesh pass, for B x S = 64 x 26 bodies.
 
 Three modes from the same random rotation matrices and betas:
 
@@ -7,8 +7,9 @@ Three modes from the same random rotation matrices and betas:
   only the five COCO face vertices;
 * ``joints_only``: ``BodyModel.forward(..., joints_only=True)``: also H36M-17 / LSP-14, so the
   support of the H36M regressor is skinned too;
-* ``full``: ``BodyModel.forward(..., joints_only=False)`` (``smplx.lbs.lbs`` of all 6890
-  vertices, then the same keypoint selection and regressors).
+* ``full``: ``BodyModel.forward(..., joints_only=False)`` (humr's skinning of all 6890
+  vertices, which the tests compare with smplx's forward, then the same keypoint selection
+  and regressors).
 
 Printed: time of the forward pass (no grad) and of forward + backward (loss = sum of squares
 of every output), and the peak memory of forward + backward, with the ratios full / training

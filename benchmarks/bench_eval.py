@@ -6,9 +6,11 @@ backbone is the same for both and left out) and the same RealNVP weights (8 bloc
 D = 24 x 6), draw S = 100 hypotheses (z = 0 first) and produce the meshes of all of them:
 
 * ``humr``: the flow with the subnets' context-part computed once per image (factorized), then
-  what an evaluation of ``humr`` runs on the hypotheses: the model's joints-only body pass
-  (joints, COCO-17) and the metrics' full pass with vertices (:class:`humr.body.BodyModel`,
-  ``return_vertices=True``).
+  the one body pass an evaluation of ``humr`` runs on the hypotheses
+  (:func:`humr.engine.evaluation.evaluation_outputs` asks the model for
+  :data:`~humr.engine.evaluation.EVAL_OUTPUTS`): :class:`humr.body.BodyModel` with
+  ``return_vertices=True`` and the H36M regressor (meshes, joints, COCO-17, H36M-17), with
+  the betas of an image shared by its hypotheses (broadcast, as the model passes them).
 * ``reference``: the FrEIA-style flow with the context concatenated to every hypothesis
   (``factorized=False``, the same weights) and one full ``smplx.SMPL`` forward pass of every
   hypothesis (vertices and joints).
@@ -20,6 +22,7 @@ Other processes share the machine: only the ratio measured in the same run is me
 Usage::
 
     python benchmarks/bench_eval.py --repeats 3 --threads 2
+    python benchmarks/bench_eval.py --device cuda
 """
 from __future__ import annotations
 
@@ -63,35 +66,43 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    body = BodyModel("procedural")
-    ref_body = smplx_reference(body)
+    device = torch.device(args.device)
+    body = BodyModel("procedural").to(device)
+    ref_body = smplx_reference(body).to(device)
     J, B, S = body.num_joints, args.batch, args.samples
-    fact, concat = make_flows(6 * J, args.context, args.blocks, args.hidden, args.seed)
+    fact, concat = (f.to(device) for f in make_flows(6 * J, args.context, args.blocks,
+                                                      args.hidden, args.seed))
     gen = torch.Generator().manual_seed(args.seed)
-    c = torch.randn(B, args.context, generator=gen)
+    c = torch.randn(B, args.context, generator=gen).to(device)
     z = torch.randn(B, S, 6 * J, generator=gen)
     z[:, 0] = 0
-    betas = torch.randn(B, body.num_betas, generator=gen).repeat_interleave(S, 0)
+    z = z.to(device)
+    betas = torch.randn(B, 1, body.num_betas, generator=gen).to(device)   # one shape per image
+
+    def clock() -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter()
 
     def humr_side(parts: dict | None = None):
-        t0 = time.perf_counter()
+        t0 = clock()
         x, _, _ = fact.sample(c, S, z=z)
-        rot = rot6d_to_matrix(x.reshape(B * S, J, 6))
-        t1 = time.perf_counter()
-        body(rot, betas, h36m=False)                      # the model's keypoints
-        t2 = time.perf_counter()
-        body(rot, betas, return_vertices=True)            # the metrics' meshes
-        t3 = time.perf_counter()
+        rot = rot6d_to_matrix(x.reshape(B, S, J, 6))
+        t1 = clock()
+        body(rot, betas.expand(B, S, -1), return_vertices=True)   # meshes, joints, H36M-17
+        t2 = clock()
         if parts is not None:
-            for k, v in zip(("flow", "body joints", "body meshes"), (t1 - t0, t2 - t1, t3 - t2)):
+            for k, v in zip(("flow", "body meshes"), (t1 - t0, t2 - t1)):
                 parts.setdefault(k, []).append(v)
 
     def reference_side():
         x, _, _ = concat.sample(c, S, z=z)
         rot = rot6d_to_matrix(x.reshape(B * S, J, 6))
-        ref_body(global_orient=rot[:, :1], body_pose=rot[:, 1:], betas=betas, pose2rot=False)
+        ref_body(global_orient=rot[:, :1], body_pose=rot[:, 1:],
+                 betas=betas.expand(B, S, -1).reshape(B * S, -1), pose2rot=False)
 
     times = {"humr": [], "reference": []}
     parts: dict = {}
@@ -99,23 +110,27 @@ def main(argv=None) -> int:
         humr_side(), reference_side()                         # warm-up
         for _ in range(args.repeats):
             for name, fn in (("reference", reference_side), ("humr", lambda: humr_side(parts))):
-                start = time.perf_counter()
+                start = clock()
                 fn()
-                times[name].append(time.perf_counter() - start)
+                times[name].append(clock() - start)
         from torch.profiler import ProfilerActivity, profile
 
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
+        cuda = device.type == "cuda"
+        with profile(activities=[ProfilerActivity.CPU]
+                     + ([ProfilerActivity.CUDA] if cuda else [])) as prof:
             humr_side()
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"{B} images x {S} hypotheses, realnvp {args.blocks} x {args.hidden}, D = {6 * J}, "
-          f"C = {args.context}, {args.threads} torch threads, {args.repeats} repeats")
+          f"C = {args.context}, device {args.device}, {args.threads} torch threads, "
+          f"{args.repeats} repeats")
     for name in ("reference", "humr"):
         print(f"  {name:10s}{med[name]:8.3f} s  (runs {', '.join(f'{t:.3f}' for t in times[name])})")
     print(f"speed-up reference / humr: {med['reference'] / med['humr']:.2f}x")
     for k, v in parts.items():
         print(f"  humr {k:12s}{statistics.median(v):8.3f} s")
-    print("\ntorch.profiler of the humr side, operators by self CPU time:")
-    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+    print("\ntorch.profiler of the humr side, operators by self time:")
+    print(prof.key_averages().table(sort_by="self_cuda_time_total" if cuda else
+                                    "self_cpu_time_total", row_limit=12))
     return 0
 
 

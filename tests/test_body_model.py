@@ -57,6 +57,32 @@ def test_full_pass_matches_smplx_module(body_dir, body64):
     assert torch.allclose(out["lsp14"], h36m[:, [6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10]], atol=tol)
 
 
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-6), (torch.float32, 2e-5)])
+def test_chunked_mesh_pass_with_shared_betas_matches_smplx(monkeypatch, body_dir, body64, body32,
+                                                          dtype, tol):
+    """Meshes of many bodies (blend-shape chunks of 4 and 3 bodies, skinned 2 + 2 and 2 + 1;
+    betas shared by the hypotheses of an image) against smplx's SMPL forward, values and
+    gradients."""
+    body = body64 if dtype == torch.float64 else body32
+    monkeypatch.setattr(body_model, "_BLEND_ENTRIES", 3 * 6890 * 5)
+    monkeypatch.setattr(body_model, "_SKIN_ENTRIES", 12 * 6890 * 2)
+    aa, betas = _random((7,), dtype, scale=1.0, seed=3)
+    betas = betas[:2].repeat_interleave(torch.tensor([4, 3]), dim=0)
+    rot = axis_angle_to_matrix(aa).requires_grad_()
+    out = body(rot, betas, return_vertices=True)
+    ref_layer = smplx.create(str(body_dir), model_type="smpl", dtype=torch.float64)
+    rot64 = rot.detach().double().requires_grad_()
+    ref = ref_layer(betas=betas.double(), global_orient=rot64[:, :1], body_pose=rot64[:, 1:],
+                    pose2rot=False)
+    assert out["vertices"].dtype == dtype
+    torch.testing.assert_close(out["vertices"].double(), ref.vertices, rtol=0, atol=tol)
+    torch.testing.assert_close(out["joints"].double(), ref.joints[:, :24], rtol=0, atol=tol)
+    w = torch.randn(ref.vertices.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    (out["vertices"].double() * w).sum().backward()
+    (ref.vertices * w).sum().backward()
+    torch.testing.assert_close(rot.grad.double(), rot64.grad, rtol=1e-4, atol=50 * tol)
+
+
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
 def test_joints_only_equals_full_pass(body64, body32, dtype, tol):
     body = body64 if dtype == torch.float64 else body32
@@ -125,6 +151,8 @@ def test_non_body_joints_folded(monkeypatch, body_dir):
     ref = smplx.create(str(body_dir), model_type="smpl", dtype=torch.float64)(
         betas=betas, global_orient=aa[:, 0], body_pose=torch.cat([aa[:, 1:], torch.zeros(5, 2, 3, dtype=aa.dtype)], 1).flatten(1))
     assert torch.allclose(fast["joints"], ref.joints[:, :22], atol=1e-6)
+    mesh = body(rot, betas, return_vertices=True)["vertices"]     # hands folded onto the wrists
+    assert torch.allclose(mesh, ref.vertices, atol=1e-6)
 
 
 def test_coco_rest_pose_anatomy(body32):

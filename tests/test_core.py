@@ -68,6 +68,52 @@ def test_mask_distance_against_brute_force():
     assert torch.isinf(ours[2]).all()
 
 
+def test_mask_distance_edge_cases_and_chunks(monkeypatch):
+    """Non-finite points, points far off the image, and the chunked path against brute force."""
+    mask = torch.zeros(2, 5, 7, dtype=torch.bool)
+    mask[0, 1, 2] = mask[0, 4, 6] = True
+    mask[1, 0, 0] = True
+    nan, inf = float("nan"), float("inf")
+    pts = torch.tensor([[[nan, 1.0], [inf, 2.0], [0.0, -inf], [-50.0, 1.0], [100.0, 4.0]],
+                        [[2.0, 0.0], [0.0, 0.0], [-0.5, -0.5], [7.0, 9.0], [0.2, nan]]])
+    d = masks.mask_distance(pts, mask)
+    assert torch.isnan(d[0, 0]) and torch.isnan(d[1, 4])
+    assert torch.isinf(d[0, 1]) and torch.isinf(d[0, 2])
+    torch.testing.assert_close(d[0, 3:], torch.tensor([52.0, 94.0]))
+    torch.testing.assert_close(d[1, :4], torch.tensor([2.0, 0.0, 0.5 ** 0.5, 130 ** 0.5]))
+    g = torch.Generator().manual_seed(3)
+    mask = torch.rand(2, 9, 11, generator=g) > 0.9
+    pts = torch.rand(2, 50, 2, generator=g, dtype=torch.float64) * 16 - 3
+    whole = masks.mask_distance(pts, mask)
+    monkeypatch.setattr(masks, "_CHUNK", 7 * 2 * 9)               # chunks of 7 points
+    torch.testing.assert_close(masks.mask_distance(pts, mask), whole, rtol=0, atol=0)
+    for b in range(2):
+        pix = np.argwhere(mask[b].numpy())[:, ::-1].astype(np.float64)
+        ref = np.sqrt(((pts[b].numpy()[:, None] - pix[None]) ** 2).sum(-1)).min(1)
+        np.testing.assert_allclose(whole[b].numpy(), ref, atol=1e-9)
+
+
+@pytest.mark.parametrize("radius", [0.71, 0.5, 1.0])
+def test_near_mask_is_the_distance_below_the_radius(radius):
+    g = torch.Generator().manual_seed(4)
+    mask = torch.rand(3, 12, 10, generator=g) > 0.8
+    mask[2] = False
+    anywhere = torch.rand(3, 300, 2, generator=g) * 16 - 3
+    near_pixels = torch.round(anywhere) + (torch.rand(3, 300, 2, generator=g) - 0.5) * 1.6
+    for pts in (anywhere, near_pixels):
+        pts[0, 0, 0] = float("nan")
+        expected = masks.mask_distance(pts, mask) < radius        # NaN < r is False
+        for b in range(3):                                         # brute force
+            pix = np.argwhere(mask[b].numpy())[:, ::-1].astype(np.float32)
+            d = np.sqrt(((pts[b].numpy()[:, None] - pix[None]) ** 2).sum(-1))
+            ref = (d < radius).any(1) if len(pix) else np.zeros(len(d), dtype=bool)
+            assert (expected[b].numpy() == ref).all()
+        assert torch.equal(masks.near_mask(pts, mask, radius), expected)
+        assert expected.any() and not expected.all()
+    with pytest.raises(ValueError, match="radius"):
+        masks.near_mask(anywhere, mask, 1.5)
+
+
 def test_dilation_matches_cv2():
     g = torch.Generator().manual_seed(1)
     mask = torch.rand(2, 30, 26, generator=g) > 0.97
@@ -77,6 +123,12 @@ def test_dilation_matches_cv2():
                          iterations=3) > 0
         assert (ours[b] == ref).all()
     assert torch.equal(masks.dilate_mask(mask, 3, 0), mask)
+    for k, it in ((5, 2), (3, 20)):                         # a larger kernel; more than the image
+        ref = cv2.dilate(mask[0].numpy().astype(np.float32), np.ones((k, k), np.float32),
+                         iterations=it) > 0
+        assert (masks.dilate_mask(mask, k, it)[0].numpy() == ref).all()
+    with pytest.raises(ValueError, match="odd"):
+        masks.dilate_mask(mask, 4, 1)
 
 
 def test_checks():

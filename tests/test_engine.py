@@ -120,3 +120,24 @@ def test_two_process_evaluation_equals_one_process(tiny_config, tiny_data, tmp_p
     assert set(double) == set(single)
     for key, value in single.items():
         assert double[key] == pytest.approx(value, rel=1e-5, nan_ok=True), key
+
+
+def test_the_optimiser_is_fused_adam_with_the_loop_adams_steps(tiny_config):
+    module = HumrModule(tiny_config)
+    fused = module.configure_optimizers()
+    assert isinstance(fused, torch.optim.Adam) and fused.defaults["fused"]
+    params = [p for p in module.parameters() if p.requires_grad]
+    copies = [p.detach().clone().requires_grad_() for p in params]
+    start = [p.detach().clone() for p in params]
+    loop = torch.optim.Adam(copies, lr=fused.defaults["lr"],
+                            weight_decay=fused.defaults["weight_decay"], foreach=False)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        for p, q in zip(params, copies):
+            p.grad = torch.randn(p.shape, generator=g)
+            q.grad = p.grad.clone()
+        fused.step()
+        loop.step()
+    for p, q in zip(params, copies):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    assert all(not torch.equal(p, s) for p, s in zip(params, start))           # the steps moved

@@ -4,10 +4,9 @@ with the Python entry points that read a tensor's value on the host counted (``i
 ``cpu``). On a GPU each of them would wait for the device.
 
 Each read is attributed to the innermost humr source file on the stack. The model, body model,
-objective and the nll / betas / orth / cam losses make none (input checks are opt-in,
-``validate_args``). The mask loss's exact point-to-mask distance (``humr/core/masks.py``) still
-extracts each mask's boundary with ``nonzero``: ``test_the_whole_step_makes_no_host_sync`` is a
-strict xfail until it is reworked.
+objective and every loss of the default configuration (the mask loss's dilation and
+point-to-mask tests included, ``humr/core/masks.py``) make none (input checks are opt-in,
+``validate_args``).
 """
 from __future__ import annotations
 
@@ -102,16 +101,15 @@ def test_model_forward_gt_density_and_backward_make_no_host_sync(model, monkeypa
     assert dict(counts) == {}              # body model and these losses included
 
 
-@pytest.mark.xfail(strict=True, reason="the mask loss's exact point-to-mask distance extracts "
-                   "each mask's boundary pixels with nonzero (one host read per example); "
-                   "remove this marker when it passes")
 def test_the_whole_step_makes_no_host_sync(body_dir, monkeypatch):
     from humr.body import BodyModel
 
     full = build_model(body=BodyModel(body_dir), overrides=[
         "model.conditions.image.backbone=small_cnn", "model.flow.num_blocks=2",
         "model.flow.hidden_features=32", "model.head.hidden=32"])
+    assert {"mask", "mmd", "nll"} <= set(full.objective.losses)
     batch = make_batch()
+    assert batch["mask"].flatten(1).any(1).all() and batch["mask_valid"].all()
     with count_host_reads(monkeypatch) as counts:
         out = full(batch, num_samples=6)
         total, _ = full.loss(batch, out)

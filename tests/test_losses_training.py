@@ -225,6 +225,42 @@ def test_mask_loss_dilation():
     assert MaskLoss(dilate_iterations=0)(batch, out).item() > 0.0
 
 
+@pytest.mark.parametrize("mode", ["all", "same_joint"])
+@pytest.mark.parametrize("reduction", ["batch", "points"])
+def test_mask_loss_core_against_loops(mode, reduction):
+    """mask_loss's value and gradient against a loop over points and anchors (the gradient of
+    min_a |u - a|_1 is sign(u - a*) at the unique nearest anchor a*)."""
+    from humr.losses.mask import mask_loss
+
+    g = torch.Generator().manual_seed(7)
+    B, S, K, A = 3, 4, 17, 5
+    hyp = (torch.rand(B, S, K, 2, generator=g, dtype=torch.float64) * 2 - 1).requires_grad_()
+    penalised = torch.rand(B, S, K, generator=g) > 0.4
+    anchors = torch.rand(B, K, A, 2, generator=g, dtype=torch.float64) * 2 - 1
+    ok = torch.rand(B, K, A, generator=g) > 0.5
+    ok[1] = False                                             # example 1: no usable anchor
+    ok[2, 3] = False                                          # joint 3 of example 2: none of its own
+    loss = mask_loss(hyp, penalised, anchors, ok, mode, reduction)
+    loss.backward()
+    total, count = 0.0, 0
+    grad = torch.zeros_like(hyp)
+    for b in range(B):
+        for s in range(S):
+            for k in range(K):
+                joints = range(K) if mode == "all" else [k]
+                cands = [anchors[b, j, a] for j in joints for a in range(A) if ok[b, j, a]]
+                if not penalised[b, s, k] or not cands:
+                    continue
+                dists = [float((hyp[b, s, k].detach() - c).abs().sum()) for c in cands]
+                best = cands[int(np.argmin(dists))]
+                total, count = total + min(dists), count + 1
+                grad[b, s, k] = torch.sign(hyp[b, s, k].detach() - best)
+    norm = B * S if reduction == "batch" else count
+    assert count > 0
+    assert loss.item() == pytest.approx(total / norm, rel=1e-12)
+    torch.testing.assert_close(hyp.grad, grad / norm)
+
+
 def test_kp2d_losses_against_loops():
     g = torch.Generator().manual_seed(1)
     batch, out = base_batch(batch_size=3, num_samples=5)

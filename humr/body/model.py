@@ -16,6 +16,7 @@ skinned. Same numbers as the full path, O(K) instead of O(V) work.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import tempfile
 from pathlib import Path
@@ -215,23 +216,46 @@ def _load_matrix(path: str | Path, what: str, shape_hint: str) -> np.ndarray:
     return np.asarray(m, dtype=np.float64)
 
 
+@functools.lru_cache(maxsize=16)
+def _levels(parents: tuple[int, ...]) -> tuple[tuple[list[int], list[int]], ...]:
+    """Joints grouped by depth in the tree (root excluded): ``((joints, their parents), ...)``."""
+    depth = [0] * len(parents)
+    for j in range(1, len(parents)):
+        depth[j] = depth[parents[j]] + 1
+    groups = [[j for j in range(1, len(parents)) if depth[j] == d]
+              for d in range(1, max(depth, default=0) + 1)]
+    return tuple((g, [parents[j] for j in g]) for g in groups)
+
+
 def kinematic_chain(rot: Tensor, rest: Tensor, parents: list[int]) -> tuple[Tensor, Tensor]:
     """Forward kinematics: posed joints (N, J, 3) and the skinning transforms (N, J, 4, 4) with
     the rest pose removed, for local rotations ``rot`` (N, J, 3, 3) and rest joints ``rest``
     (N, J, 3) (metres), as ``smplx.lbs.batch_rigid_transform`` computes them.
 
     Hand-written because smplx's version indexes its ``parents`` tensor joint by joint, a host
-    synchronisation per joint on a GPU; here ``parents`` is a Python list (-1 for the root).
+    synchronisation per joint on a GPU; here ``parents`` is a Python list (-1 for the root), and
+    the joints of one depth in the tree are composed with their parents in one batched product
+    (9 products for SMPL's 23 child joints instead of 23).
     """
     rel = torch.cat([rest[:, :1], rest[:, 1:] - rest[:, parents[1:]]], dim=1)
     local = torch.cat([torch.nn.functional.pad(rot, (0, 0, 0, 1)),
                        torch.nn.functional.pad(rel[..., None], (0, 0, 0, 1), value=1.0)], dim=-1)
-    chain = [local[:, 0]]
-    for i in range(1, len(parents)):
-        chain.append(chain[parents[i]] @ local[:, i])
+    chain = [local[:, 0]] + [None] * (len(parents) - 1)
+    for joints, above in _levels(tuple(parents)):
+        posed = torch.stack([chain[p] for p in above], dim=1) @ local[:, joints]
+        for j, transform in zip(joints, posed.unbind(dim=1)):
+            chain[j] = transform
     world = torch.stack(chain, dim=1)                                   # (N, J, 4, 4)
     rest_h = torch.nn.functional.pad(rest, (0, 1))[..., None]           # (N, J, 4, 1), w = 0
     return world[..., :3, 3], world - torch.nn.functional.pad(world @ rest_h, (3, 0))
+
+
+#: Chunk sizes of :meth:`BodyModel._skin`, in tensor entries: the blend-shape product
+#: (vertices x 3 x bodies; large enough for an efficient matrix product, about 200 SMPL
+#: bodies) and the skinning transforms within it (vertices x 12 x bodies, cache-sized,
+#: about 50 SMPL bodies).
+_BLEND_ENTRIES = 1 << 22
+_SKIN_ENTRIES = 1 << 22
 
 
 class BodyModel(nn.Module):
@@ -351,22 +375,22 @@ class BodyModel(nn.Module):
             self.register_buffer("h36m_regressor", h36m)
         self.has_h36m = h36m is not None
 
-        # joints-only path: rest joints from precomputed regressor products, K vertices skinned
+        # rest joints from precomputed regressor products; vertex sets skinned by _skin
         reg = self.J_regressor[:J]
         self.register_buffer("_j_template", reg @ self.v_template, persistent=False)
         self.register_buffer("_j_shapedirs", torch.einsum("jv,vcb->jcb", reg, self.shapedirs), persistent=False)
+        n_pose = 9 * (J - 1)   # correctives of body joints; the other joints are at rest (R - I = 0)
+        # shape and pose directions stacked (betas first), (nb + 9 (J - 1), V * 3)
+        dirs = torch.cat([self.shapedirs.permute(2, 0, 1).reshape(num_betas, -1), self.posedirs[:n_pose]])
+        weights = self._fold_weights(self.lbs_weights)
         support = torch.tensor(face_ids)
         if h36m is not None:
             support = torch.cat([support, (h36m != 0).any(0).nonzero()[:, 0]])
         sub, inverse = torch.unique(support, return_inverse=True)
         self.register_buffer("_sub_face", inverse[:len(face_ids)], persistent=False)
         self.register_buffer("_sub_idx", sub, persistent=False)
-        self.register_buffer("_sub_template", self.v_template[sub], persistent=False)
-        self.register_buffer("_sub_shapedirs", self.shapedirs[sub], persistent=False)
-        n_pose = 9 * (J - 1)   # correctives of body joints; the other joints are at rest (R - I = 0)
-        self.register_buffer("_sub_posedirs", self.posedirs[:n_pose].view(n_pose, num_verts, 3)[:, sub]
-                             .reshape(n_pose, -1), persistent=False)
-        self.register_buffer("_sub_weights", self._fold_weights(self.lbs_weights[sub]), persistent=False)
+        for name, idx in (("all", None), ("keypoints", sub), ("face", torch.tensor(face_ids))):
+            self._register_vertex_set(name, idx, dirs, weights)
         if h36m is not None:
             self.register_buffer("_sub_h36m", h36m[:, sub], persistent=False)
         self.to(dtype)
@@ -384,6 +408,17 @@ class BodyModel(nn.Module):
                 a = parents[a]
             out[:, a] += weights[:, j]
         return out
+
+    def _register_vertex_set(self, name: str, idx: Tensor | None, dirs: Tensor, weights: Tensor) -> None:
+        """Buffers ``_{name}_template`` (K, 3), ``_{name}_dirs`` (nb + 9 (J - 1), K * 3) and
+        ``_{name}_weights`` (K, J) of the vertices ``idx`` (None: all)."""
+        template = self.v_template if idx is None else self.v_template[idx]
+        if idx is not None:
+            dirs = dirs.view(dirs.shape[0], -1, 3)[:, idx].reshape(dirs.shape[0], -1)
+            weights = weights[idx]
+        self.register_buffer(f"_{name}_template", template.clone(), persistent=False)
+        self.register_buffer(f"_{name}_dirs", dirs.clone(), persistent=False)
+        self.register_buffer(f"_{name}_weights", weights.clone(), persistent=False)
 
     @staticmethod
     def _load_mapping(path, num_verts: int) -> Tensor:
@@ -443,56 +478,68 @@ class BodyModel(nn.Module):
         with_h36m = h36m and self.has_h36m
         if joints_only and not return_vertices:
             # without H36M joints only the COCO face vertices need skinning
-            rows = None if with_h36m else self._sub_face
-            joints, kp_verts = self._joints_only(rot, betas, rows)
-            face = kp_verts[:, self._sub_face] if with_h36m else kp_verts
-            h36m_joints = (torch.einsum("hk,nkc->nhc", self._sub_h36m.to(rot.dtype), kp_verts)
-                           if with_h36m else None)
-            out = {"joints": joints}
+            vertex_set, regressor, face_idx = (("keypoints", self._sub_h36m, self._sub_face)
+                                               if with_h36m else ("face", None, None))
         else:
-            verts, joints = self._full(rot, betas)
-            face = verts[:, self._sub_idx[self._sub_face]]
-            h36m_joints = (torch.einsum("hv,nvc->nhc", self.h36m_regressor.to(rot.dtype), verts)
-                           if with_h36m else None)
-            out = {"joints": joints}
-            if return_vertices:
-                out["vertices"] = verts
-                if hasattr(self, "smplx_to_smpl"):
-                    out["vertices_smpl"] = torch.einsum("sv,nvc->nsc", self.smplx_to_smpl.to(rot.dtype), verts)
+            vertex_set, face_idx = "all", self._sub_idx[self._sub_face]
+            regressor = self.h36m_regressor if with_h36m else None
+        joints, verts, h36m_joints = self._skin(rot, betas, vertex_set, regressor)
+        face = verts if face_idx is None else verts[:, face_idx]
+        out = {"joints": joints}
+        if return_vertices:
+            out["vertices"] = verts
+            if hasattr(self, "smplx_to_smpl"):
+                out["vertices_smpl"] = torch.einsum("sv,nvc->nsc", self.smplx_to_smpl.to(rot.dtype), verts)
         out["coco17"] = torch.cat([face, joints[:, list(COCO17_FROM_SMPL)]], dim=1)
         if h36m_joints is not None:
             out["h36m17"] = h36m_joints
             out["lsp14"] = h36m_joints[:, list(H36M_TO_LSP14)]
         return {k: v.reshape(*lead, *v.shape[1:]) for k, v in out.items()}
 
-    def _full(self, rot: Tensor, betas: Tensor) -> tuple:
-        """smplx's linear blend skinning of the whole mesh: (N, V, 3), (N, J, 3)."""
-        from smplx.lbs import lbs
+    def _skin(self, rot: Tensor, betas: Tensor, vertex_set: str, regressor: Tensor | None = None
+              ) -> tuple:
+        """Posed joints (N, J, 3), the vertices (N, K, 3) of ``vertex_set`` ("all",
+        "keypoints" or "face") and, with a ``regressor`` (R, K), the regressed points
+        (N, R, 3) (else None), by linear blend skinning as smplx's ``lbs`` computes it.
 
+        Hand-written rather than ``smplx.lbs.lbs`` (the reference of the tests): the rest
+        joints come from precomputed regressor products (no (V, J) regression per body); the
+        shape and pose blend shapes of a chunk of c bodies are one matrix product (``addmm``
+        over the stacked directions, pose correctives of the body joints only); the skinning
+        transforms are one (K, J) x (J, 12 c) product and are applied by three multiply-adds
+        instead of a batch of 3 x 3 products per vertex; the regressor is applied per chunk.
+        The vertex stage runs in chunks of bodies (``_BLEND_ENTRIES``, ``_SKIN_ENTRIES``), in
+        a body-minor layout (vertex, coordinate, body), so the elementwise skinning reads
+        contiguous rows of bodies and temporaries stay cache-sized.
+        """
         n, dt = rot.shape[0], rot.dtype
-        J_all = self.J_regressor.shape[0]
-        full = torch.eye(3, dtype=dt, device=rot.device).expand(n, J_all, 3, 3).clone()
-        full[:, :self.num_joints] = rot
-        verts, joints = lbs(betas, full, self.v_template.to(dt), self.shapedirs.to(dt),
-                            self.posedirs.to(dt), self.J_regressor.to(dt), self.all_parents,
-                            self.lbs_weights.to(dt), pose2rot=False)
-        return verts, joints[:, :self.num_joints]
-
-    def _joints_only(self, rot: Tensor, betas: Tensor, rows: Tensor | None = None) -> tuple:
-        """Posed joints (N, J, 3) and the K keypoint vertices (N, K, 3) (only the keypoint
-        vertices ``rows`` of them when given)."""
-        n, dt = rot.shape[0], rot.dtype
-        template, shapedirs, weights = self._sub_template, self._sub_shapedirs, self._sub_weights
-        posedirs = self._sub_posedirs
-        if rows is not None:
-            template, shapedirs, weights = template[rows], shapedirs[rows], weights[rows]
-            posedirs = posedirs.view(posedirs.shape[0], -1, 3)[:, rows].flatten(1)
+        template = getattr(self, f"_{vertex_set}_template").to(dt)
+        dirs = getattr(self, f"_{vertex_set}_dirs").to(dt)
+        weights = getattr(self, f"_{vertex_set}_weights").to(dt)
         rest = self._j_template.to(dt) + torch.einsum("nb,jcb->njc", betas, self._j_shapedirs.to(dt))
         joints, A = kinematic_chain(rot, rest, self._parent_list)
         eye = torch.eye(3, dtype=dt, device=rot.device)
-        pose_feature = (rot[:, 1:] - eye).reshape(n, -1)
-        v = (template.to(dt) + torch.einsum("nb,kcb->nkc", betas, shapedirs.to(dt))
-             + (pose_feature @ posedirs.to(dt)).view(n, -1, 3))
-        T = torch.einsum("kj,njab->nkab", weights.to(dt), A)
-        verts = torch.einsum("nkab,nkb->nka", T[..., :3, :3], v) + T[..., :3, 3]
-        return joints, verts
+        features = torch.cat([betas, (rot[:, 1:] - eye).reshape(n, -1)], dim=1).T   # (P, N)
+        transforms = A[..., :3, :].permute(1, 2, 3, 0)                        # (J, 3, 4, N)
+        count = template.shape[0]
+        step, sub_step = (max(1, entries // (per * count))
+                          for entries, per in ((_BLEND_ENTRIES, 3), (_SKIN_ENTRIES, 12)))
+        step = max(sub_step, step - step % sub_step)        # whole sub-chunks per chunk
+        verts = rot.new_empty(n, count, 3)
+        regressed = None if regressor is None else rot.new_empty(n, regressor.shape[0], 3)
+        for start in range(0, n, step):
+            v = torch.addmm(template.reshape(-1, 1), dirs.T, features[:, start:start + step])
+            v = v.view(count, 3, 1, -1)                                        # (K, 3, 1, c)
+            for sub in range(0, v.shape[-1], sub_step):
+                rows = slice(start + sub, start + sub + min(sub_step, v.shape[-1] - sub))
+                T = weights @ transforms[..., rows].reshape(weights.shape[1], -1)
+                T = T.view(count, 3, 4, -1)                                    # (K, 3, 4, s)
+                vs = v[..., sub:sub + sub_step]
+                posed = T[:, :, 3].addcmul(T[:, :, 0], vs[:, 0]).addcmul(T[:, :, 1], vs[:, 1])
+                posed = posed.addcmul(T[:, :, 2], vs[:, 2])                     # (K, 3, s)
+                # written as (s, K, 3) while the chunk is cache-resident
+                verts[rows] = posed.reshape(3 * count, -1).T.view(-1, count, 3)
+                if regressor is not None:
+                    points = regressor.to(dt) @ posed.reshape(count, -1)      # (R, 3 s)
+                    regressed[rows] = points.view(-1, 3, points.shape[1] // 3).permute(2, 0, 1)
+        return joints, verts, regressed

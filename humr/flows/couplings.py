@@ -5,7 +5,12 @@ import math
 from collections.abc import Callable
 
 import torch
-from nflows.transforms import AffineCouplingTransform, Permutation, Transform
+from nflows.transforms import (
+    AdditiveCouplingTransform,
+    AffineCouplingTransform,
+    Permutation,
+    Transform,
+)
 
 FREIA_ATAN = 0.636   # FrEIA 0.2's constant of its "ATAN" clamp activation (not exactly 2/pi)
 CLAMPS = ("freia", "atan_scaled")
@@ -35,7 +40,66 @@ def soft_clamp(s: torch.Tensor, alpha: float, form: str = "freia") -> torch.Tens
     raise ValueError(f"clamp must be one of {', '.join(CLAMPS)}, got {form!r}")
 
 
-class SoftClampAffineCoupling(AffineCouplingTransform):
+class HalfSplit:
+    """Mixin for nflows couplings: contiguous identity / transformed halves by slicing.
+
+    nflows' ``CouplingTransform`` splits the features with index tensors and assembles the
+    output with ``torch.empty_like`` and two index assignments, which costs a gather, two
+    scatters and a zero-filled gradient buffer per coupling in the forward and backward
+    passes. When the identity and transformed features are two contiguous blocks (the half
+    masks of :func:`half_mask`), this mixin slices them and joins them with one ``cat``: the
+    same numbers. Other masks, 4D inputs and unconditional transforms use nflows' path.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        identity, transform = self.identity_features.tolist(), self.transform_features.tolist()
+        n_id, n_tr = len(identity), len(transform)
+        self._halves = None                     # (identity first?, n_id, n_tr) when contiguous
+        if self.unconditional_transform is None:
+            if identity == list(range(n_id)) and transform == list(range(n_id, n_id + n_tr)):
+                self._halves = (True, n_id, n_tr)
+            elif transform == list(range(n_tr)) and identity == list(range(n_tr, n_tr + n_id)):
+                self._halves = (False, n_id, n_tr)
+
+    def _split(self, inputs: torch.Tensor):
+        identity_first, n_id, n_tr = self._halves
+        first, second = inputs.split([n_id, n_tr] if identity_first else [n_tr, n_id], dim=1)
+        return (first, second) if identity_first else (second, first)
+
+    def _join(self, identity: torch.Tensor, transformed: torch.Tensor) -> torch.Tensor:
+        parts = (identity, transformed) if self._halves[0] else (transformed, identity)
+        return torch.cat(parts, dim=1)
+
+    def _run(self, inputs: torch.Tensor, context, inverse: bool):
+        if inputs.shape[1] != self.features:
+            raise ValueError(f"Expected features = {self.features}, got {inputs.shape[1]}.")
+        identity, transformed = self._split(inputs)
+        params = self.transform_net(identity, context)
+        step = self._coupling_transform_inverse if inverse else self._coupling_transform_forward
+        transformed, logabsdet = step(transformed, params)
+        return self._join(identity, transformed), logabsdet
+
+    def forward(self, inputs, context=None):
+        if self._halves is None or inputs.dim() != 2:
+            return super().forward(inputs, context)
+        return self._run(inputs, context, inverse=False)
+
+    def inverse(self, inputs, context=None):
+        if self._halves is None or inputs.dim() != 2:
+            return super().inverse(inputs, context)
+        return self._run(inputs, context, inverse=True)
+
+
+class HalfAffineCoupling(HalfSplit, AffineCouplingTransform):
+    """nflows' ``AffineCouplingTransform`` with :class:`HalfSplit` (Glow's coupling)."""
+
+
+class HalfAdditiveCoupling(HalfSplit, AdditiveCouplingTransform):
+    """nflows' ``AdditiveCouplingTransform`` with :class:`HalfSplit` (NICE's coupling)."""
+
+
+class SoftClampAffineCoupling(HalfSplit, AffineCouplingTransform):
     r"""Affine coupling ``y_t = x_t * exp(s) + t`` with a soft-clamped log-scale (FrEIA style).
 
     The subnet outputs ``[t, s_raw]`` (nflows layout: shift first; FrEIA's subnets output

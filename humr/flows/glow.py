@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from nflows.transforms import (
     ActNorm,
-    AffineCouplingTransform,
     CompositeTransform,
     LULinear,
 )
 
 from humr.flows.base import ConditionalFlow
-from humr.flows.couplings import half_mask
+from humr.flows.couplings import HalfAffineCoupling, half_mask
 from humr.flows.subnet import subnet_factory
 from humr.registry import FLOWS
 
@@ -53,5 +52,5 @@ class GlowFlow(ConditionalFlow):
         layers = []
         for _ in range(num_blocks):
             layers += [ActNorm(dim), LULinear(dim, identity_init=True),
-                       AffineCouplingTransform(mask, make_net)]
+                       HalfAffineCoupling(mask, make_net)]
         super().__init__(CompositeTransform(layers), dim, context_dim)

@@ -1,10 +1,10 @@
 """NICE: additive (volume-preserving) coupling blocks with fixed random permutations."""
 from __future__ import annotations
 
-from nflows.transforms import AdditiveCouplingTransform, CompositeTransform
+from nflows.transforms import CompositeTransform
 
 from humr.flows.base import ConditionalFlow
-from humr.flows.couplings import coupling_blocks
+from humr.flows.couplings import HalfAdditiveCoupling, coupling_blocks
 from humr.flows.subnet import subnet_factory
 from humr.registry import FLOWS
 
@@ -40,5 +40,5 @@ class NICEFlow(ConditionalFlow):
                  seed: int = 0):
         make_net = subnet_factory(context_dim, hidden_features, dropout, factorized)
         layers = coupling_blocks(dim, num_blocks,
-                                 lambda mask: AdditiveCouplingTransform(mask, make_net), seed)
+                                 lambda mask: HalfAdditiveCoupling(mask, make_net), seed)
         super().__init__(CompositeTransform(layers), dim, context_dim)

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from humr.core.crop import crop_to_pixels, inside_crop, inside_pixels
-from humr.core.masks import INSIDE_TOLERANCE, dilate_mask, mask_distance
+from humr.core.masks import INSIDE_TOLERANCE, dilate_mask, near_mask
 from humr.core.skeleton import NUM_COCO
 from humr.core.visibility import VISIBLE_THRESHOLD, mask_joints
 from humr.heatmaps import sample_stored
@@ -43,18 +43,30 @@ def mask_loss(hyp: Tensor, penalised: Tensor, anchors: Tensor, anchor_ok: Tensor
         () loss; a point without any usable anchor gets none.
     """
     batch, count, joints = hyp.shape[:3]
-    if mode == "all":
-        dist = torch.cdist(hyp.reshape(batch, -1, 2), anchors.reshape(batch, -1, 2), p=1)
-        dist = dist.reshape(batch, count, joints, -1)                       # (B, S', K, K A)
-        ok = anchor_ok.reshape(batch, 1, 1, -1)
-    elif mode == "same_joint":
-        dist = torch.cdist(hyp.transpose(1, 2), anchors, p=1).transpose(1, 2)   # (B, S', K, A)
-        ok = anchor_ok.unsqueeze(1)
+    if mode == "all":                    # every point against every anchor of its example
+        points, cand, ok = hyp.reshape(batch, 1, -1, 2), anchors.reshape(batch, 1, -1, 2), \
+            anchor_ok.reshape(batch, 1, -1)
+    elif mode == "same_joint":           # per joint: its S' points against its own anchors
+        points, cand, ok = hyp.transpose(1, 2), anchors, anchor_ok
     else:
         raise ValueError(f"anchors must be one of {ANCHORS}, got {mode!r}")
-    dist = torch.where(ok, dist, torch.full_like(dist, torch.inf))
-    nearest = dist.amin(dim=-1)                                             # (B, S', K)
-    penalised = penalised & ok.any(dim=-1)
+    # The nearest usable anchor is found without autograd and the l1 distance recomputed to
+    # it: the same value and (sub)gradient sign(u - a*) as a min over all distances, without
+    # the backward pass of the (B, S' K, K A) distance matrix (ties between distinct anchors
+    # at the same distance send the gradient to one of them instead of splitting it).
+    # Unusable anchors are moved out of reach (finfo.max / 4: farther from any point of the
+    # crop than every usable anchor, and finite, so no inf - inf) rather than masked.
+    with torch.no_grad():
+        far = torch.finfo(cand.dtype).max / 4
+        reachable = torch.where(ok.unsqueeze(-1), cand, torch.full_like(cand, far))
+        idx = torch.cdist(points.detach(), reachable, p=1).min(dim=-1).indices   # (B, G, P)
+    nearest = torch.gather(cand, 2, idx[..., None].expand(-1, -1, -1, 2))
+    nearest = (points - nearest).abs().sum(dim=-1)                          # (B, G, P)
+    if mode == "all":
+        nearest, has_anchor = nearest.reshape(batch, count, joints), ok.any(dim=-1)[..., None]
+    else:
+        nearest, has_anchor = nearest.transpose(1, 2), ok.any(dim=-1).unsqueeze(1)
+    penalised = penalised & has_anchor                                      # (B, S', K)
     if reduction == "batch":
         return weighted(nearest, penalised).sum() / (batch * count)
     if reduction == "points":
@@ -138,9 +150,9 @@ class MaskLoss(BatchLoss):
         joints = mask_joints(b["hm_max_conf"], inside_crop(gt) | ~gt_valid, self.visible_threshold)
         example_ok = b["mask_valid"].bool() & mask.flatten(1).any(dim=1)
 
-        pix = crop_to_pixels(hyp, res)
-        dist = mask_distance(pix.reshape(batch_size, -1, 2), mask).reshape(hyp.shape[:-1])
-        off_mask = inside_pixels(pix, res) & (dist >= INSIDE_TOLERANCE)   # (B, S-1, K)
+        pix = crop_to_pixels(hyp.detach(), res)
+        on_mask = near_mask(pix.reshape(batch_size, -1, 2), mask, INSIDE_TOLERANCE)
+        off_mask = inside_pixels(pix, res) & ~on_mask.reshape(hyp.shape[:-1])   # (B, S-1, K)
         penalised = off_mask & joints.unsqueeze(1) & example_ok[:, None, None]
 
         samples, values, sdist = b["hm_samples"], b["hm_values"], b["hm_samples_mask_dist"]

@@ -24,19 +24,34 @@ DISTANCES = Registry("distance")
 def pairwise_sq_dist(x: Tensor, y: Tensor) -> Tensor:
     """Squared Euclidean distances (..., n, m) from differences.
 
-    Computed as ``sum((x_i - y_j)^2)`` rather than ``torch.cdist``'s matrix-product form, which
-    loses precision for nearby points and has a NaN gradient at zero distance.
+    Computed as ``sum_c (x_ic - y_jc)^2`` rather than ``torch.cdist``'s matrix-product form, which
+    loses precision for nearby points and has a NaN gradient at zero distance; one (..., n, m)
+    pass per coordinate (points have d = 2 or 3 here), so neither the forward nor the backward
+    pass builds an (..., n, m, d) difference tensor.
     """
-    return (x.unsqueeze(-2) - y.unsqueeze(-3)).square().sum(dim=-1)
+    total = None
+    for c in range(x.shape[-1]):
+        sq = (x[..., :, None, c] - y[..., None, :, c]).square()
+        total = sq if total is None else total + sq
+    return total
 
 
 def _imq(d2: Tensor, bandwidths: Tensor) -> Tensor:
     a2 = bandwidths.square()
-    return (a2 / (a2 + d2.unsqueeze(-1))).sum(dim=-1)
+    total = None
+    for i in range(a2.shape[0]):            # one (..., n, m) pass per bandwidth
+        k = a2[i] / (a2[i] + d2)
+        total = k if total is None else total + k
+    return total
 
 
 def _gaussian(d2: Tensor, bandwidths: Tensor) -> Tensor:
-    return torch.exp(-d2.unsqueeze(-1) / (2.0 * bandwidths.square())).sum(dim=-1)
+    two_a2 = 2.0 * bandwidths.square()
+    total = None
+    for i in range(two_a2.shape[0]):
+        k = torch.exp(-d2 / two_a2[i])
+        total = k if total is None else total + k
+    return total
 
 
 def _energy(d2: Tensor, bandwidths: Tensor) -> Tensor:
@@ -91,6 +106,8 @@ class SetDistance(nn.Module):
         if x.shape[-1] != y.shape[-1]:
             raise ValueError(f"x and y must share the point dimension d, got {tuple(x.shape)} "
                              f"and {tuple(y.shape)}")
+        if x.shape[-1] == 0:
+            raise ValueError(f"x and y need points of dimension d >= 1, got {tuple(x.shape)}")
 
     def forward(self, x: Tensor, y: Tensor, weights: Tensor | None = None) -> Tensor:
         x, y = as_float(x, "x"), as_float(y, "y")
