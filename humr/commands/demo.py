@@ -4,7 +4,7 @@ Generates a small synthetic dataset (cached in the output folder; its generator 
 configuration's ``data.synth``, so ``humr demo data.synth.crop_res=96 --out DIR`` changes it
 like any other key), trains a CPU-sized model
 (small CNN backbone on the crop resized to 64 px, 4-block RealNVP of width 256; losses nll +
-mmd + mask + kp2d_mode + betas + orth; about 0.4 s per step of 32 images on 2 CPU cores),
+mmd + mask + kp2d_mode + betas + orth; about 0.15 s per step of 32 images on 2 CPU cores),
 evaluates it with 100 hypotheses per image beside the oracle (draws from the test examples' stored
 true posterior, :mod:`humr.data.oracle`) and writes the metrics JSON and three figures into a
 new run folder ``OUT/runs/version_K``. Its checks compare the model with the oracle (issue 16's
@@ -23,7 +23,7 @@ from humr.commands.options import positive_int, seed_int
 
 HELP = "end-to-end demo: synthetic data, CPU training, 100-hypothesis evaluation, figures"
 
-# Sizes of the two demo configurations (the full one fits 10 minutes on 2 CPU cores).
+# Sizes of the two demo configurations (the full one: about 3 minutes on 2 CPU cores).
 PRESETS = {
     "full": {"n_train": 768, "n_test": 64, "steps": 900, "batch_size": 32,
              "val_every": 300, "val_examples": 16, "figure_examples": 4},
