@@ -52,6 +52,7 @@ CANDIDATES = {
     "easier_cos_5000_lr5e-4": ("easier", ["train.max_steps=5000", "train.lr=5e-4", *_COSINE]),
     "easier_cos_4000": ("easier", ["train.max_steps=4000", *_COSINE]),
     "easier_cos_4000_2d": ("easier", ["train.max_steps=4000", *_COSINE, *_NO_IMAGE]),
+    "easier_cos_8000": ("easier", ["train.max_steps=8000", *_COSINE]),   # ~20 min on 2 cores
 }
 #: (key, label) of the summary: model, oracle and their ratio
 JUDGED = (("emdb/mpjpe_min", "best-of-100 MPJPE-24"), ("energy_occluded", "E-dist occluded"))
