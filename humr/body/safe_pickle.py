@@ -21,7 +21,8 @@ import numpy as np
 
 from humr.io import atomic_write_bytes
 
-__all__ = ["RestrictedUnpickler", "UnsafePickleError", "load_body_pickle", "write_body_file"]
+__all__ = ["NUMPY_ARRAYS", "RestrictedUnpickler", "UnsafePickleError", "load_body_pickle",
+           "write_body_file"]
 
 
 class UnsafePickleError(pickle.UnpicklingError):
@@ -93,19 +94,33 @@ for _mod in ("copy_reg", "copyreg"):
     _SAFE[(_mod, "_reconstructor")] = _reconstructor
 
 
+#: the globals a pickled numpy array needs (an ``.npz`` object array, numpy 1.x / 2.x paths)
+NUMPY_ARRAYS = frozenset({("numpy", "ndarray"), ("numpy", "dtype"),
+                          ("numpy.core.multiarray", "_reconstruct"),
+                          ("numpy._core.multiarray", "_reconstruct")})
+
+
 class RestrictedUnpickler(pickle.Unpickler):
-    """``pickle.Unpickler`` whose ``find_class`` only resolves the classes of body-model files.
+    """``pickle.Unpickler`` whose ``find_class`` only resolves the classes of body-model files
+    (or the narrower set ``allowed``, e.g. :data:`NUMPY_ARRAYS`).
 
     Args:
         file: binary file object.
         source: the file's path, named in errors.
+        allowed: (module, name) pairs to accept, a subset of the body-model whitelist
+            (default: the whole whitelist).
     """
 
-    def __init__(self, file, source: str | Path = "<bytes>"):
+    def __init__(self, file, source: str | Path = "<bytes>",
+                 allowed: frozenset[tuple[str, str]] | None = None):
         super().__init__(file, encoding="latin1")
         self.source = str(source)
+        self.allowed = allowed
 
     def find_class(self, module: str, name: str):
+        if self.allowed is not None and (module, name) not in self.allowed:
+            raise UnsafePickleError(f"{self.source}: refusing to load {module}.{name}; only "
+                                    f"{sorted(f'{m}.{n}' for m, n in self.allowed)} are read here")
         if (module, name) in _CHUMPY:
             return _ChState
         if (module, name) in _SAFE:

@@ -3,9 +3,11 @@
 The official code opens its annotation files with ``np.load(..., allow_pickle=True)``: string
 keys (``imgname``, ``gender``) may be stored as object arrays, which numpy writes as a pickle.
 humr never unpickles arbitrary data: :func:`read_npz` reads plain arrays with
-``allow_pickle=False`` and an object array with :class:`_StringArrayUnpickler`, which only
-rebuilds numpy arrays (``ndarray``, ``dtype``, ``_reconstruct``) and refuses every other
-class, then requires every element to be a string (returned as a numpy unicode array).
+``allow_pickle=False`` and an object array with humr's restricted unpickler
+(:class:`humr.body.safe_pickle.RestrictedUnpickler` limited to
+:data:`~humr.body.safe_pickle.NUMPY_ARRAYS`), which only rebuilds numpy arrays (``ndarray``,
+``dtype``, ``_reconstruct``) and refuses every other class, then requires every element to be
+a string (returned as a numpy unicode array).
 """
 from __future__ import annotations
 
@@ -19,22 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from humr.body.safe_pickle import NUMPY_ARRAYS, RestrictedUnpickler
 from humr.data.schema import DataFormatError
 
 __all__ = ["read_heatmap_samples", "read_npz"]
-
-# the only globals an object array's pickle needs (numpy 1.x and 2.x module names)
-_ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"),
-            ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct")}
-
-
-class _StringArrayUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str):
-        if (module, name) not in _ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only numpy arrays "
-                                         "of strings are read")
-        return super().find_class(module, name)
-
 
 def _object_member(zf: zipfile.ZipFile, key: str, path: Path) -> np.ndarray:
     """An object array of strings stored as ``key.npy`` in the zip, as a unicode array."""
@@ -50,7 +40,7 @@ def _object_member(zf: zipfile.ZipFile, key: str, path: Path) -> np.ndarray:
     if dtype != np.dtype(object):
         raise DataFormatError(f"{path}: key '{key}' is not an object array")
     try:
-        array = _StringArrayUnpickler(raw).load()
+        array = RestrictedUnpickler(raw, f"{path} [{key}]", allowed=NUMPY_ARRAYS).load()
     except (pickle.UnpicklingError, EOFError, AttributeError, ValueError) as err:
         raise DataFormatError(f"{path}: key '{key}' is an object array humr does not read "
                               f"({err}); expected strings") from err
