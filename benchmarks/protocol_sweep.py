@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
@@ -93,6 +95,19 @@ def learning_curve(run_dir: Path) -> list[dict]:
                 if val:
                     rows.append({"step": int(row["step"]), **val})
     return rows
+
+
+def exit_with_parent(parent_pid: int, poll_s: float = 5.0) -> None:
+    """Worker initializer: end this worker when the sweep process is gone (a worker of a
+    ``ProcessPoolExecutor`` otherwise finishes its run after the sweep was stopped and loads
+    the machine unseen: an interrupted sweep's two orphaned workers were the likely cause of
+    the slowdown noted in benchmarks/README.md)."""
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
 
 
 def run_candidate(name: str, data: str, overrides: list[str], out: str, threads: int,
@@ -205,7 +220,8 @@ def main(argv=None) -> int:
     records = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))
                if p.stem in names]
     todo = [n for n in names if n not in {r["name"] for r in records}]
-    with ProcessPoolExecutor(max(1, args.jobs), mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max(1, args.jobs), mp_context=get_context("spawn"),
+                             initializer=exit_with_parent, initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(run_candidate, n, str(datasets[CANDIDATES[n][0]]),
                                CANDIDATES[n][1], str(out), args.threads, args.accelerator,
                                args.steps, args.curve): n

@@ -175,7 +175,8 @@ def test_oracle_row_fills_the_columns_the_oracle_has():
     results = {"prohmr": [_result("prohmr", 0, **{"emdb/mpjpe_min": 30.0, "3dpw/pve_min": 9.0})]}
     oracle = {"num_examples": 64.0, "num_samples": 100.0, "emdb/mpjpe_min": 11.04,
               "emdb/mpjpe_mean": 25.0, "3dpw/mpjpe_min": float("nan"), "energy_occluded": 8.66,
-              "energy_occluded_se": 2.21, "perc_in": 91.0, "spread_invisible": 40.0}
+              "energy_occluded_se": 2.21, "perc_in": 91.0, "spread_invisible": 40.0,
+              "emdb/mpjpe_min_mean_shape": 45.21}
     text = to_markdown("table3", rows, summarize(results), {"prohmr": 1}, "title", oracle)
     tables = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()
               if line.startswith("| ")]
@@ -187,6 +188,11 @@ def test_oracle_row_fills_the_columns_the_oracle_has():
     assert cells["MPJPE-14 ↓"] == cells["PVE ↓"] == cells["2DKP mode ↓"] == ""   # no value
     assert cells["E-dist occl ↓"] == "8.7 ± 2.2" and cells["PercIn ↑"] == "91.0"
     assert cells["spread invis"] == "40.0" and "100 draws per image" in text
+    # the mean-shape row: only under the accuracy table, only its best-of-N column
+    shape_rows = [t for t in tables if t[0] == "oracle, mean shape"]
+    assert len(shape_rows) == 1
+    shape_cells = dict(zip(header[0], shape_rows[0]))
+    assert shape_cells["MPJPE-24 ↓"] == "45.2" and shape_cells["MPJPE-24 mode ↓"] == ""
     assert "oracle" not in to_markdown("table3", rows, summarize(results), {"prohmr": 1}, "title")
 
 

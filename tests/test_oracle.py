@@ -111,6 +111,11 @@ def test_oracle_of_a_hand_made_posterior(body):
     assert min(errs) > 1
     # mode-free accuracy: a random draw of the two, averaged over 50 draws (binomial slack)
     assert out["emdb/mpjpe_mean"] == pytest.approx(np.mean(errs) / 2, abs=0.25 * abs(errs[0] - errs[1]))
+    # the same draws with the mean shape (betas 0), against the ground truth's own shape
+    flat = _joints(body, torch.stack([gt, *bent]), np.zeros_like(ex["betas"]))
+    blind = [mpjpe(flat[0], j[0]), min(mpjpe(flat[1], j[0]), mpjpe(flat[2], j[0]))]
+    assert out["emdb/mpjpe_min_mean_shape"] == pytest.approx(np.mean(blind), abs=1e-3)
+    assert blind[0] > 5                                # the example's shape moves its joints
     # floor: delta = mean distance of the 3 distinct samples (pairs), times (1/49 + sum w^2)
     rel = j - j[:, [1, 2]].mean(1, keepdim=True)
     moved = (rel - rel.mean(0)).norm(dim=-1).amax(0) > 1e-3          # occluded joints
@@ -126,3 +131,5 @@ def test_oracle_of_a_hand_made_posterior(body):
     assert out["spread_invisible"] > 0 and out["spread_visible"] >= 0
     text = format_oracle({"emdb/mpjpe_min": 99.0}, out)
     assert "oracle" in text and "99.000" in text and "floor" in text
+    shape_line = next(x for x in text.splitlines() if "mean body shape" in x)
+    assert "emdb/mpjpe_min" in shape_line and f"{out['emdb/mpjpe_min_mean_shape']:.3f}" in shape_line

@@ -126,14 +126,16 @@ def _cell(summary: Mapping, key: str, paper: Mapping[str, float] | None) -> str:
     return text
 
 
-def oracle_values(oracle: Mapping[str, float] | None) -> dict[str, tuple[float, float]]:
+def oracle_values(oracle: Mapping[str, float] | None, mean_shape: bool = False
+                  ) -> dict[str, tuple[float, float]]:
     """``column key -> (oracle value, standard error or NaN)`` of the columns the oracle
-    (:func:`humr.data.oracle.oracle_report`) has a finite value for."""
+    (:func:`humr.data.oracle.oracle_report`) has a finite value for (``mean_shape``: its
+    best-of-N accuracy with the mean body shape, :data:`humr.data.oracle.MEAN_SHAPE_ROWS`)."""
     if not oracle:
         return {}
-    from humr.data.oracle import ORACLE_ROWS
+    from humr.data.oracle import MEAN_SHAPE_ROWS, ORACLE_ROWS
 
-    pairs = dict(ORACLE_ROWS)
+    pairs = dict(MEAN_SHAPE_ROWS if mean_shape else ORACLE_ROWS)
     out = {}
     for key, _, _ in COLUMNS:
         value = oracle.get(pairs.get(key, ""), math.nan)
@@ -156,6 +158,7 @@ def to_markdown(table: str, rows: Sequence, summary: Mapping, seeds: Mapping[str
     closed by the oracle row when ``oracle`` (:func:`humr.data.oracle.oracle_report` with the
     rows' N) is given, then the verdicts of ``effects`` (:func:`judge_effects`)."""
     values = oracle_values(oracle)
+    shapeless = oracle_values(oracle, mean_shape=True)
     lines = [f"# {title}", ""]
     for caption, columns in _GROUPS:
         lines += [f"**{caption}**", "",
@@ -165,15 +168,18 @@ def to_markdown(table: str, rows: Sequence, summary: Mapping, seeds: Mapping[str
             s = summary.get(row.name)
             cells = [_cell(s, key, row.paper) for key, _, _ in columns]
             lines.append(f"| {row.label} | {seeds.get(row.name, 0)} | " + " | ".join(cells) + " |")
-        if values:
-            cells = [_oracle_cell(values, key) for key, _, _ in columns]
-            lines.append("| oracle | - | " + " | ".join(cells) + " |")
+        for label, found in (("oracle", values), ("oracle, mean shape", shapeless)):
+            if any(key in found for key, _, _ in columns):
+                cells = [_oracle_cell(found, key) for key, _, _ in columns]
+                lines.append(f"| {label} | - | " + " | ".join(cells) + " |")
         lines.append("")
     if values:
         note = (f"oracle: {int(oracle['num_samples'])} draws per image from the stored true "
                 f"posterior of {int(oracle['num_examples'])} test examples (humr.data.oracle); "
                 "under a mode column the error of one draw, E-dist the noise floor ± its "
-                "standard error.")
+                "standard error; 'oracle, mean shape': the best of the same draws posed with "
+                "the mean body shape (betas 0), a model that knows the pose posterior but not "
+                "the shape.")
         lines += [note, ""]
     if effects:
         lines += _effects_markdown(effects, {r.name: r.label for r in rows})

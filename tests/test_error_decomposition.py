@@ -1,0 +1,67 @@
+"""benchmarks/error_decomposition.py: the ground-truth substitutions against hand-made answers
+(a stand-in model that predicts the ground-truth body pose with a turned root and zero betas)."""
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from humr.body import BodyModel
+from humr.engine.datamodule import HumrDataModule
+from humr.geometry import axis_angle_to_matrix
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from error_decomposition import decompose, markdown
+
+TURN = math.radians(30.0)
+
+
+class TurnedTruth:
+    """Predicts every hypothesis as the ground-truth pose with the root turned by 30 degrees
+    about the camera's y axis, and betas 0."""
+
+    def __init__(self, body):
+        self.body, self.num_joints, self.pose_dim = body, body.num_joints, 6 * body.num_joints
+        self.dtype = torch.float32
+
+    def body_geometry(self, rotmat, betas):
+        return {"joints": self.body(rotmat, betas)["joints"]}
+
+    def __call__(self, batch, num_samples, z):
+        B, J = batch["pose"].shape[0], self.num_joints
+        rot = axis_angle_to_matrix(batch["pose"].reshape(B, -1, 3)[:, :J]).clone()
+        turn = axis_angle_to_matrix(torch.tensor([0.0, TURN, 0.0]))
+        rot[:, 0] = turn @ rot[:, 0]
+        return {"rotmat": rot[:, None].expand(B, num_samples, J, 3, 3),
+                "betas": torch.zeros(B, num_samples, batch["betas"].shape[-1])}
+
+
+def _mpjpe(a, b):
+    """Brute force: mm, each centred on its hips midpoint (joints 1, 2)."""
+    a, b = a - a[:, [1, 2]].mean(1, keepdim=True), b - b[:, [1, 2]].mean(1, keepdim=True)
+    return 1e3 * (a - b).norm(dim=-1).mean(-1)
+
+
+def test_substitutions_have_the_known_answers(tiny_data):
+    body = BodyModel("procedural")
+    data = HumrDataModule(str(tiny_data), batch_size=4, eval_batch_size=4)
+    r = decompose(TurnedTruth(body), data.eval_dataloader("test"), num_samples=3)
+    batch = next(iter(data.eval_dataloader("test")))
+    B = batch["pose"].shape[0]
+    rot = axis_angle_to_matrix(batch["pose"].reshape(B, -1, 3)[:, :24])
+    truth = body(rot, batch["betas"])["joints"]
+    mean_shape = _mpjpe(body(rot, torch.zeros_like(batch["betas"]))["joints"], truth).mean()
+    turned = rot.clone()
+    turned[:, 0] = axis_angle_to_matrix(torch.tensor([0.0, TURN, 0.0])) @ rot[:, 0]
+    turned_err = _mpjpe(body(turned, batch["betas"])["joints"], truth).mean()
+    assert r["num_examples"] == B == 4
+    assert r["gt shape + root/mode"] == pytest.approx(0.0, abs=1e-2)
+    assert r["gt root/mode"] == pytest.approx(float(mean_shape), rel=1e-4)
+    assert r["gt shape/mode"] == pytest.approx(float(turned_err), rel=1e-4)
+    assert turned_err > 50 and mean_shape > 5                     # both substitutions matter
+    assert r["model/best"] == pytest.approx(r["model/mode"], rel=1e-6)  # identical hypotheses
+    assert r["root_deg"] == pytest.approx(30.0, abs=1e-2)
+    assert r["betas_rms"] == pytest.approx(float(batch["betas"].pow(2).mean(-1).sqrt().mean()),
+                                           rel=1e-5)
+    assert "| test | 4 |" in markdown({"test": r}, 3)

@@ -1,0 +1,45 @@
+"""benchmarks/protocol_sweep.py: a sweep worker does not outlive the sweep process."""
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+#: an intermediate process (the "sweep") starts a worker that runs exit_with_parent with the
+#: sweep's pid and sleeps; the sweep prints the worker's pid, lives 2 s more and exits without
+#: waiting for it
+SWEEP = f"""
+import subprocess, sys, time
+worker = ("import sys, time; sys.path.insert(0, {str(BENCHMARKS)!r}); "
+          "from protocol_sweep import exit_with_parent; "
+          "exit_with_parent(int(sys.argv[1]), poll_s=0.1); time.sleep(60)")
+import os
+p = subprocess.Popen([sys.executable, "-c", worker, str(os.getpid())])
+print(p.pid, flush=True)
+time.sleep(2.0)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"          # not a zombie
+    except FileNotFoundError:
+        return False
+
+
+def test_worker_ends_when_the_sweep_is_gone():
+    sweep = subprocess.Popen([sys.executable, "-c", SWEEP], stdout=subprocess.PIPE, text=True)
+    pid = int(sweep.stdout.readline())
+    time.sleep(1.0)
+    assert _alive(pid), "the worker did not start"             # the sweep is still running
+    assert sweep.wait(timeout=30) == 0
+    deadline = time.monotonic() + 10.0
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = _alive(pid)
+    if alive:
+        os.kill(pid, 9)
+    assert not alive, "the orphaned worker kept running"
