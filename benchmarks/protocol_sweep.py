@@ -55,6 +55,7 @@ CANDIDATES = {
     "easier_cos_4000": ("easier", ["train.max_steps=4000", *_COSINE]),
     "easier_cos_4000_2d": ("easier", ["train.max_steps=4000", *_COSINE, *_NO_IMAGE]),
     "easier_cos_8000": ("easier", ["train.max_steps=8000", *_COSINE]),   # ~20 min on 2 cores
+    "easier_cos_8000_2d": ("easier", ["train.max_steps=8000", *_COSINE, *_NO_IMAGE]),
 }
 #: (key, label) of the summary: model, oracle and their ratio
 JUDGED = (("emdb/mpjpe_min", "best-of-100 MPJPE-24"), ("energy_occluded", "E-dist occluded"))
@@ -110,6 +111,26 @@ def exit_with_parent(parent_pid: int, poll_s: float = 5.0) -> None:
     threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
 
 
+def step_clock(every: int = 100):
+    """A Lightning callback recording ``(step, seconds since the first step)`` at the first
+    step and every ``every`` optimiser steps in its ``ticks`` list: the run's step time over
+    its whole length."""
+    import lightning as L
+
+    class StepClock(L.Callback):
+        def __init__(self) -> None:
+            self.ticks: list[tuple[int, float]] = []
+            self.start: float | None = None
+
+        def on_train_batch_end(self, trainer, *args) -> None:
+            now = time.perf_counter()
+            self.start = now if self.start is None else self.start
+            if trainer.global_step % every == 0 or not self.ticks:
+                self.ticks.append((int(trainer.global_step), now - self.start))
+
+    return StepClock()
+
+
 def run_candidate(name: str, data: str, overrides: list[str], out: str, threads: int,
                   accelerator: str, steps: int | None, curve: int | None) -> dict:
     """Train and evaluate one candidate in this (worker) process; returns its record."""
@@ -127,15 +148,26 @@ def run_candidate(name: str, data: str, overrides: list[str], out: str, threads:
                                     *([f"train.val_every={curve}", "train.val_examples=null"]
                                       if curve else [])])
     start = time.perf_counter()
+    clock = step_clock()
     result = train(config, Path(out) / "runs" / name, accelerator=accelerator, devices=1,
-                   progress=False)
+                   progress=False, callbacks=[clock])
     seconds_train = time.perf_counter() - start
     metrics = evaluate_checkpoint(result.module, data, num_samples=100, accelerator=accelerator)
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from error_decomposition import decompose
+
+    from humr.engine.datamodule import HumrDataModule
+
+    loaders = HumrDataModule(data, batch_size=16, eval_batch_size=16, max_eval_examples=128)
+    model = result.module.model.eval()
+    decomposition = {split: decompose(model, loaders.eval_dataloader(split), 100)
+                     for split in ("test", "train")}
     return {"name": name, "data": data, "overrides": overrides, "metrics": metrics,
             "steps": int(config.train.max_steps), "seconds_train": seconds_train,
             "seconds_eval": time.perf_counter() - start - seconds_train,
             "threads": threads, "accelerator": accelerator,
-            "curve": learning_curve(result.run_dir)}
+            "curve": learning_curve(result.run_dir), "clock": clock.ticks,
+            "decomposition": decomposition}
 
 
 def summary(records: list[dict], oracles: dict[str, dict]) -> str:

@@ -229,6 +229,7 @@ class TrainConfig:
     num_samples_eval: int = 100
     max_steps: int = 400_000
     grad_clip: float = 1.0          # not in the paper; guards the NLL against spikes (0 = off)
+    flush_denormals_every: int = 100  # CPU: zero subnormal weights every N steps (0 = off)
     seed: int = 0
     precision: str = "32-true"
     num_workers: int = 2

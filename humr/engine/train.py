@@ -32,6 +32,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from humr.data.official_release import datamodule_options
 from humr.engine.checkpoint import AtomicCheckpointIO, BodyIdentity
 from humr.engine.datamodule import HumrDataModule
+from humr.engine.denormals import FlushDenormals
 from humr.engine.module import HumrModule
 
 __all__ = ["TrainResult", "build_trainer", "config_changes", "find_last_checkpoint",
@@ -134,7 +135,8 @@ _TRAIN_LIMITS = {"batch_size": (1, "an integer >= 1"), "eval_batch_size": (1, "a
                  "num_samples_eval": (1, "an integer >= 1"), "max_steps": (1, "an integer >= 1"),
                  "val_every": (1, "an integer >= 1 (steps)"), "ckpt_every": (1, "an integer >= 1 (steps)"),
                  "num_workers": (0, "an integer >= 0"), "val_examples": (1, "an integer >= 1 or null"),
-                 "warmup_steps": (0, "an integer >= 0 (steps)")}
+                 "warmup_steps": (0, "an integer >= 0 (steps)"),
+                 "flush_denormals_every": (0, "an integer >= 0 (steps; 0 = off)")}
 
 
 def validate_train_config(cfg: Any) -> None:
@@ -172,7 +174,9 @@ def build_trainer(run_dir: Path, config: Any, *, devices: int | str = "auto",
     ``last`` checkpoint is written every ``train.ckpt_every`` steps, the best one by
     ``train.monitor`` (mode ``train.monitor_mode``) after validation; every checkpoint is written
     atomically and without the body model's arrays (:mod:`humr.engine.checkpoint`). Gradients are clipped to a
-    norm of ``train.grad_clip`` (0 = off). ``use_distributed_sampler=False``: the data module
+    norm of ``train.grad_clip`` (0 = off). On the CPU, subnormal weights and optimiser state
+    are set to zero every ``train.flush_denormals_every`` steps
+    (:class:`humr.engine.denormals.FlushDenormals`; 0 = off). ``use_distributed_sampler=False``: the data module
     shards the data itself, resumably.
     """
     t = config.train
@@ -188,6 +192,8 @@ def build_trainer(run_dir: Path, config: Any, *, devices: int | str = "auto",
     loggers = [TensorBoardLogger(run_dir, name="tensorboard", version=f"session_{session}"),
                CSVLogger(run_dir, name="csv", version=f"session_{session}")]
     callbacks = [last, best, BodyIdentity(), *callbacks]
+    if t.flush_denormals_every:
+        callbacks.append(FlushDenormals(int(t.flush_denormals_every)))
     if progress:
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, steps // 100)))
     val_every = min(int(t.val_every), steps)
