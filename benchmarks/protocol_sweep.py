@@ -100,9 +100,8 @@ def learning_curve(run_dir: Path) -> list[dict]:
 
 def exit_with_parent(parent_pid: int, poll_s: float = 5.0) -> None:
     """Worker initializer: end this worker when the sweep process is gone (a worker of a
-    ``ProcessPoolExecutor`` otherwise finishes its run after the sweep was stopped and loads
-    the machine unseen: an interrupted sweep's two orphaned workers were the likely cause of
-    the slowdown noted in benchmarks/README.md)."""
+    ``ProcessPoolExecutor`` otherwise trains its candidate to the end after the sweep was
+    stopped, loading the machine unseen)."""
     def watch() -> None:
         while os.getppid() == parent_pid:
             time.sleep(poll_s)
@@ -136,7 +135,15 @@ def run_candidate(name: str, data: str, overrides: list[str], out: str, threads:
     """Train and evaluate one candidate in this (worker) process; returns its record."""
     import torch
 
-    torch.set_num_threads(threads)
+    from humr.core.numerics import flush_to_zero
+
+    with flush_to_zero():        # set before the first parallel op: the threads inherit it
+        torch.set_num_threads(threads)
+        return _train_and_judge(name, data, overrides, out, threads, accelerator, steps, curve)
+
+
+def _train_and_judge(name: str, data: str, overrides: list[str], out: str, threads: int,
+                     accelerator: str, steps: int | None, curve: int | None) -> dict:
     from humr.config import Config
     from humr.engine.inference import evaluate_checkpoint
     from humr.engine.train import train

@@ -142,7 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         build_parser().print_help()
         return 2
     try:
-        return int(args._run(args) or 0)
+        from humr.core.numerics import flush_to_zero
+
+        with flush_to_zero():    # before the command's first parallel op (humr.core.numerics)
+            return int(args._run(args) or 0)
     except KeyboardInterrupt:
         print(f"humr {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -57,3 +57,18 @@ def test_trainer_gets_the_callback_from_the_config(tmp_path, tiny_config):
     tiny_config.train.flush_denormals_every = -1
     with pytest.raises(ValueError, match="train.flush_denormals_every"):
         validate_train_config(tiny_config)
+
+
+def test_flush_to_zero_is_scoped_and_commands_leave_it_off(tmp_path):
+    from humr.cli import main
+    from humr.core.numerics import flush_to_zero, hardware_flush_on
+
+    assert not hardware_flush_on()
+    with flush_to_zero() as supported:
+        if supported:
+            assert hardware_flush_on() and float(torch.tensor([1e-39]) * 1.0) == 0.0
+    assert not hardware_flush_on() and float(torch.tensor([1e-39]) * 1.0) > 0.0
+    assert main(["synth", "--out", str(tmp_path / "data"), "--n-train", "1", "--n-test", "0",
+                 "--no-progress", "data.synth.candidates=16", "data.synth.max_rounds=1",
+                 "data.synth.crop_res=40"]) == 0                      # a whole command
+    assert not hardware_flush_on()

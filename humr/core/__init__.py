@@ -5,10 +5,11 @@
 * :mod:`humr.core.visibility`: the one visible / invisible / uncertain rule and MMD targets.
 * :mod:`humr.core.checks`: input checks naming the key and the expected shape.
 * :mod:`humr.core.masks`: person-mask lookups and distances (official pixel convention).
+* :mod:`humr.core.numerics`: scoped hardware flush-to-zero of subnormal floats.
 
 Every peer package (conditions, losses, metrics, data, viz) may import this package; it
 imports none of them.
 """
-from humr.core import checks, crop, masks, skeleton, visibility
+from humr.core import checks, crop, masks, numerics, skeleton, visibility
 
-__all__ = ["checks", "crop", "masks", "skeleton", "visibility"]
+__all__ = ["checks", "crop", "masks", "numerics", "skeleton", "visibility"]
