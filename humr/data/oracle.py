@@ -68,9 +68,9 @@ from humr.metrics.functional import (
 )
 from humr.metrics.protocols import get_protocol
 
-__all__ = ["MEAN_SHAPE_ROWS", "ORACLE_ROWS", "camera_translation", "dataset_oracle", "energy_floor", "format_oracle",
-           "oracle_metrics", "oracle_report", "post_weights", "posterior_draws",
-           "posterior_halves"]
+__all__ = ["MEAN_SHAPE_ROWS", "ORACLE_ROWS", "camera_translation", "dataset_oracle",
+           "energy_floor", "format_oracle", "oracle_metrics", "oracle_report", "post_weights",
+           "posterior_draws", "posterior_halves"]
 
 OCCLUDED_SPREAD = 1e-3        # metres: the evaluation's "the posterior moves this joint" rule
 
