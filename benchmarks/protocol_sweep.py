@@ -181,15 +181,16 @@ def summary(records: list[dict], oracles: dict[str, dict]) -> str:
     """Markdown table: per candidate the judged metrics, the oracle's and the ratios."""
     head = ["candidate", "steps", "train s"]
     for _, label in JUDGED:
-        head += [label, "oracle", "ratio"]
+        head += [label, "oracle", "ratio", "oracle, mean shape", "ratio"]
     head += ["mode MPJPE-24", "spread invis (posterior)", "2DKP mode"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for rec in sorted(records, key=lambda r: r["name"]):
         m, o = rec["metrics"], oracles[Path(rec["data"]).name]
         cells = [rec["name"], str(rec["steps"]), f"{rec['seconds_train']:.0f}"]
         for key, _ in JUDGED:
-            cells += [f"{m.get(key, float('nan')):.1f}", f"{o[key]:.1f}",
-                      f"{m.get(key, float('nan')) / o[key]:.2f}x"]
+            value, shapeless = m.get(key, float("nan")), o.get(key + "_mean_shape", float("nan"))
+            cells += [f"{value:.1f}", f"{o[key]:.1f}", f"{value / o[key]:.2f}x",
+                      f"{shapeless:.1f}", f"{value / shapeless:.2f}x"]
         cells += [f"{m['emdb/mpjpe_mode']:.1f}",
                   f"{m['spread_invisible']:.1f} ({o['spread_invisible']:.1f})",
                   f"{m['kp2d_mode']:.1f}"]
@@ -211,6 +212,9 @@ def plot_curves(curves: dict[str, list[dict]], oracle: dict[str, float], path: P
         for name, rows in curves.items():
             ax.plot([r["step"] for r in rows], [r[key] for r in rows], "o-", label=name)
         ax.axhline(oracle[key], color="k", ls="--", label="oracle")
+        if key + "_mean_shape" in oracle:
+            ax.axhline(oracle[key + "_mean_shape"], color="0.5", ls="-.",
+                       label="oracle, mean shape")
         ax.axhline(targets[key] * oracle[key], color="g", ls=":",
                    label=f"target ({targets[key]:g}x oracle)")
         ax.set(yscale="log", xlabel="optimiser step", ylabel="mm", title=label)

@@ -1,6 +1,7 @@
 """Conditioners against hand computations and invariances; backbones; HRNet-W48 layout."""
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -207,6 +208,23 @@ def test_small_cnn_input_size_is_a_box_filter():
     assert torch.equal(net(blocks), full(blocks))              # already 64: unchanged
     with pytest.raises(ValueError, match="input_size"):
         SmallCNN(input_size=0)
+
+
+def test_small_cnn_channels_last_input_matches_the_default_format():
+    """The network (channels-last activations) equals the same layers run on a contiguous
+    image, values and gradients; its weights and their gradients stay contiguous."""
+    from humr.conditions.backbones import SmallCNN
+
+    torch.manual_seed(0)
+    net = SmallCNN(width=8, num_layers=3)
+    plain = copy.deepcopy(net.features)
+    img = torch.randn(4, 3, 32, 32)
+    torch.testing.assert_close(net(img), plain(img), rtol=1e-5, atol=1e-5)
+    net(img).square().sum().backward()
+    plain(img).square().sum().backward()
+    for ours, theirs in zip(net.features.parameters(), plain.parameters()):
+        assert ours.is_contiguous() and ours.grad.is_contiguous()
+        torch.testing.assert_close(ours.grad, theirs.grad, rtol=1e-4, atol=1e-4)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,8 @@ with the Python entry points that read a tensor's value on the host counted (``i
 Each read is attributed to the innermost humr source file on the stack. The model, body model,
 objective and every loss of the default configuration (the mask loss's dilation and
 point-to-mask tests included, ``humr/core/masks.py``) make none (input checks are opt-in,
-``validate_args``).
+``validate_args``). On the CPU the mask loss reads the indices of the penalised points (a
+host read that costs nothing there); the whole-step test runs its accelerator path.
 """
 from __future__ import annotations
 
@@ -102,7 +103,12 @@ def test_model_forward_gt_density_and_backward_make_no_host_sync(model, monkeypa
 
 
 def test_the_whole_step_makes_no_host_sync(body_dir, monkeypatch):
+    """The step as it runs on an accelerator: the mask loss searches every point there
+    (``COMPACT_SEARCH_DEVICES``; on the CPU it reads the penalised points' indices)."""
+    import humr.losses.mask
     from humr.body import BodyModel
+
+    monkeypatch.setattr(humr.losses.mask, "COMPACT_SEARCH_DEVICES", ())
 
     full = build_model(body=BodyModel(body_dir), overrides=[
         "model.conditions.image.backbone=small_cnn", "model.flow.num_blocks=2",

@@ -227,10 +227,18 @@ def test_mask_loss_dilation():
 
 @pytest.mark.parametrize("mode", ["all", "same_joint"])
 @pytest.mark.parametrize("reduction", ["batch", "points"])
-def test_mask_loss_core_against_loops(mode, reduction):
+@pytest.mark.parametrize("chunk", [4096, 7])
+@pytest.mark.parametrize("compact", [True, False])
+def test_mask_loss_core_against_loops(mode, reduction, chunk, compact, monkeypatch):
     """mask_loss's value and gradient against a loop over points and anchors (the gradient of
-    min_a |u - a|_1 is sign(u - a*) at the unique nearest anchor a*)."""
+    min_a |u - a|_1 is sign(u - a*) at the unique nearest anchor a*), in one chunk of points
+    and in chunks of 7, searching the penalised points only (CPU) or every point (the
+    accelerator path, no host read)."""
+    import humr.losses.mask
     from humr.losses.mask import mask_loss
+
+    monkeypatch.setattr(humr.losses.mask, "_CHUNK_POINTS", chunk)
+    monkeypatch.setattr(humr.losses.mask, "COMPACT_SEARCH_DEVICES", ("cpu",) if compact else ())
 
     g = torch.Generator().manual_seed(7)
     B, S, K, A = 3, 4, 17, 5

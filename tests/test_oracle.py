@@ -126,6 +126,14 @@ def test_oracle_of_a_hand_made_posterior(body):
     floor = 1e3 * delta[moved] * (1 / 49 + w2)
     assert out["energy_occluded"] == pytest.approx(float(floor.mean()), rel=1e-4)
     assert out["energy_visible"] == pytest.approx(0.0, abs=1e-6)
+    # with the mean shape, a visible joint's draws all sit at the flat body's joint and its
+    # stored samples at the ground truth's: ED = 2 |flat - truth| (root-relative), pooled
+    # over the visible (example, joint) pairs: 24 of example 0, the unmoved ones of example 1
+    flat_rel = flat - flat[:, [1, 2]].mean(1, keepdim=True)
+    gap = 2e3 * (flat_rel[0] - rel[0]).norm(dim=-1)                  # (24,)
+    visible_mean = float(torch.cat([gap, gap[~moved]]).mean())
+    assert out["energy_visible_mean_shape"] == pytest.approx(visible_mean, rel=1e-6)
+    assert out["energy_occluded_mean_shape"] > out["energy_occluded"] + 5
     # the 2D draws of visible joints stay on the ground truth (GT camera recovered)
     assert out["kp2d_samples"] == pytest.approx(0.0, abs=1e-3)
     assert out["spread_invisible"] > 0 and out["spread_visible"] >= 0

@@ -1,4 +1,5 @@
-"""benchmarks/protocol_sweep.py: a sweep worker does not outlive the sweep process."""
+"""benchmarks/protocol_sweep.py: a sweep worker does not outlive the sweep process; the summary
+row's ratios against the oracle and the mean-shape oracle."""
 import os
 import subprocess
 import sys
@@ -43,3 +44,17 @@ def test_worker_ends_when_the_sweep_is_gone():
     if alive:
         os.kill(pid, 9)
     assert not alive, "the orphaned worker kept running"
+
+
+def test_summary_ratios_against_both_oracles():
+    sys.path.insert(0, str(BENCHMARKS))
+    from protocol_sweep import summary
+
+    record = {"name": "c", "steps": 10, "seconds_train": 5.0, "data": "/x/easier",
+              "metrics": {"emdb/mpjpe_min": 90.0, "energy_occluded": 120.0, "emdb/mpjpe_mode": 150.0,
+                          "spread_invisible": 40.0, "kp2d_mode": 0.1}}
+    oracle = {"emdb/mpjpe_min": 9.0, "emdb/mpjpe_min_mean_shape": 45.0, "energy_occluded": 4.0,
+              "energy_occluded_mean_shape": 40.0, "spread_invisible": 80.0}
+    row = summary([record], {"easier": oracle}).splitlines()[-1].split(" | ")
+    assert row[3:8] == ["90.0", "9.0", "10.00x", "45.0", "2.00x"]
+    assert row[8:13] == ["120.0", "4.0", "30.00x", "40.0", "3.00x"]

@@ -130,7 +130,8 @@ def oracle_values(oracle: Mapping[str, float] | None, mean_shape: bool = False
                   ) -> dict[str, tuple[float, float]]:
     """``column key -> (oracle value, standard error or NaN)`` of the columns the oracle
     (:func:`humr.data.oracle.oracle_report`) has a finite value for (``mean_shape``: its
-    best-of-N accuracy with the mean body shape, :data:`humr.data.oracle.MEAN_SHAPE_ROWS`)."""
+    best-of-N accuracy and energy distances with the mean body shape,
+    :data:`humr.data.oracle.MEAN_SHAPE_ROWS`)."""
     if not oracle:
         return {}
     from humr.data.oracle import MEAN_SHAPE_ROWS, ORACLE_ROWS
@@ -177,9 +178,9 @@ def to_markdown(table: str, rows: Sequence, summary: Mapping, seeds: Mapping[str
         note = (f"oracle: {int(oracle['num_samples'])} draws per image from the stored true "
                 f"posterior of {int(oracle['num_examples'])} test examples (humr.data.oracle); "
                 "under a mode column the error of one draw, E-dist the noise floor ± its "
-                "standard error; 'oracle, mean shape': the best of the same draws posed with "
-                "the mean body shape (betas 0), a model that knows the pose posterior but not "
-                "the shape.")
+                "standard error; 'oracle, mean shape': the same draws posed with the mean "
+                "body shape (betas 0), their best-of-N error and E-dist ± standard error, "
+                "what a model that knows the pose posterior but not the shape scores.")
         lines += [note, ""]
     if effects:
         lines += _effects_markdown(effects, {r.name: r.label for r in rows})

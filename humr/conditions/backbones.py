@@ -5,6 +5,7 @@ features (B, ``out_dim``). ``hrnet_w48`` lives in :mod:`humr.conditions.hrnet`.
 """
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -26,6 +27,11 @@ class SmallCNN(nn.Module):
             a 128 crop is about 4x cheaper than the full crop.
 
     Input ``img`` (B, 3, H, W) (any H, W >= 1); output (B, width * 2^(num_layers-1)).
+    The image enters the convolutions in the channels-last memory format (the values are
+    those of the default format): on the CPU preset (batch 32 at 64 px, 2 threads) forward +
+    backward take 26 ms instead of 30 ms. The weights keep the default format, so their
+    gradients and optimiser states do too (torch 2.13's fused CPU Adam mis-steps a
+    channels-last parameter whose gradient is contiguous).
 
     Example:
         >>> import torch
@@ -54,7 +60,7 @@ class SmallCNN(nn.Module):
     def forward(self, img: Tensor) -> Tensor:
         if self.input_size is not None and tuple(img.shape[-2:]) != (self.input_size,) * 2:
             img = F.interpolate(img, size=(self.input_size,) * 2, mode="area")
-        return self.features(img)
+        return self.features(img.contiguous(memory_format=torch.channels_last))
 
 
 @BACKBONES.register("precomputed")

@@ -30,6 +30,11 @@ from humr.data.schema import (
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "HumrDataset", "make_dataloader", "to_sample"]
 
 
+#: per-channel (3, 1, 1) factors of the ImageNet normalisation of uint8 images
+_IMG_SCALE = 1.0 / (255.0 * torch.tensor(IMAGENET_STD)[:, None, None])
+_IMG_OFFSET = -torch.tensor(IMAGENET_MEAN)[:, None, None] / torch.tensor(IMAGENET_STD)[:, None, None]
+
+
 def to_sample(row: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
     """One stored example (arrays without the N dimension) -> the schema dict of tensors.
 
@@ -40,12 +45,12 @@ def to_sample(row: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
     out = {}
     for key, value in row.items():
         kind = STORED_SCHEMA[key][1]
+        if key == "img":        # (x / 255 - mean) / std as one multiply-add on the float copy
+            img = torch.from_numpy(np.asarray(value)).permute(2, 0, 1).float()
+            out[key] = img.mul_(_IMG_SCALE).add_(_IMG_OFFSET)
+            continue
         t = torch.from_numpy(np.array(value))
-        if key == "img":
-            img = t.permute(2, 0, 1).float() / 255.0
-            mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
-            t = (img - mean[:, None, None]) / std[:, None, None]
-        elif kind == "float":
+        if kind == "float":
             t = t.float()
         elif kind == "int":
             t = t.long()

@@ -20,7 +20,10 @@ benchmark (:func:`oracle_metrics`):
   posterior exactly and the shape not at all: on the default benchmark (``betas_std`` 1)
   the ground-truth pose with the mean shape is 41.8 mm MPJPE-24 from the ground truth
   (31.1 mm after the best scale), so a model that does not learn the shape cannot come
-  near ``*_min``.
+  near ``*_min``. ``energy_occluded_mean_shape`` / ``energy_visible_mean_shape`` (with
+  ``*_se``) are the energy distances of N - 1 such draws to the stored set, measured as
+  :class:`humr.metrics.PosteriorDistance` measures a model's random hypotheses: the floor of
+  a model that knows the pose posterior and not the shape.
 * 2D consistency ``kp2d_samples``, 3D spread ``spread_visible`` / ``spread_invisible``,
   ``perc_in`` / ``min_dist`` of the same draws, projected with the ground-truth camera (its
   translation is recovered from the stored 2D / 3D ground truth, :func:`camera_translation`)
@@ -283,9 +286,15 @@ def oracle_metrics(batch: Mapping[str, Tensor], body, num_samples: int = 100,
     energy = MMDLoss("energy", estimator="biased")
     for b in range(B):                                # the halves differ in size per example
         halves[b] = 1e3 * energy(pts[b][:, first[b]], pts[b][:, second[b]])
+    # N - 1 draws posed with the mean shape (the model's random hypotheses) against all
+    # stored samples, as the evaluation measures a model
+    shapeless = mean_shape["joints"][:, 1:, :J]
+    shapeless = (shapeless - shapeless[..., hips, :].mean(dim=-2, keepdim=True)).transpose(1, 2)
+    blind = torch.stack([1e3 * energy(shapeless[b], pts[b]) for b in range(B)])     # (B, J)
     for name, keep in (("energy_occluded", occluded), ("energy_visible", ~occluded)):
         result[name], result[f"{name}_se"] = _clustered_mean(floor, keep)
         result[f"{name}_halves"], result[f"{name}_halves_se"] = _clustered_mean(halves, keep)
+        result[f"{name}_mean_shape"], result[f"{name}_mean_shape_se"] = _clustered_mean(blind, keep)
     result["posterior_distinct_mean"] = float(count.to(dt).mean())
     return result
 
@@ -328,14 +337,16 @@ def dataset_oracle(body, data_root: str | Path, split: str = "test", num_samples
 
 
 #: (model metric key, oracle key) rows of :func:`format_oracle` after :data:`ORACLE_ROWS`: the
-#: best-of-N accuracy of the same draws posed with the mean body shape
+#: best-of-N accuracy and energy distances of the same draws posed with the mean body shape
 MEAN_SHAPE_ROWS = tuple((k, k + "_mean_shape") for k in (
-    "3dpw/mpjpe_min", "3dpw/pa_mpjpe_min", "emdb/mpjpe_min", "emdb/pa_mpjpe_min"))
+    "3dpw/mpjpe_min", "3dpw/pa_mpjpe_min", "emdb/mpjpe_min", "emdb/pa_mpjpe_min",
+    "energy_occluded", "energy_visible"))
 
 
 def _oracle_note(oracle: Mapping[str, float], oracle_key: str) -> str:
     if oracle_key.endswith("_mean_shape"):
-        return "posterior draws, mean body shape"
+        spread = f" +- {oracle[oracle_key + '_se']:.3f} s.e." if oracle_key + "_se" in oracle else ""
+        return "posterior draws, mean body shape" + spread
     if oracle_key.endswith("_mean"):
         return "a random posterior draw"
     if oracle_key.startswith("energy"):

@@ -16,13 +16,17 @@ from humr.core.skeleton import NUM_COCO
 from humr.core.visibility import VISIBLE_THRESHOLD, mask_joints
 from humr.heatmaps import sample_stored
 from humr.losses._inputs import BatchLoss, to_crop
-from humr.losses._reduce import weighted, weighted_mean
+from humr.losses._reduce import weighted
 from humr.registry import LOSSES
 
 __all__ = ["MaskLoss", "mask_loss"]
 
 ANCHORS = ("all", "same_joint")
 REDUCTIONS = ("batch", "points")
+#: Device types on which :func:`mask_loss` searches the nearest anchors of the penalised points
+#: only (finding them is a host read: free on the CPU, a synchronisation on an accelerator,
+#: where every point is searched instead). Both give the same value and gradient.
+COMPACT_SEARCH_DEVICES = ("cpu",)
 
 
 def mask_loss(hyp: Tensor, penalised: Tensor, anchors: Tensor, anchor_ok: Tensor,
@@ -42,36 +46,60 @@ def mask_loss(hyp: Tensor, penalised: Tensor, anchors: Tensor, anchor_ok: Tensor
     Returns:
         () loss; a point without any usable anchor gets none.
     """
-    batch, count, joints = hyp.shape[:3]
-    if mode == "all":                    # every point against every anchor of its example
-        points, cand, ok = hyp.reshape(batch, 1, -1, 2), anchors.reshape(batch, 1, -1, 2), \
-            anchor_ok.reshape(batch, 1, -1)
-    elif mode == "same_joint":           # per joint: its S' points against its own anchors
-        points, cand, ok = hyp.transpose(1, 2), anchors, anchor_ok
-    else:
+    if mode not in ANCHORS:
         raise ValueError(f"anchors must be one of {ANCHORS}, got {mode!r}")
-    # The nearest usable anchor is found without autograd and the l1 distance recomputed to
-    # it: the same value and (sub)gradient sign(u - a*) as a min over all distances, without
-    # the backward pass of the (B, S' K, K A) distance matrix (ties between distinct anchors
-    # at the same distance send the gradient to one of them instead of splitting it).
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    batch, count = hyp.shape[:2]
     # Unusable anchors are moved out of reach (finfo.max / 4: farther from any point of the
     # crop than every usable anchor, and finite, so no inf - inf) rather than masked.
-    with torch.no_grad():
-        far = torch.finfo(cand.dtype).max / 4
-        reachable = torch.where(ok.unsqueeze(-1), cand, torch.full_like(cand, far))
-        idx = torch.cdist(points.detach(), reachable, p=1).min(dim=-1).indices   # (B, G, P)
-    nearest = torch.gather(cand, 2, idx[..., None].expand(-1, -1, -1, 2))
-    nearest = (points - nearest).abs().sum(dim=-1)                          # (B, G, P)
-    if mode == "all":
-        nearest, has_anchor = nearest.reshape(batch, count, joints), ok.any(dim=-1)[..., None]
-    else:
-        nearest, has_anchor = nearest.transpose(1, 2), ok.any(dim=-1).unsqueeze(1)
+    far = torch.finfo(anchors.dtype).max / 4
+    reachable = torch.where(anchor_ok.unsqueeze(-1), anchors.detach(), far).transpose(-1, -2)
+    if mode == "all":                    # every point against every anchor of its example
+        reachable = reachable.transpose(1, 2).reshape(batch, 1, 2, -1)      # (B, 1, 2, K A)
+        has_anchor = anchor_ok.flatten(1).any(dim=1)[:, None, None]
+    else:                                # per joint: its own anchors, (B, K, 2, A)
+        has_anchor = anchor_ok.any(dim=-1).unsqueeze(1)
     penalised = penalised & has_anchor                                      # (B, S', K)
+    if hyp.device.type in COMPACT_SEARCH_DEVICES:
+        # the penalised points only (a few percent of all in training): their indices are a
+        # host read, free on the CPU
+        index = penalised.nonzero(as_tuple=True)
+    else:                                # every point, no host read; the others weigh 0
+        index = tuple(i.flatten() for i in torch.meshgrid(
+            *(torch.arange(n, device=hyp.device) for n in penalised.shape), indexing="ij"))
+    ex, joint = index[0], index[2]
+    group = joint if mode == "same_joint" else torch.zeros_like(joint)
+    points = hyp[index]                                                     # (P, 2)
+    chunks = [slice(i, i + _CHUNK_POINTS) for i in range(0, len(ex), _CHUNK_POINTS)]
+    best = torch.cat([_nearest_l1(points[c].detach(), reachable[ex[c], group[c]])
+                      for c in chunks] + [points.detach()[:0]])             # (P, 2)
+    # The nearest anchor is found without autograd and the l1 distance recomputed to it: the
+    # same value and (sub)gradient sign(u - a*) as a min over all distances, without the
+    # backward pass of the distance matrix (ties between distinct anchors at the same
+    # distance send the gradient to one of them instead of splitting it).
+    total = weighted((points - best).abs().sum(dim=-1), penalised[index]).sum()
     if reduction == "batch":
-        return weighted(nearest, penalised).sum() / (batch * count)
-    if reduction == "points":
-        return weighted_mean(nearest, penalised)
-    raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        return total / (batch * count)
+    return total / penalised.sum().clamp(min=1)
+
+
+#: Points per chunk of the nearest-anchor search (bounds its (P, A) temporaries).
+_CHUNK_POINTS = 8192
+
+
+def _nearest_l1(points: Tensor, candidates: Tensor) -> Tensor:
+    """Each point's nearest candidate in l1 (values only, no gradient).
+
+    Args:
+        points: (P, 2).
+        candidates: (P, 2, A) each point's candidates, coordinates first.
+    Returns:
+        (P, 2) the nearest candidate of each point.
+    """
+    dist = (points[:, :1] - candidates[:, 0]).abs_().add_((points[:, 1:] - candidates[:, 1]).abs_())
+    idx = dist.argmin(dim=-1)                                               # (P,)
+    return torch.gather(candidates, 2, idx[:, None, None].expand(-1, 2, 1)).squeeze(-1)
 
 
 @LOSSES.register("mask")
