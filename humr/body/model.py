@@ -252,10 +252,10 @@ def kinematic_chain(rot: Tensor, rest: Tensor, parents: list[int]) -> tuple[Tens
 
 #: Chunk sizes of :meth:`BodyModel._skin`, in tensor entries: the blend-shape product
 #: (vertices x 3 x bodies; large enough for an efficient matrix product, about 200 SMPL
-#: bodies) and the skinning transforms within it (vertices x 12 x bodies, cache-sized,
-#: about 50 SMPL bodies).
+#: bodies) and one entry of the skinning transforms within it (vertices x bodies,
+#: cache-sized, about 150 SMPL bodies).
 _BLEND_ENTRIES = 1 << 22
-_SKIN_ENTRIES = 1 << 22
+_SKIN_ENTRIES = 1 << 20
 
 
 class BodyModel(nn.Module):
@@ -510,7 +510,10 @@ class BodyModel(nn.Module):
         instead of a batch of 3 x 3 products per vertex; the regressor is applied per chunk.
         The vertex stage runs in chunks of bodies (``_BLEND_ENTRIES``, ``_SKIN_ENTRIES``), in
         a body-minor layout (vertex, coordinate, body), so the elementwise skinning reads
-        contiguous rows of bodies and temporaries stay cache-sized.
+        contiguous rows of bodies; the twelve entries of the per-vertex transforms are made
+        one at a time, (K, J) x (J, s), and consumed while cache-resident (16 images x 100
+        SMPL meshes on 2 threads: 0.13 s for this stage instead of 0.19 s with all twelve
+        written out first).
         """
         n, dt = rot.shape[0], rot.dtype
         template = getattr(self, f"_{vertex_set}_template").to(dt)
@@ -520,10 +523,10 @@ class BodyModel(nn.Module):
         joints, A = kinematic_chain(rot, rest, self._parent_list)
         eye = torch.eye(3, dtype=dt, device=rot.device)
         features = torch.cat([betas, (rot[:, 1:] - eye).reshape(n, -1)], dim=1).T   # (P, N)
-        transforms = A[..., :3, :].permute(1, 2, 3, 0)                        # (J, 3, 4, N)
+        transforms = A[..., :3, :].permute(1, 2, 3, 0).contiguous()           # (J, 3, 4, N)
         count = template.shape[0]
         step, sub_step = (max(1, entries // (per * count))
-                          for entries, per in ((_BLEND_ENTRIES, 3), (_SKIN_ENTRIES, 12)))
+                          for entries, per in ((_BLEND_ENTRIES, 3), (_SKIN_ENTRIES, 1)))
         step = max(sub_step, step - step % sub_step)        # whole sub-chunks per chunk
         verts = rot.new_empty(n, count, 3)
         regressed = None if regressor is None else rot.new_empty(n, regressor.shape[0], 3)
@@ -532,14 +535,13 @@ class BodyModel(nn.Module):
             v = v.view(count, 3, 1, -1)                                        # (K, 3, 1, c)
             for sub in range(0, v.shape[-1], sub_step):
                 rows = slice(start + sub, start + sub + min(sub_step, v.shape[-1] - sub))
-                T = weights @ transforms[..., rows].reshape(weights.shape[1], -1)
-                T = T.view(count, 3, 4, -1)                                    # (K, 3, 4, s)
-                vs = v[..., sub:sub + sub_step]
-                posed = T[:, :, 3].addcmul(T[:, :, 0], vs[:, 0]).addcmul(T[:, :, 1], vs[:, 1])
-                posed = posed.addcmul(T[:, :, 2], vs[:, 2])                     # (K, 3, s)
-                # written as (s, K, 3) while the chunk is cache-resident
-                verts[rows] = posed.reshape(3 * count, -1).T.view(-1, count, 3)
-                if regressor is not None:
-                    points = regressor.to(dt) @ posed.reshape(count, -1)      # (R, 3 s)
-                    regressed[rows] = points.view(-1, 3, points.shape[1] // 3).permute(2, 0, 1)
+                vs = v[:, :, 0, sub:sub + sub_step]                             # (K, 3, s)
+                for c in range(3):      # posed_c = T_c3 + sum_d T_cd v_d, T = weights @ A
+                    posed = weights @ transforms[:, c, 3, rows]                 # (K, s)
+                    for d in range(3):
+                        posed = posed.addcmul_(weights @ transforms[:, c, d, rows], vs[:, d])
+                    # written as (s, K) columns while the chunk is cache-resident
+                    verts[rows, :, c] = posed.T
+                    if regressor is not None:
+                        regressed[rows, :, c] = (regressor.to(dt) @ posed).T  # (s, R)
         return joints, verts, regressed
