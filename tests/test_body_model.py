@@ -65,7 +65,7 @@ def test_chunked_mesh_pass_with_shared_betas_matches_smplx(monkeypatch, body_dir
     gradients."""
     body = body64 if dtype == torch.float64 else body32
     monkeypatch.setattr(body_model, "_BLEND_ENTRIES", 3 * 6890 * 5)
-    monkeypatch.setattr(body_model, "_SKIN_ENTRIES", 12 * 6890 * 2)
+    monkeypatch.setattr(body_model, "_SKIN_ENTRIES", 6890 * 2)
     aa, betas = _random((7,), dtype, scale=1.0, seed=3)
     betas = betas[:2].repeat_interleave(torch.tensor([4, 3]), dim=0)
     rot = axis_angle_to_matrix(aa).requires_grad_()
