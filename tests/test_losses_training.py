@@ -450,3 +450,25 @@ def test_mmd_box_test_uses_the_detector_crop():
     assert loss(batch, out).item() > 0                                   # heatmap targets
     batch["det_center"], batch["det_scale"] = torch.tensor([[90.0, 100.0]]), torch.tensor([[1.0]])
     assert loss(batch, out).item() == pytest.approx(0.0, abs=1e-7)      # GT targets
+
+
+@pytest.mark.parametrize("compact", [True, False])
+def test_mask_loss_core_ignores_unusable_anchors(compact, monkeypatch):
+    """Unusable anchor entries (NaN here) change neither the value nor the gradient."""
+    import humr.losses.mask
+    from humr.losses.mask import mask_loss
+
+    monkeypatch.setattr(humr.losses.mask, "COMPACT_SEARCH_DEVICES", ("cpu",) if compact else ())
+    g = torch.Generator().manual_seed(3)
+    hyp = torch.rand(2, 3, 17, 2, generator=g, dtype=torch.float64) * 2 - 1
+    penalised = torch.rand(2, 3, 17, generator=g) > 0.3
+    anchors = torch.rand(2, 17, 4, 2, generator=g, dtype=torch.float64) * 2 - 1
+    ok = torch.rand(2, 17, 4, generator=g) > 0.5
+    results = []
+    for fill in (0.0, float("nan")):
+        h = hyp.clone().requires_grad_()
+        loss = mask_loss(h, penalised, torch.where(ok[..., None], anchors, fill), ok)
+        loss.backward()
+        results.append((loss.detach(), h.grad))
+    assert torch.isfinite(results[1][0]) and results[0][0] > 0
+    torch.testing.assert_close(results[1], results[0])

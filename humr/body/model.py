@@ -519,6 +519,7 @@ class BodyModel(nn.Module):
         template = getattr(self, f"_{vertex_set}_template").to(dt)
         dirs = getattr(self, f"_{vertex_set}_dirs").to(dt)
         weights = getattr(self, f"_{vertex_set}_weights").to(dt)
+        regressor = None if regressor is None else regressor.to(dt)
         rest = self._j_template.to(dt) + torch.einsum("nb,jcb->njc", betas, self._j_shapedirs.to(dt))
         joints, A = kinematic_chain(rot, rest, self._parent_list)
         eye = torch.eye(3, dtype=dt, device=rot.device)
@@ -543,5 +544,5 @@ class BodyModel(nn.Module):
                     # written as (s, K) columns while the chunk is cache-resident
                     verts[rows, :, c] = posed.T
                     if regressor is not None:
-                        regressed[rows, :, c] = (regressor.to(dt) @ posed).T  # (s, R)
+                        regressed[rows, :, c] = (regressor @ posed).T         # (s, R)
         return joints, verts, regressed

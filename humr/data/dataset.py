@@ -46,7 +46,7 @@ def to_sample(row: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
     for key, value in row.items():
         kind = STORED_SCHEMA[key][1]
         if key == "img":        # (x / 255 - mean) / std as one multiply-add on the float copy
-            img = torch.from_numpy(np.asarray(value)).permute(2, 0, 1).float()
+            img = torch.from_numpy(np.array(value)).permute(2, 0, 1).float()
             out[key] = img.mul_(_IMG_SCALE).add_(_IMG_OFFSET)
             continue
         t = torch.from_numpy(np.array(value))

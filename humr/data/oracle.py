@@ -268,8 +268,8 @@ def oracle_metrics(batch: Mapping[str, Tensor], body, num_samples: int = 100,
 
     # noise floor of the energy distance
     joints = run(post, h36m=False)["joints"][..., :J, :]           # (B, P, J, 3)
-    hips = list(get_protocol("emdb").root_indices)
-    joints = joints - joints[..., hips, :].mean(dim=-2, keepdim=True)
+    emdb = get_protocol("emdb")
+    joints = joints - emdb.root(joints)                             # pelvis-relative
     distinct = torch.arange(P)[None] < count[:, None]
     spread = (joints - (joints * distinct[..., None, None]).sum(1, keepdim=True)
               / count[:, None, None, None]).norm(dim=-1)           # (B, P, J)
@@ -289,7 +289,7 @@ def oracle_metrics(batch: Mapping[str, Tensor], body, num_samples: int = 100,
     # N - 1 draws posed with the mean shape (the model's random hypotheses) against all
     # stored samples, as the evaluation measures a model
     shapeless = mean_shape["joints"][:, 1:, :J]
-    shapeless = (shapeless - shapeless[..., hips, :].mean(dim=-2, keepdim=True)).transpose(1, 2)
+    shapeless = (shapeless - emdb.root(shapeless)).transpose(1, 2)
     blind = torch.stack([1e3 * energy(shapeless[b], pts[b]) for b in range(B)])     # (B, J)
     for name, keep in (("energy_occluded", occluded), ("energy_visible", ~occluded)):
         result[name], result[f"{name}_se"] = _clustered_mean(floor, keep)

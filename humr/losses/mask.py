@@ -36,7 +36,8 @@ def mask_loss(hyp: Tensor, penalised: Tensor, anchors: Tensor, anchor_ok: Tensor
     Args:
         hyp: (B, S', K, 2) random hypotheses, crop coordinates.
         penalised: (B, S', K) bool, the points that get the loss.
-        anchors: (B, K, A, 2) candidate anchors per joint, crop coordinates.
+        anchors: (B, K, A, 2) candidate anchors per joint, crop coordinates (constants: no
+            gradient reaches them; unusable entries may hold anything, NaN included).
         anchor_ok: (B, K, A) bool, usable anchors.
         mode: ``"all"`` (official): every point's nearest usable anchor among all joints'
             anchors; ``"same_joint"`` (paper: "corresponding" samples): among its own joint's.
@@ -73,7 +74,7 @@ def mask_loss(hyp: Tensor, penalised: Tensor, anchors: Tensor, anchor_ok: Tensor
     points = hyp[index]                                                     # (P, 2)
     chunks = [slice(i, i + _CHUNK_POINTS) for i in range(0, len(ex), _CHUNK_POINTS)]
     best = torch.cat([_nearest_l1(points[c].detach(), reachable[ex[c], group[c]])
-                      for c in chunks] + [points.detach()[:0]])             # (P, 2)
+                      for c in chunks] or [points.detach()])                # (P, 2); P may be 0
     # The nearest anchor is found without autograd and the l1 distance recomputed to it: the
     # same value and (sub)gradient sign(u - a*) as a min over all distances, without the
     # backward pass of the distance matrix (ties between distinct anchors at the same
@@ -192,5 +193,4 @@ class MaskLoss(BatchLoss):
         anchors = torch.cat([to_crop(samples.to(dtype), batch), gt.unsqueeze(2)], dim=2)
         anchor_ok = torch.cat([(sdist <= INSIDE_TOLERANCE) & (values > 0),
                                gt_valid.unsqueeze(2)], dim=2)                # (B, K, A)
-        anchors = torch.where(anchor_ok[..., None], anchors, torch.zeros_like(anchors))
         return mask_loss(hyp, penalised, anchors, anchor_ok, self.anchors, self.reduction)
