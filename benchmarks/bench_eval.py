@@ -19,10 +19,16 @@ Printed: median time of each side (no grad), the ratio reference / humr, the spl
 time into flow / body passes, and the top operators of a ``torch.profiler`` run of humr.
 Other processes share the machine: only the ratio measured in the same run is meaningful.
 
+``--bf16`` also times humr's flow under ``torch.autocast`` to bfloat16 (what Lightning's
+``precision="bf16-mixed"`` does; the body model stays in float32) and prints how far its
+joints move from float32's, in mm, for a flow whose zero-initialised last layers are given
+random weights (std 0.02), since the identity flow of the timing moves nothing.
+
 Usage::
 
     python benchmarks/bench_eval.py --repeats 3 --threads 2
     python benchmarks/bench_eval.py --device cuda
+    python benchmarks/bench_eval.py --bf16
 """
 from __future__ import annotations
 
@@ -56,6 +62,43 @@ def smplx_reference(body: BodyModel):
                         num_betas=body.num_betas).eval()
 
 
+@torch.no_grad()
+def bf16_report(flow, body: BodyModel, c: torch.Tensor, z: torch.Tensor, repeats: int,
+                clock) -> None:
+    """Median time of ``flow.sample`` in float32 and under bfloat16 autocast, and the joint
+    displacement (mm, root-relative) of the bfloat16 hypotheses of a non-identity copy."""
+    import copy
+
+    device, (B, S) = c.device, z.shape[:2]
+
+    def sample(f, low: bool) -> torch.Tensor:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=low):
+            return f.sample(c, S, z=z)[0].float()
+
+    times = {}
+    for low in (False, True):
+        sample(flow, low)
+        runs = []
+        for _ in range(repeats):
+            start = clock()
+            sample(flow, low)
+            runs.append(clock() - start)
+        times[low] = statistics.median(runs)
+    moved = copy.deepcopy(flow)
+    gen = torch.Generator().manual_seed(1)
+    for p in moved.parameters():
+        if not p.any():
+            p.copy_(0.02 * torch.randn(p.shape, generator=gen))
+    betas = z.new_zeros(B, S, body.num_betas)
+    joints = [body(rot6d_to_matrix(sample(moved, low).reshape(B, S, -1, 6)), betas)["joints"]
+              for low in (False, True)]
+    err = 1000 * ((joints[1] - joints[1][..., :1, :]) - (joints[0] - joints[0][..., :1, :])
+                  ).norm(dim=-1)
+    print(f"bf16 autocast flow: {times[True]:.3f} s against {times[False]:.3f} s in float32 "
+          f"({times[False] / times[True]:.2f}x); joints of a non-identity flow move by "
+          f"{err.mean():.2f} mm on average, {err.amax():.1f} mm at most")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=16)
@@ -67,6 +110,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also time the flow under bfloat16 autocast (see above)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -128,6 +173,8 @@ def main(argv=None) -> int:
     print(f"speed-up reference / humr: {med['reference'] / med['humr']:.2f}x")
     for k, v in parts.items():
         print(f"  humr {k:12s}{statistics.median(v):8.3f} s")
+    if args.bf16:
+        bf16_report(fact, body, c, z, args.repeats, clock)
     print("\ntorch.profiler of the humr side, operators by self time:")
     print(prof.key_averages().table(sort_by="self_cuda_time_total" if cuda else
                                     "self_cpu_time_total", row_limit=12))

@@ -18,6 +18,10 @@ shared. The phases are measured with ``time.perf_counter`` per step:
 * ``loss``: the objective (the ground truth's log-density included) and the enabled losses;
 * ``backward`` and ``optimizer``.
 
+The step time is taken around the whole step by the shared loop, with the device synchronised
+before and after (the reference's own phase clocks do not wait for a GPU, so on CUDA only its
+step time, not its split into phases, is exact).
+
 The sides alternate (reference, new, reference, new ...) for ``--rounds`` rounds; the step
 time of each side is the median over all its timed steps, and the ratio reference / new is
 printed, with the ratio of the fastest steps (on a shared machine, the least disturbed
@@ -30,6 +34,9 @@ Usage::
 
     python benchmarks/bench_step.py --steps 8 --threads 2 --rounds 2
     python benchmarks/bench_step.py --device cuda
+    # a copy of the checkout without its history (a GPU machine): the reference as a tar
+    git archive -o ref.tar c319d55 humr benchmarks/bench_step.py benchmarks/ablation
+    python benchmarks/bench_step.py --device cuda --reference-archive ref.tar
 """
 from __future__ import annotations
 
@@ -96,16 +103,22 @@ def step(module, optimizer, batches, times: dict | None = None) -> float:
     return float(total.detach())
 
 
-def export_reference(commit: str, folder: Path) -> Path:
+#: the paths of the reference that a side needs
+REFERENCE_PATHS = ("humr", "benchmarks/bench_step.py", "benchmarks/ablation")
+
+
+def export_reference(commit: str, folder: Path, archive: Path | None = None) -> Path:
     """``humr``, ``benchmarks/bench_step.py`` and the ablation presets of ``commit`` extracted
-    into ``folder``."""
-    repo = Path(__file__).resolve().parent.parent
-    tar = subprocess.run(["git", "archive", "--format=tar", commit, "humr",
-                          "benchmarks/bench_step.py", "benchmarks/ablation"], cwd=repo, check=True,
-                         capture_output=True).stdout
+    into ``folder``, from ``git archive`` or from ``archive``, a tar that ``git archive`` made
+    of those paths (for a copy of the checkout without the history, e.g. a GPU machine)."""
+    if archive is None:
+        repo = Path(__file__).resolve().parent.parent
+        tar = subprocess.run(["git", "archive", "--format=tar", commit, *REFERENCE_PATHS],
+                             cwd=repo, check=True, capture_output=True).stdout
+        archive = folder / "reference.tar"
+        folder.mkdir(parents=True, exist_ok=True)
+        archive.write_bytes(tar)
     folder.mkdir(parents=True, exist_ok=True)
-    archive = folder / "reference.tar"
-    archive.write_bytes(tar)
     with tarfile.open(archive) as t:
         t.extractall(folder, filter="data")
     return folder
@@ -145,9 +158,14 @@ def worker(args) -> int:
     for _ in range(args.warmup):
         side.step(module, optimizer, batches)
     times = {k: [] for k in PHASES}
-    for _ in range(args.steps):
+    step_times = []                # around the whole step, synchronised: the sides' own
+    for _ in range(args.steps):    # phase clocks need not wait for the device
+        _sync(device)
+        start = time.perf_counter()
         side.step(module, optimizer, batches, times)
-    result = {"times": times, "label": label, "batch": config.train.batch_size,
+        _sync(device)
+        step_times.append(time.perf_counter() - start)
+    result = {"times": times, "step_times": step_times, "label": label, "batch": config.train.batch_size,
               "samples": config.train.num_samples_train, "flow": config.model.flow.name,
               "blocks": config.model.flow.num_blocks,
               "hidden": config.model.flow.hidden_features,
@@ -199,6 +217,9 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--reference", default=REFERENCE_COMMIT,
                         help=f"commit of the reference step (default {REFERENCE_COMMIT})")
+    parser.add_argument("--reference-archive", type=Path,
+                        help="tar of the reference's " + ", ".join(REFERENCE_PATHS) + " made by "
+                        "`git archive` (default: made from --reference in this checkout)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--bench-dir", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
@@ -207,7 +228,7 @@ def main(argv=None) -> int:
         return worker(args)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        reference = export_reference(args.reference, tmp / "reference")
+        reference = export_reference(args.reference, tmp / "reference", args.reference_archive)
         runs: dict = {"reference": [], "new": []}
         for _ in range(args.rounds):
             for name, results in runs.items():
@@ -227,7 +248,7 @@ def main(argv=None) -> int:
     median, fastest = {}, {}
     for name, results in runs.items():
         phases = {k: [t for r in results for t in r["times"][k]] for k in PHASES}
-        per_step = [sum(v) for v in zip(*phases.values())]
+        per_step = [t for r in results for t in r["step_times"]]
         median[name], fastest[name] = statistics.median(per_step), min(per_step)
         print(f"\n{name}: step median {1e3 * median[name]:.0f} ms, min {1e3 * min(per_step):.0f} "
               f"ms ({info['max_steps']} steps of the preset: "

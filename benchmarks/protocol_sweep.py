@@ -14,8 +14,11 @@ threads; with ``--accelerator gpu`` they share one GPU. Results: ``OUT/<candidat
 
 Usage::
 
-    python benchmarks/protocol_sweep.py --out sweep --jobs 1 --threads 2 --only full
+    python benchmarks/protocol_sweep.py --out sweep --jobs 1 --threads 2 --only easier_cos_8000
     python benchmarks/protocol_sweep.py --out sweep --jobs 12 --threads 1 --accelerator gpu
+    # batch 256 on one GPU, learning curves every 500 steps, plotted against examples seen
+    python benchmarks/protocol_sweep.py --out sweep --jobs 2 --threads 2 --workers 12 \
+        --accelerator gpu --curve 500 --only easier_cos_2000_b256 easier_cos_2000_b256_lr3e-3
 """
 from __future__ import annotations
 
@@ -56,6 +59,11 @@ CANDIDATES = {
     "easier_cos_4000_2d": ("easier", ["train.max_steps=4000", *_COSINE, *_NO_IMAGE]),
     "easier_cos_8000": ("easier", ["train.max_steps=8000", *_COSINE]),   # ~20 min on 2 cores
     "easier_cos_8000_2d": ("easier", ["train.max_steps=8000", *_COSINE, *_NO_IMAGE]),
+    # 8x the batch on a GPU, whose step at batch 32 is bound by launches, not arithmetic
+    "easier_cos_2000_b256": ("easier", ["train.max_steps=2000", "train.batch_size=256",
+                                        "train.num_workers=5", *_COSINE]),
+    "easier_cos_2000_b256_lr3e-3": ("easier", ["train.max_steps=2000", "train.batch_size=256",
+                                               "train.lr=3e-3", "train.num_workers=5", *_COSINE]),
 }
 #: (key, label) of the summary: model, oracle and their ratio
 JUDGED = (("emdb/mpjpe_min", "best-of-100 MPJPE-24"), ("energy_occluded", "E-dist occluded"))
@@ -170,7 +178,8 @@ def _train_and_judge(name: str, data: str, overrides: list[str], out: str, threa
     decomposition = {split: decompose(model, loaders.eval_dataloader(split), 100)
                      for split in ("test", "train")}
     return {"name": name, "data": data, "overrides": overrides, "metrics": metrics,
-            "steps": int(config.train.max_steps), "seconds_train": seconds_train,
+            "steps": int(config.train.max_steps), "batch_size": int(config.train.batch_size),
+            "seconds_train": seconds_train,
             "seconds_eval": time.perf_counter() - start - seconds_train,
             "threads": threads, "accelerator": accelerator,
             "curve": learning_curve(result.run_dir), "clock": clock.ticks,
@@ -198,29 +207,39 @@ def summary(records: list[dict], oracles: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def plot_curves(curves: dict[str, list[dict]], oracle: dict[str, float], path: Path) -> Path:
+def plot_curves(curves: dict[str, list[dict]], oracle: dict[str, float], path: Path,
+                batch_sizes: dict[str, int] | None = None) -> Path:
     """Learning curves (validation on the whole test split) of the judged metrics against the
-    oracle's value and the targets (2x best-of-100, 1.5x the E-dist floor), log scale."""
+    oracle's value and the targets (2x best-of-100, 1.5x the E-dist floor), log scale; against
+    the training examples seen (step x batch) when ``batch_sizes`` gives every curve's batch,
+    else against the optimiser step."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     targets = {"emdb/mpjpe_min": 2.0, "energy_occluded": 1.5}
+    per_example = batch_sizes is not None and set(curves) <= set(batch_sizes)
+    scale = {name: batch_sizes[name] if per_example else 1 for name in curves}
     fig, axes = plt.subplots(1, len(JUDGED), figsize=(5.2 * len(JUDGED), 3.6), squeeze=False)
     for ax, (key, label) in zip(axes[0], JUDGED):
         for name, rows in curves.items():
-            ax.plot([r["step"] for r in rows], [r[key] for r in rows], "o-", label=name)
+            ax.plot([r["step"] * scale[name] for r in rows], [r[key] for r in rows], "o-",
+                    label=name)
         ax.axhline(oracle[key], color="k", ls="--", label="oracle")
         if key + "_mean_shape" in oracle:
             ax.axhline(oracle[key + "_mean_shape"], color="0.5", ls="-.",
                        label="oracle, mean shape")
         ax.axhline(targets[key] * oracle[key], color="g", ls=":",
                    label=f"target ({targets[key]:g}x oracle)")
-        ax.set(yscale="log", xlabel="optimiser step", ylabel="mm", title=label)
+        ax.set(yscale="log", xlabel="training examples seen" if per_example else "optimiser step",
+               ylabel="mm", title=label)
         ax.grid(alpha=0.3, which="both")
-    axes[0][0].legend(fontsize=8)
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    rows = -(-len(labels) // 3)                               # the legend under the panels
+    fig.set_figheight(3.6 + 0.22 * rows)
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.22 * rows / fig.get_figheight() + 0.02, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -240,7 +259,8 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="override (smoke runs)")
     parser.add_argument("--plot", default=None, metavar="JSON",
                         help="only draw the learning curves stored in JSON ({'oracle': {...}, "
-                             "'curves': {name: [rows]}}) next to it as .png")
+                             "'curves': {name: [rows]}, optional 'batch_size': {name: batch}}) "
+                             "next to it as .png")
     parser.add_argument("--curve", type=int, default=None,
                         help="validate on the whole test split every N steps (learning curve)")
     args = parser.parse_args(argv)
@@ -248,7 +268,8 @@ def main(argv=None) -> int:
 
     if args.plot:
         stored = json.loads(Path(args.plot).read_text())
-        print(plot_curves(stored["curves"], stored["oracle"], Path(args.plot).with_suffix(".png")))
+        print(plot_curves(stored["curves"], stored["oracle"], Path(args.plot).with_suffix(".png"),
+                          stored.get("batch_size")))
         return 0
 
     out = Path(args.out)
@@ -280,7 +301,8 @@ def main(argv=None) -> int:
     curves = {r["name"]: r["curve"] for r in records if r.get("curve")}
     if curves:
         oracle = oracles[Path(records[0]["data"]).name]
-        plot_curves(curves, oracle, out / "curves.png")
+        plot_curves(curves, oracle, out / "curves.png",
+                    {r["name"]: r["batch_size"] for r in records if "batch_size" in r})
     table = summary(records, oracles)
     atomic_write_text(out / "summary.md", table + "\n")
     print(table)

@@ -7,7 +7,6 @@ process that writes the pickle; the loading process has no ``chumpy`` at all.
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _payload import Payload
+from _subprocess import python_env
 
 from humr.body.model import find_utils_file, resolve_model_file
 from humr.body.safe_pickle import UnsafePickleError, load_body_pickle
@@ -60,8 +60,8 @@ def _dense(a):
     return a.toarray() if hasattr(a, "toarray") else a
 
 
-def _run(code: str, *args, pythonpath: str = str(REPO)) -> str:
-    env = dict(os.environ, PYTHONPATH=pythonpath)
+def _run(code: str, *args, pythonpath=(REPO,)) -> str:
+    env = python_env(*pythonpath)
     res = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
                          check=False, capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 0, res.stderr
@@ -77,7 +77,7 @@ def chumpy_pkl(body_dir, tmp_path_factory):
     (tmp / "stand_in" / "chumpy" / "ch.py").write_text(STAND_IN)
     out = tmp / "basicmodel_neutral_lbs_10_207_0_v1.1.0.pkl"
     _run(WRITER, body_dir / "smpl" / "SMPL_NEUTRAL.pkl", out,
-         pythonpath=f"{tmp / 'stand_in'}{os.pathsep}{REPO}")
+         pythonpath=(tmp / "stand_in", REPO))
     blob = out.read_bytes()
     assert b"chumpy.ch\nCh" in blob and b"scipy.sparse.csc\ncsc_matrix" in blob
     assert b"numpy.core.multiarray\n_reconstruct" in blob and b"__builtin__\nset" in blob

@@ -4,7 +4,6 @@ module, run through build_model and ``humr --import MODULE train``."""
 from __future__ import annotations
 
 import importlib
-import os
 import subprocess
 import sys
 import textwrap
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from _batches import make_batch
+from _subprocess import python_env
 
 from humr.registry import CONDITIONS, FLOWS, LOSSES
 
@@ -123,7 +123,7 @@ def test_humr_import_trains_user_components_from_the_demo_config(user_module, ti
     """``humr --import FILE train --config configs/demo.yaml`` with tiny overrides: the shipped
     config trains, with the user's flow, loss and conditioner."""
     path = user_module[1]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = python_env(ROOT)
     args = [sys.executable, "-m", "humr.cli", "--import", str(path), "train",
             "--config", str(ROOT / "configs" / "demo.yaml"), f"data.root={tiny_data}",
             "model.flow=maf", "model.flow.hidden_features=16", "model.head.hidden=16",

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 from _payload import Payload
+from _subprocess import python_env
 
 from humr.cli import main
 from humr.data import HumrDataset
@@ -331,7 +332,7 @@ def test_kill_9_during_a_checkpoint_write_keeps_the_previous_one(tmp_path):
         torch.save = slow
         AtomicCheckpointIO().save_checkpoint({{"state_dict": {{}}}}, {str(last)!r})
     """)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = python_env(REPO)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, env=env)
     try:
         assert proc.stdout.readline().strip() == b"writing"
@@ -357,7 +358,7 @@ def test_kill_9_during_training_then_resume_reproduces_the_losses(small_synth, t
         "train.batch_size=1", "train.num_workers=0", "train.num_samples_train=3",
         "train.num_samples_eval=2", "train.max_steps=8", "train.val_every=100",
         "train.ckpt_every=2", "train.val_examples=1"]).save(tmp_path / "c.yaml")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = python_env(REPO)
     base = [sys.executable, "-m", "humr.cli", "train", "--config", str(cfg), "--no-progress",
             "--devices", "1", "--accelerator", "cpu"]
 

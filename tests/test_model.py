@@ -341,3 +341,39 @@ def test_model_follows_the_device(body_dir):
     for key in ref:
         assert out[key].device.type == "cuda"
         torch.testing.assert_close(out[key].cpu(), ref[key], atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_training_step_follows_the_device(body_dir):
+    """Every loss of the full model (the mask loss's every-point search and the MMD kernel's
+    hand-written backward run on CUDA) and every gradient equal the CPU's, in float64 (float32
+    convolutions on CUDA sum in another order and may use TF32)."""
+    names = ["nll", "mmd", "mask", "kp2d_mode", "kp2d_vis", "betas", "orth", "cam"]
+    model = small_model(BodyModel(body_dir), conditions=["image", "pose2d", "bbox"],
+                        losses=names).double().eval()           # no dropout: the same function
+    with torch.no_grad():        # zero-initialised output layers pass no gradient to the context
+        for p in [*model.flow.parameters(), *model.head.parameters()]:
+            p.add_(0.01 * torch.randn_like(p))
+    batch = make_batch(dtype=torch.float64)
+    batch["hm_max_conf"][:, ::2] = 0.1                          # invisible joints ...
+    batch["mask"].zero_()
+    batch["mask"][:, 24:40, 24:40] = 1                          # ... outside a small person
+    z = torch.randn(2, 6, 144, dtype=torch.float64)
+
+    def step(m, b):
+        m.zero_grad(set_to_none=True)
+        total, parts = m.loss(b, m(b, num_samples=6, z=z.to(b["img"].device)))
+        total.backward()
+        # copies: moving the module later moves its gradients in place, the CPU ones too
+        grads = {n: p.grad.to("cpu", copy=True) for n, p in m.named_parameters()
+                 if p.grad is not None}
+        return {k: v.detach().to("cpu", copy=True) for k, v in parts.items()}, grads
+
+    ref_parts, ref_grads = step(model, batch)
+    assert all(ref_parts[name] > 0 for name in ("mmd", "mask", "kp2d_mode"))
+    parts, grads = step(model.cuda(), {k: v.cuda() for k, v in batch.items()})
+    for name in names:
+        torch.testing.assert_close(parts[name], ref_parts[name], msg=lambda m, n=name: f"{n}: {m}")
+    assert grads.keys() == ref_grads.keys()
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, ref_grads[name], msg=lambda m, n=name: f"{n}: {m}")

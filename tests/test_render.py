@@ -15,9 +15,14 @@ def _unproject(uv, z):
                      np.full(len(uv), z)], -1)
 
 
+def _cross2d(u, v):
+    """z of the cross product of 2D vectors (..., 2) (numpy >= 2 refuses 2D ``np.cross``)."""
+    return u[..., 0] * v[..., 1] - u[..., 1] * v[..., 0]
+
+
 def _inside(tri, pts):
     """Brute force: points (N, 2) strictly inside a 2D triangle (3, 2) (sign of edge functions)."""
-    d = [np.cross(tri[(i + 1) % 3] - tri[i], pts - tri[i]) for i in range(3)]
+    d = [_cross2d(tri[(i + 1) % 3] - tri[i], pts - tri[i]) for i in range(3)]
     d = np.stack(d)
     return (d > 0).all(0) | (d < 0).all(0)
 
@@ -91,11 +96,11 @@ def test_bad_inputs_name_the_argument():
 def _grown_inside(tri, pts, grow=0.5):
     """Brute force: points (N, 2) within ``grow`` px of the inside of every edge line of a 2D
     triangle (3, 2) and inside its box grown by ``grow`` (the renderer's coverage rule)."""
-    area = np.cross(tri[1] - tri[0], tri[2] - tri[0])
+    area = _cross2d(tri[1] - tri[0], tri[2] - tri[0])
     ok = ((pts > tri.min(0) - grow) & (pts < tri.max(0) + grow)).all(1)
     for i in range(3):
         a, b = tri[i], tri[(i + 1) % 3]
-        ok &= np.sign(area) * np.cross(b - a, pts - a) / np.linalg.norm(b - a) > -grow
+        ok &= np.sign(area) * _cross2d(b - a, pts - a) / np.linalg.norm(b - a) > -grow
     return ok
 
 
