@@ -111,14 +111,13 @@ def export_reference(commit: str, folder: Path, archive: Path | None = None) -> 
     """``humr``, ``benchmarks/bench_step.py`` and the ablation presets of ``commit`` extracted
     into ``folder``, from ``git archive`` or from ``archive``, a tar that ``git archive`` made
     of those paths (for a copy of the checkout without the history, e.g. a GPU machine)."""
+    folder.mkdir(parents=True, exist_ok=True)
     if archive is None:
         repo = Path(__file__).resolve().parent.parent
         tar = subprocess.run(["git", "archive", "--format=tar", commit, *REFERENCE_PATHS],
                              cwd=repo, check=True, capture_output=True).stdout
         archive = folder / "reference.tar"
-        folder.mkdir(parents=True, exist_ok=True)
         archive.write_bytes(tar)
-    folder.mkdir(parents=True, exist_ok=True)
     with tarfile.open(archive) as t:
         t.extractall(folder, filter="data")
     return folder
