@@ -100,6 +100,22 @@ def test_gradient_matches_finite_differences(kernel):
     assert torch.autograd.gradcheck(lambda a: MMDLoss(kernel)(a, y), (x,))
 
 
+def test_imq_kernel_gradients_of_points_and_learnable_bandwidths():
+    """The IMQ kernel's hand-written backward (points) and autograd's (learnable bandwidths,
+    which it leaves to autograd) against finite differences and the plain formula."""
+    from humr.losses.mmd import KERNELS
+
+    g = torch.Generator().manual_seed(6)
+    d2 = torch.rand(3, 4, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    a = torch.tensor([0.05, 0.2, 0.9], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(KERNELS["imq"], (d2, a))
+    plain = sum(s * s / (s * s + d2) for s in a)
+    torch.testing.assert_close(KERNELS["imq"](d2, a), plain)
+    fixed = KERNELS["imq"](d2, a.detach())
+    torch.testing.assert_close(torch.autograd.grad(fixed.sum(), d2)[0],
+                               torch.autograd.grad(plain.sum(), d2)[0])
+
+
 def test_reduction_and_set_weights():
     g = torch.Generator().manual_seed(5)
     x, y = torch.randn(3, 4, 6, 2, generator=g), torch.randn(3, 4, 6, 2, generator=g)

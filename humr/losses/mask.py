@@ -27,6 +27,8 @@ REDUCTIONS = ("batch", "points")
 #: only (finding them is a host read: free on the CPU, a synchronisation on an accelerator,
 #: where every point is searched instead). Both give the same value and gradient.
 COMPACT_SEARCH_DEVICES = ("cpu",)
+#: Points per chunk of the nearest-anchor search (bounds its (P, A) temporaries).
+_CHUNK_POINTS = 8192
 
 
 def mask_loss(hyp: Tensor, penalised: Tensor, anchors: Tensor, anchor_ok: Tensor,
@@ -83,10 +85,6 @@ def mask_loss(hyp: Tensor, penalised: Tensor, anchors: Tensor, anchor_ok: Tensor
     if reduction == "batch":
         return total / (batch * count)
     return total / penalised.sum().clamp(min=1)
-
-
-#: Points per chunk of the nearest-anchor search (bounds its (P, A) temporaries).
-_CHUNK_POINTS = 8192
 
 
 def _nearest_l1(points: Tensor, candidates: Tensor) -> Tensor:

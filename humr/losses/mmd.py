@@ -68,7 +68,10 @@ class _InverseMultiquadricSum(torch.autograd.Function):
 
 
 def _imq(d2: Tensor, bandwidths: Tensor) -> Tensor:
-    return _InverseMultiquadricSum.apply(d2, bandwidths.square())
+    a2 = bandwidths.square()
+    if a2.requires_grad:    # learnable scales: autograd's backward (the Function's is d2's only)
+        return sum(a2[i] / (a2[i] + d2) for i in range(a2.shape[0]))
+    return _InverseMultiquadricSum.apply(d2, a2)
 
 
 def _gaussian(d2: Tensor, bandwidths: Tensor) -> Tensor:
