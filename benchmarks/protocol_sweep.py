@@ -223,6 +223,8 @@ def plot_curves(curves: dict[str, list[dict]], oracle: dict[str, float], path: P
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from humr.io import atomic_savefig
+
     targets = {"emdb/mpjpe_min": 2.0, "energy_occluded": 1.5}
     per_example = batch_sizes is not None and set(curves) <= set(batch_sizes)
     scale = {name: batch_sizes[name] if per_example else 1 for name in curves}
@@ -245,7 +247,7 @@ def plot_curves(curves: dict[str, list[dict]], oracle: dict[str, float], path: P
     fig.set_figheight(3.6 + 0.22 * rows)
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.22 * rows / fig.get_figheight() + 0.02, 1, 1))
-    fig.savefig(path, dpi=110)
+    atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
     return path
 

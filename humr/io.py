@@ -30,8 +30,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["CheckpointError", "atomic_write", "atomic_write_bytes", "atomic_write_text",
-           "load_checkpoint_file", "sha256_file"]
+__all__ = ["CheckpointError", "atomic_savefig", "atomic_write", "atomic_write_bytes",
+           "atomic_write_image", "atomic_write_text", "load_checkpoint_file", "sha256_file"]
 
 PathLike = str | os.PathLike
 
@@ -79,6 +79,36 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
 def atomic_write_text(path: PathLike, text: str) -> None:
     """:func:`atomic_write` of a UTF-8 text."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_savefig(fig: Any, path: PathLike, **kwargs: Any) -> Path:
+    """``fig.savefig(path, **kwargs)`` of a matplotlib figure through :func:`atomic_write`, in
+    the format of the path's suffix (or ``format=``); returns the path."""
+    path = Path(path)
+    fmt = kwargs.pop("format", None) or path.suffix.lstrip(".").lower()
+    if not fmt:
+        raise ValueError(f"{path}: no suffix to tell the figure's format (.png, .pdf, .svg); "
+                         "add one or pass format=")
+    atomic_write(path, lambda f: fig.savefig(f, format=fmt, **kwargs))
+    return path
+
+
+def atomic_write_image(path: PathLike, image: Any) -> Path:
+    """An image array (H, W) or (H, W, 3) BGR uint8, as OpenCV writes it, encoded in the format of
+    the path's suffix and written through :func:`atomic_write`; returns the path."""
+    import cv2
+
+    path = Path(path)
+    try:
+        ok, data = cv2.imencode(path.suffix or ".png", image)
+    except cv2.error as err:
+        ok, data = False, err
+    if not ok:
+        shape = getattr(image, "shape", None)
+        raise ValueError(f"{path}: OpenCV cannot encode this image ({shape}, "
+                         f"{getattr(image, 'dtype', type(image).__name__)}) as {path.suffix or '.png'}")
+    atomic_write_bytes(path, data.tobytes())
+    return path
 
 
 def sha256_file(path: PathLike, chunk: int = 1 << 20) -> str:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from humr.io import atomic_write
+from humr.io import atomic_write, atomic_write_image, atomic_write_text
 
 __all__ = ["load_detections", "predict", "save_prediction"]
 
@@ -240,7 +240,7 @@ def _write_obj(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
     # OBJ is a few lines of text: no mesh library is a dependency for it
     lines = [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in vertices]
     lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in faces]
-    path.write_text("\n".join(lines) + "\n")
+    atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def _write_ply(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
@@ -252,7 +252,7 @@ def _write_ply(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
               "property list uchar int vertex_indices\nend_header\n")
     np.savetxt(buf, vertices, fmt="%.6f")
     np.savetxt(buf, np.concatenate([np.full((len(faces), 1), 3), faces], 1), fmt="%d")
-    path.write_text(buf.getvalue())
+    atomic_write_text(path, buf.getvalue())
 
 
 def save_prediction(pred: dict, out_dir: str | Path, num_meshes: int = 5, mesh_format: str = "obj") -> list[Path]:
@@ -311,7 +311,7 @@ def save_prediction(pred: dict, out_dir: str | Path, num_meshes: int = 5, mesh_f
                                      colors=[colors])
 
             path = out / f"person{p}_uncertainty.png"
-            cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+            atomic_write_image(path, cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
             written.append(path)
     return written
 

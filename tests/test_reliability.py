@@ -3,6 +3,7 @@ safe checkpoint loading, exact resume with augmentation, refused config changes 
 import errno
 import os
 
+import numpy as np
 import pytest
 import torch
 from _payload import Payload
@@ -13,8 +14,10 @@ from humr.engine.checkpoint import BODY_KEY, BODY_PREFIX, load_module
 from humr.engine.train import train
 from humr.io import (
     CheckpointError,
+    atomic_savefig,
     atomic_write,
     atomic_write_bytes,
+    atomic_write_image,
     load_checkpoint_file,
 )
 
@@ -60,6 +63,47 @@ def test_atomic_write_failure_keeps_the_previous_file(tmp_path):
         atomic_write(target, _failing_writer)
     assert target.read_bytes() == b"previous"
     assert os.listdir(tmp_path) == ["last.ckpt"]          # no temporary file left behind
+
+
+def test_atomic_savefig_writes_the_suffix_format_and_keeps_the_previous_figure(tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import cv2
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(2, 1), dpi=50)
+    ax.imshow(np.arange(12.0).reshape(3, 4))
+    png, svg = tmp_path / "curves.png", tmp_path / "curves.svg"
+    assert atomic_savefig(fig, png) == png and atomic_savefig(fig, svg) == svg
+    assert cv2.imread(str(png)).shape == (50, 100, 3)
+    assert svg.read_text().lstrip().startswith("<?xml") and "<svg" in svg.read_text()
+    before = png.read_bytes()
+
+    def interrupted(fname, **kwargs):
+        fname.write(b"\x89PNG half a figure")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fig, "savefig", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_savefig(fig, png)
+    assert png.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["curves.png", "curves.svg"]
+    with pytest.raises(ValueError, match="no suffix"):
+        atomic_savefig(fig, tmp_path / "curves")
+    plt.close(fig)
+
+
+def test_atomic_write_image_round_trips_and_names_the_file_it_cannot_encode(tmp_path):
+    import cv2
+
+    image = np.random.default_rng(0).integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    path = tmp_path / "overlay.png"
+    assert atomic_write_image(path, image) == path
+    np.testing.assert_array_equal(cv2.imread(str(path)), image)           # PNG: lossless
+    with pytest.raises(ValueError, match=r"overlay\.png.*\(6, 5, 7\)"):   # 7 channels: no PNG
+        atomic_write_image(path, np.zeros((6, 5, 7), np.uint8))
+    np.testing.assert_array_equal(cv2.imread(str(path)), image)           # the previous one stays
+    assert os.listdir(tmp_path) == ["overlay.png"]
 
 
 def test_failed_checkpoint_save_keeps_last_ckpt_loadable(trained, monkeypatch):

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from humr.ablation.stats import judge, t_interval
-from humr.io import atomic_write_text
+from humr.io import atomic_savefig, atomic_write_text
 
 __all__ = ["COLUMNS", "PLOTTED", "judge_effects", "oracle_values", "summarize", "to_markdown",
            "write_report"]
@@ -218,7 +218,7 @@ def _plot(path: Path, rows: Sequence, results: Mapping, summary: Mapping, title:
     axes[0][0].invert_yaxis()
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
 
 

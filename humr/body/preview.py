@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from humr.io import atomic_savefig
+
 __all__ = ["PREVIEW_POSES", "draw_mesh", "render_preview"]
 
 # name -> {SMPL joint: axis-angle (rad)}; y up, the body faces +z, left = +x
@@ -68,6 +70,6 @@ def render_preview(body_dir, out_png) -> Path:
             draw_mesh(axes[row, col], verts.numpy(), model.faces, view)
             axes[row, col].set_title(f"{name} ({view})")
     fig.tight_layout()
-    fig.savefig(out_png, dpi=80)
+    atomic_savefig(fig, out_png, dpi=80)
     plt.close(fig)
     return Path(out_png)

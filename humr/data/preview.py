@@ -17,6 +17,7 @@ import torch
 from matplotlib import pyplot as plt
 
 from humr.heatmaps import ARTICULATED_COCO
+from humr.io import atomic_savefig
 
 __all__ = ["write_preview"]
 
@@ -60,6 +61,6 @@ def write_preview(path: str | Path, seed: int, config, split: str = "test", rows
             ax.axis("off")
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=90)
+    atomic_savefig(fig, path, dpi=90)
     plt.close(fig)
     return path

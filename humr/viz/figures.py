@@ -30,6 +30,7 @@ from humr.core.crop import inside_crop
 from humr.core.skeleton import ARTICULATED_COCO
 from humr.core.visibility import invisible
 from humr.geometry import estimate_focal, full_to_crop
+from humr.io import atomic_savefig
 from humr.viz.hypotheses import (
     COCO_NAMES,
     _numpy,
@@ -125,7 +126,7 @@ def save_mesh_figure(example: Mapping, hyps: Mapping, faces, path: str | Path,
     for spine in ax.spines.values():
         spine.set_visible(False)
     fig.tight_layout()
-    fig.savefig(path)
+    atomic_savefig(fig, path)
     plt.close(fig)
     return Path(path)
 
@@ -148,7 +149,7 @@ def save_uncertainty_figure(example: Mapping, hyps: Mapping, faces, path: str | 
         ax.set_axis_off()
     mappable = plt.cm.ScalarMappable(Normalize(0.0, vmax * 1000.0), colormaps[UNCERTAINTY_CMAP])
     fig.colorbar(mappable, ax=axes, fraction=0.046, label="per-vertex spread (mm)")
-    fig.savefig(path)
+    atomic_savefig(fig, path)
     plt.close(fig)
     return Path(path)
 

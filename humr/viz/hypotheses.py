@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from humr.core.skeleton import COCO17_NAMES, IMAGENET_MEAN, IMAGENET_STD
+from humr.io import atomic_savefig
 
 __all__ = [
     "COCO_NAMES",
@@ -122,6 +123,6 @@ def plot_hypotheses_2d(image: np.ndarray, hypotheses: ArrayLike, joint: int,
     ax.legend(loc="lower right", fontsize=7, framealpha=0.7)
     fig.tight_layout()
     if out is not None:
-        fig.savefig(out)
+        atomic_savefig(fig, out)
         plt.close(fig)
     return fig
