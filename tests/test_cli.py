@@ -49,6 +49,15 @@ def test_eval_prints_tables_and_writes_json_once(trained, tmp_path, capsys):
     assert main(default + ["--devices", "1"]) == 0 and main(default + ["--devices", "1"]) == 0
     assert sorted(p.name for p in (trained / "eval").iterdir()) == ["test_S4.json",
                                                                     "test_S4_1.json"]
+    # another sampling temperature: named in the title, the JSON and its default name
+    assert main(default + ["--devices", "1", "--temperature", "0.5"]) == 0
+    assert "4 hypotheses per image at temperature 0.5" in capsys.readouterr().out
+    assert json.loads((trained / "eval" / "test_S4_T0.5.json").read_text())["temperature"] == 0.5
+    for bad in ("0", "-1", "nan"):
+        with pytest.raises(SystemExit) as stop:                # argparse: usage error, code 2
+            main(default + ["--temperature", bad])
+        assert stop.value.code == 2
+        assert "temperature must be a finite number > 0" in capsys.readouterr().err
 
 
 def test_sample_writes_hypotheses_with_the_mode_first(trained, tmp_path, capsys):

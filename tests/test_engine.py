@@ -111,6 +111,28 @@ def test_evaluation_is_finite_complete_and_matches_a_direct_computation(tiny_con
     assert module.num_samples_eval == module.config.train.num_samples_eval == 5
 
 
+def test_sampling_temperature_scales_the_latents_and_cools_to_the_mode(tiny_config, tiny_data):
+    """Temperature T: the latents of hypotheses 1.. are T times those at T = 1 (the mode's stay
+    0); near T = 0 every hypothesis is the mode, so best-of-N equals the mode's error and the
+    hypotheses have no spread; the argument leaves the module's own temperature alone."""
+    indices = torch.tensor([2, 5])
+    base = example_latents(indices, 4, 6, seed=3, dtype=torch.float64)
+    cooled = example_latents(indices, 4, 6, seed=3, dtype=torch.float64, temperature=0.3)
+    torch.testing.assert_close(cooled, 0.3 * base, rtol=1e-15, atol=0)
+    assert (cooled[:, 0] == 0).all() and base[:, 1:].abs().min() > 0
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
+            example_latents(indices, 4, 6, temperature=bad)
+    module = HumrModule(tiny_config)
+    warm = evaluate_checkpoint(module, tiny_data, num_samples=5, batch_size=2)
+    cold = evaluate_checkpoint(module, tiny_data, num_samples=5, batch_size=2, temperature=1e-6)
+    assert warm["emdb/mpjpe_min"] < warm["emdb/mpjpe_mode"] - 1.0      # draws differ at T = 1
+    assert cold["emdb/mpjpe_mode"] == pytest.approx(warm["emdb/mpjpe_mode"], rel=1e-6)
+    assert cold["emdb/mpjpe_min"] == pytest.approx(cold["emdb/mpjpe_mode"], abs=1e-3)
+    assert cold["spread_visible"] < 1e-3 < warm["spread_visible"]
+    assert module.temperature == 1.0
+
+
 def test_two_process_evaluation_equals_one_process(tiny_config, tiny_data, tmp_path):
     """DDP (2 CPU processes, gloo): metric states are summed across processes exactly."""
     ckpt = train(tiny_config.override(["train.max_steps=1"]), tmp_path, progress=False)

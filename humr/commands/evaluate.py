@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder of the release's utils.zip (smplx2smpl.pkl, J_regressor_h36m.npy)")
     parser.add_argument("--num-samples", type=positive_int(100_000), default=100,
                         help="hypotheses per image, the mode included (paper: 100)")
+    parser.add_argument("--temperature", type=_temperature, default=1.0,
+                        help="sampling temperature T of the hypotheses after the mode (latents "
+                             "N(0, T^2 I); default 1, the paper's evaluation)")
     parser.add_argument("--data", default=None,
                         help="dataset folder (default: the checkpoint's data.root)")
     parser.add_argument("--split", default=None,
@@ -48,6 +51,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_device_arguments(parser)
 
 
+def _temperature(text: str) -> float:
+    from humr.engine.module import check_temperature
+
+    try:
+        return check_temperature(float(text))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _eval_name(prefix: str, args: argparse.Namespace) -> str:
+    """Default JSON name: ``<prefix>_S<n>.json``, ``_T<t>`` added at a temperature other than 1."""
+    tag = "" if args.temperature == 1.0 else f"_T{args.temperature:g}"
+    return f"{prefix}_S{args.num_samples}{tag}.json"
+
+
+def _hypotheses(args: argparse.Namespace) -> str:
+    return f"{args.num_samples} hypotheses per image" + (
+        "" if args.temperature == 1.0 else f" at temperature {args.temperature:g}")
+
+
 def run(args: argparse.Namespace) -> int:
     from humr.engine.module import HumrModule
     from humr.official.evaluation import checkpoint_kind
@@ -60,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     trainer_kw = {"num_samples": args.num_samples, "batch_size": args.batch_size,
                   "max_examples": args.max_examples, "devices": parse_devices(args.devices),
                   "num_nodes": args.num_nodes, "strategy": args.strategy,
-                  "accelerator": args.accelerator}
+                  "accelerator": args.accelerator, "temperature": args.temperature}
     kind = checkpoint_kind(ckpt)
     if kind in _RELEASE:
         return _run_release_model(args, ckpt, kind, trainer_kw)
@@ -80,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
 
     split = args.split or "test"
     results = evaluate_checkpoint(module, data, split=split, **trainer_kw)
-    title = f"{ckpt} on {data} [{split}], {args.num_samples} hypotheses per image"
+    title = f"{ckpt} on {data} [{split}], {_hypotheses(args)}"
     print(format_table(results, title))
     from humr.data.oracle import dataset_oracle, format_oracle
 
@@ -89,9 +112,10 @@ def run(args: argparse.Namespace) -> int:
     if oracle is not None:      # synthetic data: what draws from the true posterior score
         print(format_oracle(results, oracle, "oracle (draws from the stored true posterior)"))
     out = Path(args.out) if args.out else fresh_path(
-        ckpt.parent.parent / "eval" / f"{split}_S{args.num_samples}.json")
+        ckpt.parent.parent / "eval" / _eval_name(split, args))
     write_json({"checkpoint": str(ckpt), "data": str(data), "split": split,
-                "num_samples": args.num_samples, "metrics": results, "oracle": oracle}, out)
+                "num_samples": args.num_samples, "temperature": args.temperature,
+                "metrics": results, "oracle": oracle}, out)
     print(f"wrote {out}")
     return 0
 
@@ -127,14 +151,15 @@ def _run_official(args, ckpt: Path, module, data, trainer_kw: dict, kind: str = 
 
     splits = EVAL_SPLITS if args.split is None else (args.split,)
     results = evaluate_official(module, data, splits, **trainer_kw)
-    print(f"{ckpt} on the official release {data}, {args.num_samples} hypotheses per image")
+    print(f"{ckpt} on the official release {data}, {_hypotheses(args)}")
     print(format_paper_tables(results, args.num_samples))
     run_dir = ckpt.parent.parent if kind == "humr" else ckpt.parent    # RUN/checkpoints/x.ckpt
     out = Path(args.out) if args.out else fresh_path(
-        run_dir / "eval" / f"official_S{args.num_samples}.json")
+        run_dir / "eval" / _eval_name("official", args))
     write_json_atomic({"checkpoint": str(ckpt), "checkpoint_kind": kind,
                        "gt_body": args.gt_body_dir, "data": str(data), "format": "official",
                        "splits": list(splits), "num_samples": args.num_samples,
+                       "temperature": args.temperature,
                        "metrics": results, "paper": paper_rows(results)}, out)
     print(f"wrote {out}")
     return 0

@@ -47,7 +47,7 @@ def evaluate_checkpoint(module: HumrModule | PathLike, data_root: PathLike,
                         batch_size: int | None = None, max_examples: int | None = None,
                         devices: int | str = 1, num_nodes: int = 1,
                         strategy: str = "auto", accelerator: str = "auto",
-                        progress: bool = False) -> dict[str, float]:
+                        progress: bool = False, temperature: float = 1.0) -> dict[str, float]:
     """Evaluate a model on ``split`` with ``num_samples`` hypotheses per image (section 5.1).
 
     Args:
@@ -60,14 +60,18 @@ def evaluate_checkpoint(module: HumrModule | PathLike, data_root: PathLike,
         devices, num_nodes, strategy, accelerator: Lightning Trainer arguments (metrics are
             synchronised across processes).
         progress: show a progress bar.
+        temperature: sampling temperature T of hypotheses 1.. (latents N(0, T^2 I); 1 = the
+            paper's evaluation; :func:`humr.engine.module.example_latents`).
     Returns:
         Flat dict of metric values (keys of :data:`humr.engine.evaluation.TABLES`).
     """
     if not isinstance(module, HumrModule):
-        module = HumrModule.from_checkpoint(str(module), num_samples_eval=num_samples)
-    elif module.num_samples_eval != num_samples:     # same model, another hypothesis count
+        module = HumrModule.from_checkpoint(str(module), num_samples_eval=num_samples,
+                                            temperature=temperature)
+    elif (module.num_samples_eval, module.temperature) != (num_samples, temperature):
+        # the same model with another hypothesis count or temperature
         module = HumrModule(module.config, num_samples_eval=num_samples, model=module.model,
-                            gt_bodies=module.gt_bodies)
+                            gt_bodies=module.gt_bodies, temperature=temperature)
     cfg = module.config.train
     data = HumrDataModule(str(data_root), batch_size=cfg.batch_size,
                           eval_batch_size=batch_size or cfg.eval_batch_size,
@@ -110,7 +114,8 @@ def load_examples(data_root: PathLike, indices: Sequence[int], split: str = "tes
 def sample_hypotheses(module: HumrModule, batch: dict, num_samples: int, seed: int = 0,
                       return_vertices: bool = False) -> dict[str, np.ndarray]:
     """Draw ``num_samples`` hypotheses (hypothesis 0 = the mode) per example of ``batch`` (from
-    :func:`load_examples`); with ``seed = config.train.seed`` they are those of the evaluation.
+    :func:`load_examples`) at the module's sampling temperature; with
+    ``seed = config.train.seed`` they are those of the evaluation.
 
     Returns:
         numpy arrays of the model output (docs/conventions.md: ``rotmat``, ``betas``, ``cam_t``,
@@ -122,7 +127,7 @@ def sample_hypotheses(module: HumrModule, batch: dict, num_samples: int, seed: i
     module.eval()
     batch = {k: v.to(module.device) if torch.is_tensor(v) else v for k, v in batch.items()}
     z = example_latents(batch["index"], num_samples, module.model.pose_dim, seed,
-                        module.model.dtype, module.device)
+                        module.model.dtype, module.device, module.temperature)
     out = module.model(batch, num_samples=num_samples, z=z,
                        outputs=("vertices",) if return_vertices else ())
     result = {k: v.detach().cpu().numpy() for k, v in out.items() if k != "context"}

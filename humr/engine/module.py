@@ -24,7 +24,7 @@ from torch import Tensor
 
 from humr.engine.evaluation import EvaluationMetrics, GenderedBodies, evaluation_outputs
 
-__all__ = ["HumrModule", "example_latents", "step_seed", "warmup_cosine"]
+__all__ = ["HumrModule", "check_temperature", "example_latents", "step_seed", "warmup_cosine"]
 
 
 def step_seed(seed: int, step: int, rank: int = 0) -> int:
@@ -33,24 +33,37 @@ def step_seed(seed: int, step: int, rank: int = 0) -> int:
 
 
 def example_latents(indices: Tensor, num_samples: int, dim: int, seed: int = 0,
-                    dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"
-                    ) -> Tensor:
-    """Latents z (B, S, D) of evaluation: row 0 = 0 (the mode), rows 1.. ~ N(0, I) drawn from a
-    generator seeded by ``(seed, example index)``, so that an example gets the same hypotheses
-    whatever the batch size, the number of processes or the order of evaluation.
+                    dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
+                    temperature: float = 1.0) -> Tensor:
+    """Latents z (B, S, D) of evaluation: row 0 = 0 (the mode), rows 1.. ~ N(0, T^2 I) drawn
+    from a generator seeded by ``(seed, example index)``, so that an example gets the same
+    hypotheses whatever the batch size, the number of processes or the order of evaluation.
+
+    ``temperature`` T > 0 scales the draws (Glow's sampling temperature; the paper and the
+    default sample at T = 1): the same example and seed give ``T z`` of the T = 1 latents.
 
     Example:
         >>> z = example_latents(torch.tensor([3, 7]), 4, 6)
         >>> z.shape, bool((z[:, 0] == 0).all()), bool((example_latents(torch.tensor([7]), 4, 6) == z[1]).all())
         (torch.Size([2, 4, 6]), True, True)
     """
+    temperature = check_temperature(temperature)
     rows = []
     for index in indices.reshape(-1).tolist():
         gen = torch.Generator().manual_seed(step_seed(seed, int(index), rank=7919))
         z = torch.randn(num_samples, dim, generator=gen, dtype=torch.float64)
         z[0] = 0.0
-        rows.append(z)
+        rows.append(z * temperature)
     return torch.stack(rows).to(device=device, dtype=dtype)
+
+
+def check_temperature(temperature: float) -> float:
+    """``temperature`` as a float; ValueError unless it is finite and > 0."""
+    value = float(temperature)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"temperature must be a finite number > 0 (1 = the paper's sampling), "
+                         f"got {temperature!r}")
+    return value
 
 
 def warmup_cosine(step: int, warmup: int, total: int) -> float:
@@ -75,6 +88,8 @@ class HumrModule(L.LightningModule):
         gt_bodies: ``gender -> body`` posing the ground truth in validation / test
             (:class:`humr.engine.evaluation.GenderedBodies`); default: the run's body and its
             gendered files.
+        temperature: sampling temperature of the validation / test hypotheses (latents
+            N(0, T^2 I), :func:`example_latents`; default 1, the paper's).
 
     Optimiser, training hypotheses and seed come from ``config.train`` (``lr``,
     ``weight_decay``, ``num_samples_train``, ``seed``). Conditioners that expose
@@ -82,7 +97,8 @@ class HumrModule(L.LightningModule):
     """
 
     def __init__(self, config: Any, num_samples_eval: int | None = None,
-                 model: torch.nn.Module | None = None, gt_bodies: GenderedBodies | None = None) -> None:
+                 model: torch.nn.Module | None = None, gt_bodies: GenderedBodies | None = None,
+                 temperature: float = 1.0) -> None:
         super().__init__()
         from humr.config import Config
         from humr.model import build_model
@@ -94,6 +110,7 @@ class HumrModule(L.LightningModule):
         self.num_samples_train = _positive("train.num_samples_train", cfg.train.num_samples_train)
         self.num_samples_eval = _positive("num_samples_eval", num_samples_eval
                                           if num_samples_eval is not None else cfg.train.num_samples_eval)
+        self.temperature = check_temperature(temperature)
         self.model = model if model is not None else build_model(cfg)
         # the objective build_model attached (a submodule here, so it follows the device)
         self.objective = self.model.objective or Objective.from_config(cfg.losses)
@@ -162,7 +179,7 @@ class HumrModule(L.LightningModule):
     def _evaluate(self, metrics: EvaluationMetrics, batch: Mapping[str, Tensor]) -> None:
         S = self.num_samples_eval
         z = example_latents(batch["index"], S, self.model.pose_dim, self.config.train.seed,
-                            self.model.dtype, self.device)
+                            self.model.dtype, self.device, self.temperature)
         metrics.update(batch, *evaluation_outputs(self.model, batch, S, z=z,
                                                   with_vertices=metrics.with_vertices,
                                                   gt_body=self.gt_bodies))
