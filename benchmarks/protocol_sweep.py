@@ -64,6 +64,12 @@ CANDIDATES = {
     # BEDLAM pre-training taught the shape; here the head starts from scratch)
     "easier_cos_8000_lr2e-3_betas5e-2": ("easier", ["train.max_steps=8000", "train.lr=2e-3",
                                                     "losses.betas.weight=0.05", *_COSINE]),
+    # no weight decay: Adam's coupled L2 (the paper's 1e-4) shrinks parameters whose loss
+    # gradient is small by about lr per step, whatever their size: the from-scratch CNN and
+    # the head's betas output decay to zero before they learn (measured on easier_cos_8000)
+    "easier_cos_8000_wd0": ("easier", ["train.max_steps=8000", "train.weight_decay=0", *_COSINE]),
+    "easier_cos_8000_wd0_2d": ("easier", ["train.max_steps=8000", "train.weight_decay=0", *_COSINE,
+                                          *_NO_IMAGE]),
     # 8x the batch on a GPU, whose step at batch 32 is bound by launches, not arithmetic
     "easier_cos_2000_b256": ("easier", ["train.max_steps=2000", "train.batch_size=256",
                                         "train.num_workers=5", *_COSINE]),

@@ -221,6 +221,10 @@ class TrainConfig:
 
     lr: float = 1e-4
     weight_decay: float = 1e-4
+    # False: the paper's coupled L2 (wd * w added to the gradient, so Adam moves every weight
+    # with a small loss gradient toward 0 by about lr per step); True: AdamW's decay
+    # (w <- w - lr * wd * w, apart from the gradient)
+    decoupled_weight_decay: bool = False
     lr_schedule: str = "constant"   # or "cosine": warm-up then cosine decay to 0 at max_steps
     warmup_steps: int = 0
     batch_size: int = 64

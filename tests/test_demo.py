@@ -66,7 +66,7 @@ def test_quick_demo_writes_metrics_figures_and_checks(tmp_path, capsys):
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 @pytest.mark.xfail(strict=True, reason="the demo's preset does not converge to the oracle yet "
-                   "(measured: best-of-100 MPJPE 142 mm vs the oracle's 11 mm; issue 16); "
+                   "(measured: best-of-100 MPJPE 127 mm vs the oracle's 11 mm; issue 16); "
                    "remove this marker when the converged protocol lands")
 def test_full_demo_shows_the_method_working(tmp_path):
     _, report = _run_demo(tmp_path)

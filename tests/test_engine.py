@@ -144,6 +144,29 @@ def test_two_process_evaluation_equals_one_process(tiny_config, tiny_data, tmp_p
         assert double[key] == pytest.approx(value, rel=1e-5, nan_ok=True), key
 
 
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_weight_decay_coupled_as_in_the_paper_or_decoupled(tiny_config, decoupled):
+    """One step with no loss gradient, lr 0.01, weight decay 0.1. Coupled L2 (the paper's
+    Adam): the gradient is wd * w, which Adam normalises, so every weight moves by lr toward
+    zero whatever its size. Decoupled (AdamW): w <- (1 - lr wd) w and nothing else."""
+    config = tiny_config.override(["train.lr=0.01", "train.weight_decay=0.1",
+                                   f"train.decoupled_weight_decay={str(decoupled).lower()}"])
+    module = HumrModule(config)
+    optimizer = module.configure_optimizers()
+    params = [p for p in module.parameters() if p.requires_grad]
+    before = [p.detach().clone() for p in params]
+    for p in params:
+        p.grad = torch.zeros_like(p)
+    optimizer.step()
+    for p, w in zip(params, before):
+        big = w.abs() > 1e-3                                   # eps of Adam far below wd * w
+        if decoupled:
+            torch.testing.assert_close(p.detach(), (1 - 0.01 * 0.1) * w, rtol=1e-6, atol=1e-9)
+        else:
+            torch.testing.assert_close(p.detach()[big], w[big] - 0.01 * w[big].sign(),
+                                       rtol=1e-4, atol=1e-6)
+
+
 def test_the_optimiser_is_fused_adam_with_the_loop_adams_steps(tiny_config):
     module = HumrModule(tiny_config)
     fused = module.configure_optimizers()
