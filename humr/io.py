@@ -99,14 +99,15 @@ def atomic_write_image(path: PathLike, image: Any) -> Path:
     import cv2
 
     path = Path(path)
+    suffix = path.suffix or ".png"
+    problem = (f"{path}: OpenCV cannot encode this image ({getattr(image, 'shape', None)}, "
+               f"{getattr(image, 'dtype', type(image).__name__)}) as {suffix}")
     try:
-        ok, data = cv2.imencode(path.suffix or ".png", image)
+        ok, data = cv2.imencode(suffix, image)
     except cv2.error as err:
-        ok, data = False, err
+        raise ValueError(f"{problem} ({err})") from err
     if not ok:
-        shape = getattr(image, "shape", None)
-        raise ValueError(f"{path}: OpenCV cannot encode this image ({shape}, "
-                         f"{getattr(image, 'dtype', type(image).__name__)}) as {path.suffix or '.png'}")
+        raise ValueError(problem)
     atomic_write_bytes(path, data.tobytes())
     return path
 
