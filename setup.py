@@ -7,6 +7,7 @@ setup(
     version="0.1.0",
     description="Probabilistic 3D human mesh recovery supervised with 2D detector heatmaps (WACV 2025)",
     packages=find_packages(include=["humr", "humr.*"]),
+    package_data={"humr": ["configs/*.yaml"]},   # the shipped presets (configs/ links here)
     python_requires=">=3.10",
     install_requires=[
         "torch>=2.1",

@@ -1,10 +1,29 @@
-"""Where humr finds the files that live beside the package in a source checkout
-(``benchmarks/``: speed benchmarks and the ablation presets)."""
+"""Where humr finds its files: the configuration presets shipped inside the package
+(``humr/configs``, also reachable as ``configs/`` in a source checkout) and the folders that
+live beside the package in a source checkout (``benchmarks/``: speed benchmarks and the
+ablation presets)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["benchmarks_dir"]
+__all__ = ["benchmarks_dir", "preset_config"]
+
+#: the folder of the shipped configuration presets (package data)
+PRESETS_DIR = Path(__file__).resolve().parent / "configs"
+
+
+def preset_config(name: str) -> Path:
+    """The shipped configuration preset ``name`` (``"cpu"``, ``"demo"``, ``"paper"``), a YAML
+    file for :meth:`humr.config.Config.load`.
+
+    Raises:
+        FileNotFoundError: no such preset; the message lists the shipped ones.
+    """
+    path = PRESETS_DIR / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")))
+        raise FileNotFoundError(f"no configuration preset {name!r} in {PRESETS_DIR}; shipped: {known}")
+    return path
 
 
 def benchmarks_dir(override: str | Path | None = None) -> Path:

@@ -2,7 +2,7 @@
 
 Generates a small synthetic dataset (cached in the output folder; its generator is the
 configuration's ``data.synth``, so ``humr demo data.synth.crop_res=96 --out DIR`` changes it
-like any other key), trains a CPU-sized model
+like any other key), trains the CPU-sized model of ``configs/demo.yaml``
 (small CNN backbone on the crop resized to 64 px, 4-block RealNVP of width 256; losses nll +
 mmd + mask + kp2d_mode + betas + orth; about 0.15 s per step of 32 images on 2 CPU cores),
 evaluates it with 100 hypotheses per image beside the oracle (draws from the test examples' stored
@@ -46,17 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def demo_overrides(preset: dict, data_dir: Path, seed: int) -> list[str]:
-    """Dotted configuration overrides of the demo model (CPU-sized)."""
+    """Dotted overrides of ``configs/demo.yaml`` (the demo's model, losses and optimiser) that
+    size the run to ``preset`` and point it at ``data_dir``."""
     return [
         f"data.root={data_dir}",
-        "data.augment=false",
-        "model.conditions=[image,pose2d,bbox]",
-        "model.conditions.image.backbone=small_cnn",
-        "model.conditions.image.backbone.input_size=64",
-        "model.flow=realnvp",
-        "model.flow.num_blocks=4",
-        "model.flow.hidden_features=256",
-        "losses=[nll,mmd,mask,kp2d_mode,betas,orth]",
         f"train.batch_size={preset['batch_size']}",
         f"train.eval_batch_size={min(preset['batch_size'], 16)}",
         f"train.max_steps={preset['steps']}",
@@ -64,9 +57,6 @@ def demo_overrides(preset: dict, data_dir: Path, seed: int) -> list[str]:
         f"train.ckpt_every={preset['val_every']}",
         f"train.val_examples={preset['val_examples']}",
         "train.val_batches=1.0",
-        "train.num_workers=0",
-        "train.lr=1e-3",
-        "train.weight_decay=0",    # coupled L2 at this lr zeroes most weights (configs/cpu.yaml)
         f"train.seed={seed}",
     ]
 
@@ -145,13 +135,14 @@ def run(args: argparse.Namespace) -> int:
     from humr.engine.evaluation import format_table
     from humr.engine.inference import evaluate_checkpoint, write_json
     from humr.engine.train import train
+    from humr.resources import preset_config
 
     start = time.perf_counter()
     preset = dict(PRESETS["quick" if args.quick else "full"])
     if args.steps is not None:
         preset["steps"] = args.steps
     out = Path(args.out)
-    config = Config.load(None, overrides=demo_overrides(
+    config = Config.load(preset_config("demo"), overrides=demo_overrides(
         preset, out / ("data_quick" if args.quick else "data"), args.seed) + args.overrides)
     data_dir = ensure_dataset(Path(config.data.root), preset, args.seed, config.data.synth)
     t_data = time.perf_counter()
