@@ -12,7 +12,12 @@ protocol: 24 SMPL joints, hips-midpoint root, mm) are computed
 * ``gt shape + root``: both replaced: what remains is the body pose alone.
 
 Also printed: the betas' RMS error and the global orientation's geodesic error of the mode
-(degrees). Test and training examples scoring alike means the model underfits (more steps
+(degrees), and, for ``gt shape + root``, the error split by joint: **determined** joints, whose
+position the stored true posterior pins down (their spread over its samples is below 1 mm:
+visible joints and the unoccluded chains), and the **undetermined** rest, where the mode's
+error is compared with a posterior draw's (``undetermined/draw``; the mode cannot beat the
+posterior's own breadth there). ``determined/depth`` and ``determined/image_plane`` split the
+determined joints' mode error into the camera's depth axis and the image plane. Test and training examples scoring alike means the model underfits (more steps
 would help); training examples scoring much better means it overfits (more data would).
 
 Usage::
@@ -34,10 +39,57 @@ from humr.engine.checkpoint import load_module
 from humr.engine.datamodule import HumrDataModule
 from humr.geometry import axis_angle_to_matrix
 from humr.metrics.functional import hypothesis_errors
+from humr.metrics.protocols import get_protocol
 
 #: the variants: (name, ground-truth shape?, ground-truth root?)
 VARIANTS = (("model", False, False), ("gt shape", True, False), ("gt root", False, True),
             ("gt shape + root", True, True))
+
+#: posterior spread (metres, mean distance to the posterior mean) below which a joint counts
+#: as determined
+DETERMINED_SPREAD_M = 1e-3
+
+
+def root_relative(joints: torch.Tensor) -> torch.Tensor:
+    """SMPL-24 joints (..., 24, 3) relative to the ``emdb`` root (the hips' midpoint)."""
+    return joints - get_protocol("emdb").root(joints)
+
+
+def posterior_joints(model, batch, b: int) -> torch.Tensor:
+    """Root-relative joints (count, 24, 3) of example ``b``'s distinct stored posterior samples,
+    with its ground-truth shape."""
+    J = model.num_joints
+    count = max(1, int(batch["posterior_count"][b]))
+    pose = batch["posterior"][b, :count].reshape(count, -1, 3)[:, :J]
+    betas = batch["betas"][b:b + 1].to(model.dtype).expand(count, -1)
+    return root_relative(model.body_geometry(axis_angle_to_matrix(pose).to(model.dtype),
+                                             betas)["joints"])
+
+
+def split_by_determined(model, batch, pred: torch.Tensor, truth: torch.Tensor
+                        ) -> dict[str, float]:
+    """Sums (mm) and counts of the per-joint errors of ``pred`` (B, S, 24, 3), slot 0 the mode,
+    against ``truth`` (B, 24, 3), split by the joints the stored posterior determines."""
+    sums = dict.fromkeys(("determined/mode", "determined/best", "determined/depth",
+                          "determined/image_plane", "determined/count", "undetermined/mode",
+                          "undetermined/draw", "undetermined/count"), 0.0)
+    pred, truth = root_relative(pred), root_relative(truth)
+    for b in range(pred.shape[0]):
+        post = posterior_joints(model, batch, b)
+        det = (post - post.mean(0)).norm(dim=-1).mean(0) < DETERMINED_SPREAD_M      # (24,)
+        err = pred[b] - truth[b]                                                     # (S, 24, 3)
+        dist = err.norm(dim=-1) * 1000.0
+        draw = (post[min(1, len(post) - 1)] - truth[b]).norm(dim=-1) * 1000.0        # not the gt
+        n_det = int(det.sum())
+        sums["determined/mode"] += float(dist[0, det].sum())
+        sums["determined/best"] += float(dist[:, det].mean(1).min()) * n_det if n_det else 0.0
+        sums["determined/depth"] += float(err[0, det, 2].abs().sum()) * 1000.0
+        sums["determined/image_plane"] += float(err[0, det, :2].norm(dim=-1).sum()) * 1000.0
+        sums["determined/count"] += n_det
+        sums["undetermined/mode"] += float(dist[0, ~det].sum())
+        sums["undetermined/draw"] += float(draw[~det].sum())
+        sums["undetermined/count"] += int((~det).sum())
+    return sums
 
 
 @torch.no_grad()
@@ -64,23 +116,34 @@ def decompose(model, loader, num_samples: int, seed: int = 0) -> dict[str, float
             err = hypothesis_errors(joints, truth, "emdb")["mpjpe"]             # (B, S)
             sums[f"{name}/mode"] = sums.get(f"{name}/mode", 0.0) + float(err[:, 0].sum())
             sums[f"{name}/best"] = sums.get(f"{name}/best", 0.0) + float(err.min(1).values.sum())
+            if use_shape and use_root:
+                for key, value in split_by_determined(model, batch, joints, truth).items():
+                    sums[key] = sums.get(key, 0.0) + value
         betas_err = (out["betas"][:, 0] - gt_betas[:, 0]).pow(2).mean(-1).sqrt()
         root = roma.rotmat_geodesic_distance(out["rotmat"][:, 0, 0], gt_rot[:, 0])
         sums["betas_rms"] = sums.get("betas_rms", 0.0) + float(betas_err.sum())
         sums["root_deg"] = sums.get("root_deg", 0.0) + float(torch.rad2deg(root).sum())
         count += B
-    return {key: value / count for key, value in sums.items()} | {"num_examples": count}
+    per_joint = {key: sums.pop(key) / max(sums[f"{key.split('/')[0]}/count"], 1)
+                 for key in list(sums) if key.split("/")[0] in ("determined", "undetermined")
+                 and not key.endswith("/count")}
+    return ({key: value / count for key, value in sums.items()} | per_joint
+            | {"num_examples": count})
 
 
 def markdown(results: dict[str, dict[str, float]], num_samples: int) -> str:
     """One row per split: mode / best-of-N MPJPE-24 of each variant, betas and root error."""
     head = ["split", "examples"] + [f"{v} (mode / best-of-{num_samples})" for v, _, _ in VARIANTS]
-    head += ["betas RMS", "root error"]
+    head += ["betas RMS", "root error", "determined joints: mode / best (depth, image plane)",
+             "undetermined joints: mode / a posterior draw"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for split, r in results.items():
         cells = [split, str(int(r["num_examples"]))]
         cells += [f"{r[f'{v}/mode']:.1f} / {r[f'{v}/best']:.1f} mm" for v, _, _ in VARIANTS]
-        cells += [f"{r['betas_rms']:.2f}", f"{r['root_deg']:.1f} deg"]
+        cells += [f"{r['betas_rms']:.2f}", f"{r['root_deg']:.1f} deg",
+                  (f"{r['determined/mode']:.1f} / {r['determined/best']:.1f} mm "
+                   f"({r['determined/depth']:.1f}, {r['determined/image_plane']:.1f} mm)"),
+                  f"{r['undetermined/mode']:.1f} / {r['undetermined/draw']:.1f} mm"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
