@@ -100,30 +100,24 @@ def test_demo_generates_with_the_config_data_synth(tmp_path, monkeypatch):
     assert (kwargs["n_train"], kwargs["n_test"]) == (48, 8)
 
 
-def _flatten(tree, prefix=""):
-    if not isinstance(tree, dict):
-        return {prefix[:-1]: tree}
-    return {k: v for key, sub in tree.items() for k, v in _flatten(sub, f"{prefix}{key}.").items()}
-
-
 @pytest.mark.parametrize("preset", ["full", "quick"])
 def test_demo_trains_configs_demo_yaml_resized(preset, tmp_path):
     """The demo's model, losses and optimiser are those of configs/demo.yaml (one source): its
     overrides only size the run and point it at its data."""
     from humr.commands.demo import PRESETS, demo_overrides
     from humr.config import Config
+    from humr.engine.train import config_changes
     from humr.resources import preset_config
 
-    shipped = _flatten(Config.load(preset_config("demo")).to_dict())
-    demo = _flatten(Config.load(preset_config("demo"),
-                                demo_overrides(PRESETS[preset], tmp_path, 3)).to_dict())
-    changed = {key for key in shipped.keys() | demo.keys() if shipped.get(key) != demo.get(key)}
+    shipped = Config.load(preset_config("demo"))
+    demo = Config.load(preset_config("demo"), demo_overrides(PRESETS[preset], tmp_path, 3))
+    changed = set(config_changes(shipped, demo))
     sizing = {"data.root", "train.batch_size", "train.eval_batch_size", "train.max_steps",
               "train.val_every", "train.ckpt_every", "train.val_examples", "train.val_batches",
               "train.seed"}
     assert "data.root" in changed and changed <= sizing, changed - sizing
-    assert demo["train.weight_decay"] == 0.0 and demo["model.flow.name"] == "realnvp"
-    assert demo["train.seed"] == 3 and demo["train.max_steps"] == PRESETS[preset]["steps"]
+    assert demo.train.weight_decay == 0.0 and demo.model.flow.name == "realnvp"
+    assert demo.train.seed == 3 and demo.train.max_steps == PRESETS[preset]["steps"]
 
 
 def test_preset_config_is_package_data_and_names_the_shipped_ones():
