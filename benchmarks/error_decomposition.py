@@ -17,8 +17,13 @@ position the stored true posterior pins down (their spread over its samples is b
 visible joints and the unoccluded chains), and the **undetermined** rest, where the mode's
 error is compared with a posterior draw's (``undetermined/draw``; the mode cannot beat the
 posterior's own breadth there). ``determined/depth`` and ``determined/image_plane`` split the
-determined joints' mode error into the camera's depth axis and the image plane. Test and training examples scoring alike means the model underfits (more steps
-would help); training examples scoring much better means it overfits (more data would).
+determined joints' mode error into the camera's depth axis and the image plane;
+``detector/image_plane`` is the model's own 2D input's error in the same units: the detector
+pose (``batch['cond_kp']``, argmax pixel centres) against the true projection, on visible
+COCO joints, in mm at each joint's depth. A mode whose image-plane error is well above it has
+not learned what its input already gives. Test and training examples scoring alike means the
+model underfits (more steps would help); training examples scoring much better means it
+overfits (more data would).
 
 Usage::
 
@@ -35,6 +40,7 @@ from pathlib import Path
 import roma
 import torch
 
+from humr.data.oracle import camera_translation
 from humr.engine.checkpoint import load_module
 from humr.engine.datamodule import HumrDataModule
 from humr.geometry import axis_angle_to_matrix
@@ -92,6 +98,26 @@ def split_by_determined(model, batch, pred: torch.Tensor, truth: torch.Tensor
     return sums
 
 
+def detector_image_plane(batch, truth: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Sum (mm) and count of the detector pose's in-plane error on visible COCO joints.
+
+    The camera translation is solved from the ground-truth joints ``truth['joints']``
+    (B, 24, 3) and their projections ``batch['kp2d_gt']`` (full px; focal ``batch['focal']``,
+    principal point at the frame centre); a joint's pixel error becomes metres at its depth:
+    ``|cond_kp - coco_gt| px * z / f``.
+    """
+    dtype = truth["joints"].dtype
+    focal = batch["focal"].to(dtype)
+    principal = batch["orig_shape"].to(dtype).flip(-1) / 2.0
+    transl = camera_translation(truth["joints"], batch["kp2d_gt"][:, :24, :2].to(dtype), focal,
+                                principal)
+    depth = truth["keypoints3d"][..., 2] + transl[:, None, 2]                      # (B, 17)
+    pixels = (batch["cond_kp"][..., :2] - batch["coco_gt"][..., :2]).to(dtype).norm(dim=-1)
+    mm = 1000.0 * pixels * depth / focal.mean(-1, keepdim=True)
+    visible = batch["coco_visible"].bool()
+    return {"detector/image_plane": float(mm[visible].sum()), "detector/count": int(visible.sum())}
+
+
 @torch.no_grad()
 def decompose(model, loader, num_samples: int, seed: int = 0) -> dict[str, float]:
     """Mean errors (mm, degrees) over ``loader``'s examples; keys ``<variant>/mode``,
@@ -107,7 +133,10 @@ def decompose(model, loader, num_samples: int, seed: int = 0) -> dict[str, float
         out = model(batch, num_samples=num_samples, z=z.to(model.dtype))
         gt_rot = axis_angle_to_matrix(batch["pose"].reshape(B, -1, 3)[:, :J]).to(model.dtype)
         gt_betas = batch["betas"][:, None].expand_as(out["betas"]).to(model.dtype)
-        truth = model.body_geometry(gt_rot, batch["betas"].to(model.dtype))["joints"]
+        gt_body = model.body_geometry(gt_rot, batch["betas"].to(model.dtype))
+        truth = gt_body["joints"]
+        for key, value in detector_image_plane(batch, gt_body).items():
+            sums[key] = sums.get(key, 0.0) + value
         for name, use_shape, use_root in VARIANTS:
             rot = out["rotmat"].clone()
             if use_root:
@@ -125,7 +154,8 @@ def decompose(model, loader, num_samples: int, seed: int = 0) -> dict[str, float
         sums["root_deg"] = sums.get("root_deg", 0.0) + float(torch.rad2deg(root).sum())
         count += B
     per_joint = {key: sums.pop(key) / max(sums[f"{key.split('/')[0]}/count"], 1)
-                 for key in list(sums) if key.split("/")[0] in ("determined", "undetermined")
+                 for key in list(sums) if key.split("/")[0] in ("determined", "undetermined",
+                                                                 "detector")
                  and not key.endswith("/count")}
     return ({key: value / count for key, value in sums.items()} | per_joint
             | {"num_examples": count})
@@ -135,7 +165,7 @@ def markdown(results: dict[str, dict[str, float]], num_samples: int) -> str:
     """One row per split: mode / best-of-N MPJPE-24 of each variant, betas and root error."""
     head = ["split", "examples"] + [f"{v} (mode / best-of-{num_samples})" for v, _, _ in VARIANTS]
     head += ["betas RMS", "root error", "determined joints: mode / best (depth, image plane)",
-             "undetermined joints: mode / a posterior draw"]
+             "detector pose, image plane", "undetermined joints: mode / a posterior draw"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for split, r in results.items():
         cells = [split, str(int(r["num_examples"]))]
@@ -143,6 +173,7 @@ def markdown(results: dict[str, dict[str, float]], num_samples: int) -> str:
         cells += [f"{r['betas_rms']:.2f}", f"{r['root_deg']:.1f} deg",
                   (f"{r['determined/mode']:.1f} / {r['determined/best']:.1f} mm "
                    f"({r['determined/depth']:.1f}, {r['determined/image_plane']:.1f} mm)"),
+                  f"{r['detector/image_plane']:.1f} mm",
                   f"{r['undetermined/mode']:.1f} / {r['undetermined/draw']:.1f} mm"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from humr.registry import LOSSES
 
-__all__ = ["OBJECTIVE_OPTIONS", "Objective"]
+__all__ = ["GROUND_TRUTH", "OBJECTIVE_OPTIONS", "Objective"]
 
 #: Options of a loss's configuration entry that the objective applies itself (not passed to
 #: the loss's constructor): ``nll.gt_noise_std``, the standard deviation of the Gaussian noise
@@ -33,11 +33,15 @@ class Objective(nn.Module):
         gt_noise_std: noise of the ground-truth 6D pose for its log-density in training mode
             (``nll``'s ``gt_noise_std``); no noise in eval mode.
 
-    ``forward(model, batch, out) -> (total, {name: unweighted value})``. When a loss needs
-    ``out['log_prob_gt']`` (the ``nll`` loss) and ``out`` lacks it, it is computed here from
-    ``batch['pose']`` (B, 3J) axis-angle, mapped to the model's 6D (``model.matrix_to_pose``),
-    by ``model.log_prob`` with the context of ``out['context']`` (no second pass through the
-    conditioners).
+    ``forward(model, batch, out) -> (total, {name: unweighted value})``. Ground-truth
+    quantities a loss declares in its ``needs`` (the ``nll`` loss: ``log_prob_gt``) and ``out``
+    lacks are computed here, once per step for all losses:
+
+    - ``log_prob_gt`` (B,): :meth:`gt_log_prob`, ``batch['pose']`` (B, 3J) axis-angle mapped
+      to the model's 6D (``model.matrix_to_pose``), by ``model.log_prob`` with the context of
+      ``out['context']`` (no second pass through the conditioners);
+    - ``joints3d_gt`` (B, J, 3) metres, body frame: ``model.ground_truth(batch)['joints']``
+      (``batch['pose']`` and ``batch['betas']`` posed by the model's body), without gradient.
 
     Example:
         >>> from humr.losses import BetasLoss
@@ -78,11 +82,13 @@ class Objective(nn.Module):
             modules[name] = LOSSES.build(name, **{k: v for k, v in kwargs.items() if k not in options})
         return cls(modules, weights, gt_noise_std=noise)
 
-    def needs_gt_log_prob(self) -> bool:
-        """Whether a loss reads ``out['log_prob_gt']`` (declared by ``needs = {'log_prob_gt'}``
-        on the loss class, or the ``nll`` loss)."""
-        return any(name == "nll" or "log_prob_gt" in getattr(loss, "needs", ())
-                   for name, loss in self.losses.items())
+    def needs(self) -> set[str]:
+        """The ground-truth keys of :data:`GROUND_TRUTH` the losses read (declared by ``needs``
+        on a loss class; the ``nll`` loss needs ``log_prob_gt``)."""
+        keys = set()
+        for name, loss in self.losses.items():
+            keys |= set(getattr(loss, "needs", ())) | ({"log_prob_gt"} if name == "nll" else set())
+        return keys & set(GROUND_TRUTH)
 
     def gt_log_prob(self, model: nn.Module, batch: Mapping[str, Tensor], out: Mapping[str, Tensor]
                     ) -> Tensor:
@@ -98,16 +104,28 @@ class Objective(nn.Module):
 
     def forward(self, model: nn.Module | None, batch: Mapping[str, Tensor],
                 out: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
-        if "log_prob_gt" not in out and self.needs_gt_log_prob():
-            if model is None:
-                raise ValueError("the nll loss needs the model (or out['log_prob_gt'])")
-            out = {**out, "log_prob_gt": self.gt_log_prob(model, batch, out)}
+        missing = sorted(self.needs() - set(out))
+        if missing and model is None:
+            raise ValueError(f"the losses need the model to compute out{missing} "
+                             f"(or pass them in out)")
+        if missing:
+            out = {**out, **{key: GROUND_TRUTH[key](self, model, batch, out) for key in missing}}
         parts = {name: loss(batch, out) for name, loss in self.losses.items()}
         total = sum(self.weights[name] * value for name, value in parts.items())
         return total, parts
 
+    def gt_joints(self, model: nn.Module, batch: Mapping[str, Tensor], out: Mapping[str, Tensor]
+                  ) -> Tensor:
+        """Ground-truth body joints (B, J, 3), metres, body frame, without gradient."""
+        with torch.no_grad():
+            return model.ground_truth(batch)["joints"]
+
     def extra_repr(self) -> str:
         return f"weights={self.weights}, gt_noise_std={self.gt_noise_std}"
+
+
+#: ``out`` key -> the :class:`Objective` method that computes it for the losses that need it
+GROUND_TRUTH = {"log_prob_gt": Objective.gt_log_prob, "joints3d_gt": Objective.gt_joints}
 
 
 def _get(entry: Any, key: str) -> Any:

@@ -26,7 +26,8 @@ class TurnedTruth:
         self.dtype = torch.float32
 
     def body_geometry(self, rotmat, betas):
-        return {"joints": self.body(rotmat, betas)["joints"]}
+        res = self.body(rotmat, betas)
+        return {"joints": res["joints"], "keypoints3d": res["coco17"]}
 
     def __call__(self, batch, num_samples, z):
         B, J = batch["pose"].shape[0], self.num_joints
@@ -106,3 +107,41 @@ def test_determined_joints_split_against_a_loop(tiny_data):
     truth = decompose(TurnedTruth(body), data.eval_dataloader("test"), num_samples=2)
     assert truth["determined/mode"] == pytest.approx(0.0, abs=1e-2)
     assert truth["undetermined/mode"] == pytest.approx(0.0, abs=1e-2)
+
+
+def test_detector_image_plane_against_a_reprojection_fit(tiny_data):
+    """Every detected keypoint moved by (3, 4) px from the truth: 5 px at each visible joint's
+    depth, the camera found by scipy's nonlinear reprojection fit (not the linear solve)."""
+    from scipy.optimize import least_squares
+
+    body = BodyModel("procedural")
+    data = HumrDataModule(str(tiny_data), batch_size=4, eval_batch_size=4)
+    batches = []
+    expected, count = 0.0, 0
+    for batch in data.eval_dataloader("test"):
+        batch = dict(batch)
+        batch["cond_kp"] = batch["cond_kp"].clone()
+        batch["cond_kp"][..., :2] = batch["coco_gt"][..., :2] + torch.tensor([3.0, 4.0])
+        batches.append(batch)
+        B = batch["pose"].shape[0]
+        res = body(axis_angle_to_matrix(batch["pose"].reshape(B, -1, 3)[:, :24]), batch["betas"])
+        for b in range(B):
+            joints, coco = res["joints"][b].double().numpy(), res["coco17"][b].double().numpy()
+            uv = batch["kp2d_gt"][b, :24, :2].double().numpy()
+            f = batch["focal"][b].double().numpy()
+            c = batch["orig_shape"][b].double().numpy()[::-1] / 2
+
+            def residual(t, joints=joints, uv=uv, f=f, c=c):
+                p = joints + t
+                return (f * p[:, :2] / p[:, 2:] + c - uv).ravel()
+
+            t = least_squares(residual, x0=[0.0, 0.0, 5.0]).x
+            for k in range(17):
+                if batch["coco_visible"][b, k]:
+                    expected += 1000 * 5.0 * (coco[k, 2] + t[2]) / f.mean()
+                    count += 1
+    r = decompose(TurnedTruth(body), batches, num_samples=2)
+    assert r["detector/image_plane"] == pytest.approx(expected / count, rel=1e-3)
+    plain = decompose(TurnedTruth(body), data.eval_dataloader("test"), num_samples=2)
+    assert 0 < plain["detector/image_plane"] < r["detector/image_plane"]
+    assert "mm |" in markdown({"test": plain}, 2)

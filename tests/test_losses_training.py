@@ -46,6 +46,8 @@ def base_batch(batch_size=2, num_samples=4, res=8, count=24):
         "pose_6d": torch.zeros(batch_size, num_samples, 24 * 6),
         "cam": torch.zeros(batch_size, num_samples, 3),
         "log_prob_gt": torch.zeros(batch_size),
+        "joints3d": torch.zeros(batch_size, num_samples, 24, 3),
+        "joints3d_gt": torch.zeros(batch_size, 24, 3),
     }
     return batch, out
 
@@ -307,6 +309,32 @@ def test_kp2d_losses_against_loops():
         assert humr.LOSSES.build(name)(batch, out).item() == pytest.approx(num / den, rel=1e-5)
 
 
+def test_kp3d_mode_loss_against_a_loop():
+    """ProHMR's KEYPOINTS_3D_MODE: l1 of pelvis-relative joints of the mode, summed over
+    joints and coordinates, / B; the random hypotheses and a shared offset do not count."""
+    g = torch.Generator().manual_seed(5)
+    batch, out = base_batch(batch_size=3, num_samples=4)
+    out["joints3d"] = torch.randn(3, 4, 24, 3, generator=g)
+    out["joints3d_gt"] = torch.randn(3, 24, 3, generator=g)
+    total = 0.0
+    for b in range(3):
+        for j in range(24):
+            for c in range(3):
+                pred = out["joints3d"][b, 0, j, c] - out["joints3d"][b, 0, 0, c]
+                gt = out["joints3d_gt"][b, j, c] - out["joints3d_gt"][b, 0, c]
+                total += abs(pred.item() - gt.item())
+    loss = humr.LOSSES.build("kp3d_mode")
+    assert loss(batch, out).item() == pytest.approx(total / 3, rel=1e-5)
+    assert humr.LOSSES.build("kp3d_mode", reduction="mean")(batch, out).item() == pytest.approx(
+        total / (3 * 24), rel=1e-5)
+    out["joints3d"][:, 1:] += 5.0                                  # random hypotheses
+    out["joints3d"][:, 0] += torch.tensor([1.0, -2.0, 3.0])          # the whole mode moved
+    assert loss(batch, out).item() == pytest.approx(total / 3, rel=1e-5)
+    assert loss.needs == {"joints3d_gt"}
+    with pytest.raises(KeyError, match=r"out\['joints3d_gt'\]"):
+        loss(batch, {k: v for k, v in out.items() if k != "joints3d_gt"})
+
+
 def test_regularisers():
     g = torch.Generator().manual_seed(2)
     batch, out = base_batch(batch_size=2, num_samples=3)
@@ -410,7 +438,7 @@ def test_mmd_loss_heatmap_targets_prefer_matching_hypotheses():
     assert collapsed > 0.5 and abs(matching) < 0.1 * collapsed
 
 
-@pytest.mark.parametrize("name", ["mmd", "mask", "kp2d_mode", "betas", "orth"])
+@pytest.mark.parametrize("name", ["mmd", "mask", "kp2d_mode", "kp3d_mode", "betas", "orth"])
 def test_validate_args_opt_in(name):
     batch, out = _degenerate("coincident")
     out = {k: v.clone() for k, v in out.items()}
@@ -418,6 +446,7 @@ def test_validate_args_opt_in(name):
     out["joints2d"][0, 0, 0, 0] = float("nan")
     out["betas"][0, 0, 0] = float("nan")
     out["pose_6d"][0, 0, 0] = float("nan")
+    out["joints3d"][0, 0, 0, 0] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
         humr.LOSSES.build(name, validate_args=True)(batch, out)
     humr.LOSSES.build(name)(batch, out)                 # no check (and no sync) by default

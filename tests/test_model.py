@@ -130,6 +130,26 @@ def test_gt_log_prob_equals_log_prob_of_scipy_rotations(body):
         torch.testing.assert_close(gt, model.log_prob(batch, rot), atol=1e-4, rtol=1e-4)
 
 
+def test_objective_fills_the_ground_truth_joints_kp3d_mode_needs(body):
+    """kp3d_mode reads out['joints3d_gt']: the objective poses batch['pose'] / ['betas'] with
+    the model's body (checked against scipy rotations and a body call), once per step."""
+    model = small_model(body, losses=["nll", "kp3d_mode"]).eval()
+    batch = make_batch()
+    assert model.objective.needs() == {"log_prob_gt", "joints3d_gt"}
+    assert model.objective.weights["kp3d_mode"] == DEFAULT_WEIGHTS["kp3d_mode"] == 0.05
+    with torch.no_grad():
+        out = model(batch, num_samples=3)
+        _, parts = model.loss(batch, out)
+        rot = Rotation.from_rotvec(batch["pose"].reshape(-1, 3).double().numpy()).as_matrix()
+        rot = torch.from_numpy(rot).float().view(2, 24, 3, 3)
+        gt = body(rot, batch["betas"].float())["joints"]
+    pred = out["joints3d"][:, 0]
+    expected = ((pred - pred[:, :1]) - (gt - gt[:, :1])).abs().sum() / 2
+    torch.testing.assert_close(parts["kp3d_mode"], expected, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match=r"joints3d_gt"):
+        model.objective(None, batch, {**out, "log_prob_gt": torch.zeros(2)})
+
+
 def test_loss_needs_no_flags_and_adds_gt_noise_in_training(body):
     """model.loss computes the GT density itself; in training mode the GT 6D pose gets
     N(0, 0.005^2) noise (official), so nll differs from the noiseless value by a known amount."""

@@ -20,7 +20,9 @@ from humr.losses.keypoints import (
     Kp2dHypothesesLoss,
     Kp2dModeLoss,
     Kp2dVisibleLoss,
+    Kp3dModeLoss,
     kp2d_mode_loss,
+    kp3d_mode_loss,
 )
 from humr.losses.mask import MaskLoss, mask_loss
 from humr.losses.mmd import DISTANCES, MMDLoss, SamplesDistance
@@ -35,8 +37,9 @@ from humr.losses.regularizers import (
 
 #: Loss weights: appendix A for nll, mmd, mask, kp2d_mode (lambda_2D), betas, orth; Table S2's
 #: weights for kp2d_all (1e-2) and kp2d_vis (5e-3, its best); the mmd weight for the sinkhorn
-#: variant; cam 1.0 (the term is zero while the scale is positive, so its weight only sets how
-#: hard a negative scale is pushed back).
+#: variant; ProHMR's KEYPOINTS_3D_MODE for kp3d_mode (5e-2, not in the paper); cam 1.0 (the
+#: term is zero while the scale is positive, so its weight only sets how hard a negative scale
+#: is pushed back).
 DEFAULT_WEIGHTS = {
     "nll": 1e-1,
     "mmd": 5e-2,
@@ -45,6 +48,7 @@ DEFAULT_WEIGHTS = {
     "kp2d_mode": 1e-2,
     "kp2d_all": 1e-2,
     "kp2d_vis": 5e-3,
+    "kp3d_mode": 5e-2,
     "betas": 5e-4,
     "orth": 1e-1,
     "cam": 1.0,
@@ -52,7 +56,7 @@ DEFAULT_WEIGHTS = {
 
 __all__ = [
     "DEFAULT_WEIGHTS", "DISTANCES", "BetasLoss", "CamLoss", "HeatmapMMDLoss", "Kp2dHypothesesLoss",
-    "Kp2dModeLoss", "Kp2dVisibleLoss", "MMDLoss", "MaskLoss", "NLLLoss", "OrthLoss",
-    "SamplesDistance", "betas_loss", "draw_hypotheses", "kp2d_mode_loss", "mask_loss",
-    "mmd_targets", "orth_loss", "sinkhorn_loss",
+    "Kp2dModeLoss", "Kp2dVisibleLoss", "Kp3dModeLoss", "MMDLoss", "MaskLoss", "NLLLoss", "OrthLoss",
+    "SamplesDistance", "betas_loss", "draw_hypotheses", "kp2d_mode_loss", "kp3d_mode_loss",
+    "mask_loss", "mmd_targets", "orth_loss", "sinkhorn_loss",
 ]

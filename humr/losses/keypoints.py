@@ -1,8 +1,10 @@
-"""2D keypoint reprojection losses: the mode (Eq. 6) and the random-hypothesis variants of Table S2."""
+"""Keypoint losses: the mode's 2D reprojection (Eq. 6), the random-hypothesis variants of
+Table S2, and the mode's 3D joints (ProHMR's ``KEYPOINTS_3D_MODE``, not in the paper)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+import torch
 from torch import Tensor
 
 from humr.core.skeleton import NUM_COCO
@@ -11,7 +13,8 @@ from humr.losses._inputs import BatchLoss, to_crop
 from humr.losses._reduce import weighted, weighted_mean
 from humr.registry import LOSSES
 
-__all__ = ["Kp2dHypothesesLoss", "Kp2dModeLoss", "Kp2dVisibleLoss", "kp2d_mode_loss"]
+__all__ = ["Kp2dHypothesesLoss", "Kp2dModeLoss", "Kp2dVisibleLoss", "Kp3dModeLoss", "kp2d_mode_loss",
+           "kp3d_mode_loss"]
 
 REDUCTIONS = ("sum_joints", "mean")
 
@@ -24,7 +27,8 @@ def kp2d_mode_loss(pred: Tensor, gt: Tensor, weight: Tensor, reduction: str = "s
     r"""l1 reprojection error of the mode, tensor core of :class:`Kp2dModeLoss`.
 
     Args:
-        pred: (B, J, 2) projected joints of the mode, crop coordinates.
+        pred: (B, J, 2) projected joints of the mode, crop coordinates (any trailing size C
+            works: :func:`kp3d_mode_loss` passes 3D joints).
         gt: (B, J, 2) ground truth, crop coordinates.
         weight: (B, J) per-joint flags / confidences.
         reduction: ``"sum_joints"`` (official ``Keypoint2DLoss`` then ``/ batch_size``):
@@ -70,6 +74,71 @@ class Kp2dModeLoss(BatchLoss):
                              f"(shape (B, >= {joints}, 3)), got {tuple(b['kp2d_gt'].shape)}")
         gt = b["kp2d_gt"][:, :joints].to(pred.dtype)
         return kp2d_mode_loss(pred, to_crop(gt[..., :2], batch), gt[..., 2], self.reduction)
+
+
+def kp3d_mode_loss(pred: Tensor, gt: Tensor, weight: Tensor | None = None, root: int = 0,
+                   reduction: str = "sum_joints") -> Tensor:
+    r"""l1 error of the mode's root-relative 3D joints, tensor core of :class:`Kp3dModeLoss`.
+
+    .. math::
+        L = \frac{1}{B}\sum_{b,j} w_{bj} \|(X_{bj} - X_{br}) - (\hat X_{bj} - \hat X_{br})\|_1
+
+    with r the root joint (ProHMR's ``Keypoint3DLoss``: l1, pelvis-relative, summed over
+    joints and coordinates, then divided by the batch size).
+
+    Args:
+        pred: (B, J, 3) joints of the mode, metres.
+        gt: (B, J, 3) ground-truth joints in the same frame, metres.
+        weight: (B, J) per-joint flags (default: all ones).
+        root: index of the joint both sides are made relative to (SMPL's pelvis, 0).
+        reduction: as :func:`kp2d_mode_loss`.
+    Returns:
+        () loss, metres.
+
+    Example:
+        >>> import torch
+        >>> gt = torch.zeros(1, 2, 3)
+        >>> pred = torch.tensor([[[1.0, 1.0, 1.0], [1.0, 1.5, 0.0]]])   # root moved by (1, 1, 1)
+        >>> float(kp3d_mode_loss(pred, gt))        # second joint, root-relative: 0.5 + 1
+        1.5
+    """
+    if weight is None:
+        weight = torch.ones(pred.shape[:-1], dtype=pred.dtype, device=pred.device)
+    return kp2d_mode_loss(pred - pred[:, root:root + 1], gt - gt[:, root:root + 1], weight, reduction)
+
+
+@LOSSES.register("kp3d_mode")
+class Kp3dModeLoss(BatchLoss):
+    r"""l1 error of the mode's root-relative 3D body joints (ProHMR's ``KEYPOINTS_3D_MODE``).
+
+    Neither the paper nor its release has this term: the release fine-tunes a model whose
+    lift from the image to 3D was taught by BEDLAM pre-training (``PRETRAINED_CKPT: bedlam``,
+    a frozen BEDLAM-CLIFF backbone). A model trained from scratch otherwise learns the lift
+    from the flow's NLL alone; this term gives the mode a direct 3D gradient, as ProHMR does
+    (weight 0.05). Reads ``out['joints3d'][:, 0]`` (B, J, 3) and ``out['joints3d_gt']``
+    (B, J, 3), which :class:`humr.objective.Objective` fills from ``batch['pose']`` and
+    ``batch['betas']`` (it is declared in :attr:`needs`). See :func:`kp3d_mode_loss`.
+
+    Args:
+        root: joint both sides are made relative to (0, the pelvis).
+        reduction: ``"sum_joints"`` (default, ProHMR's) or ``"mean"`` (over joints).
+        validate_args: see :class:`humr.losses._inputs.BatchLoss`.
+    """
+
+    needs = frozenset({"joints3d_gt"})
+
+    def __init__(self, root: int = 0, reduction: str = "sum_joints", validate_args: bool = False):
+        super().__init__(validate_args)
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        self.root, self.reduction = int(root), reduction
+
+    def forward(self, batch: Mapping[str, Tensor], out: Mapping[str, Tensor]) -> Tensor:
+        _, o = self.fetch(batch, out, {}, {"joints3d": ("B", "S", "J", 3),
+                                           "joints3d_gt": ("B", "J", 3)})
+        pred = o["joints3d"][:, 0]
+        return kp3d_mode_loss(pred, o["joints3d_gt"].to(pred.dtype), root=self.root,
+                              reduction=self.reduction)
 
 
 @LOSSES.register("kp2d_all")
