@@ -103,6 +103,8 @@ CANDIDATES = {
     # with the 3D mode loss the model overfits (mode MPJPE-24 56 mm on training examples, 83 mm
     # on test ones): twice the training examples, same steps
     "easier16k_cos_8000_kp3d": ("easier16k", ["train.max_steps=8000", _WITH_KP3D, *_COSINE]),
+    "easier16k_cos_8000_kp3d_2d": ("easier16k", ["train.max_steps=8000", _WITH_KP3D, *_COSINE,
+                                                 *_NO_IMAGE]),
     # 8x the batch on a GPU, whose step at batch 32 is bound by launches, not arithmetic
     "easier_cos_2000_b256": ("easier", ["train.max_steps=2000", "train.batch_size=256",
                                         "train.num_workers=5", *_COSINE]),
