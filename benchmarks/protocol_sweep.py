@@ -41,6 +41,7 @@ DATASETS = {
     # twice the training examples (the first 8192 and the test split equal "easier"'s: example
     # i depends only on the seed, the split and i)
     "easier16k": {"knobs": {"limit_scale": 0.6, "yaw_deg": 90.0}, "n_train": 16384, "n_test": 128},
+    "easier32k": {"knobs": {"limit_scale": 0.6, "yaw_deg": 90.0}, "n_train": 32768, "n_test": 128},
 }
 _COSINE = ["train.lr_schedule=cosine", "train.warmup_steps=100"]
 _NO_IMAGE = ["model.conditions=[pose2d,bbox]"]
@@ -105,6 +106,7 @@ CANDIDATES = {
     "easier16k_cos_8000_kp3d": ("easier16k", ["train.max_steps=8000", _WITH_KP3D, *_COSINE]),
     "easier16k_cos_8000_kp3d_2d": ("easier16k", ["train.max_steps=8000", _WITH_KP3D, *_COSINE,
                                                  *_NO_IMAGE]),
+    "easier32k_cos_8000_kp3d": ("easier32k", ["train.max_steps=8000", _WITH_KP3D, *_COSINE]),
     # the determined joints' image-plane error stays 3x the detector's: the 2D mode loss, the
     # term that supervises it, 10x the paper's weight next to the 3D one
     "easier16k_cos_8000_kp3d_kp2d1e-1": ("easier16k", ["train.max_steps=8000", _WITH_KP3D,
