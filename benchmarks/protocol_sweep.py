@@ -107,6 +107,8 @@ CANDIDATES = {
     "easier16k_cos_8000_kp3d_2d": ("easier16k", ["train.max_steps=8000", _WITH_KP3D, *_COSINE,
                                                  *_NO_IMAGE]),
     "easier32k_cos_8000_kp3d": ("easier32k", ["train.max_steps=8000", _WITH_KP3D, *_COSINE]),
+    "easier32k_cos_8000_kp3d_2d": ("easier32k", ["train.max_steps=8000", _WITH_KP3D, *_COSINE,
+                                                 *_NO_IMAGE]),
     # the determined joints' image-plane error stays 3x the detector's: the 2D mode loss, the
     # term that supervises it, 10x the paper's weight next to the 3D one
     "easier16k_cos_8000_kp3d_kp2d1e-1": ("easier16k", ["train.max_steps=8000", _WITH_KP3D,
