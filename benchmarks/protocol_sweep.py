@@ -35,6 +35,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 _EASIER = {"limit_scale": 0.6, "yaw_deg": 90.0}
+_LIT = {**_EASIER, "light_dir": (-0.3, -0.8, -0.5)}
 #: datasets: SynthConfig knobs and sizes
 DATASETS = {
     "default": {"knobs": {}, "n_train": 8192, "n_test": 128},
@@ -43,10 +44,17 @@ DATASETS = {
     # "easier"'s: example i depends only on the seed, the split and i)
     "easier16k": {"knobs": _EASIER, "n_train": 16384, "n_test": 128},
     "easier32k": {"knobs": _EASIER, "n_train": 32768, "n_test": 128},
+    # lit from above, front and left instead of from the camera: the shading tells a limb
+    # turned towards the camera from its mirror image turned away (the poses, keypoints and
+    # posteriors equal "easier"'s and "easier32k"'s; only the image differs)
+    "easier_lit": {"knobs": _LIT, "n_train": 8192, "n_test": 128},
+    "easier_lit32k": {"knobs": _LIT, "n_train": 32768, "n_test": 128},
 }
 _COSINE = ["train.lr_schedule=cosine", "train.warmup_steps=100"]
 _NO_IMAGE = ["model.conditions=[pose2d,bbox]"]
 _WITH_KP3D = "losses.kp3d_mode.weight=0.05"     # added to the preset's losses
+_SPATIAL = "model.conditions.image.backbone.readout=spatial"
+_B128 = ["train.max_steps=4000", "train.batch_size=128", "train.lr=2e-3", "train.num_workers=3"]
 #: candidates: (dataset, overrides of configs/cpu.yaml)
 CANDIDATES = {
     "default_const_2500": ("default", ["train.max_steps=2500"]),
@@ -114,6 +122,27 @@ CANDIDATES = {
     # term that supervises it, 10x the paper's weight next to the 3D one
     "easier16k_cos_8000_kp3d_kp2d1e-1": ("easier16k", ["train.max_steps=8000", _WITH_KP3D,
                                                        "losses.kp2d_mode.weight=0.1", *_COSINE]),
+    # the 2D-only controls equal the full model: the small CNN's global average pooling keeps
+    # what patterns the crop holds but not where (which limb lies in front of which); a linear
+    # readout of the whole 4 x 4 map keeps the layout
+    "easier_cos_8000_kp3d_spatial": ("easier", ["train.max_steps=8000", _WITH_KP3D, _SPATIAL,
+                                                *_COSINE]),
+    # is the image needed once its shading shows depth? (the pair above on lit images)
+    "easier_lit_cos_8000_kp3d": ("easier_lit", ["train.max_steps=8000", _WITH_KP3D, *_COSINE]),
+    "easier_lit_cos_8000_kp3d_spatial": ("easier_lit", ["train.max_steps=8000", _WITH_KP3D,
+                                                        _SPATIAL, *_COSINE]),
+    # the lit images are read (shuffling them costs the spatial readout 11 mm of best-of-100)
+    # but the model overfits: four times the examples
+    "easier_lit32k_cos_8000_kp3d": ("easier_lit32k", ["train.max_steps=8000", _WITH_KP3D,
+                                                      *_COSINE]),
+    "easier_lit32k_cos_8000_kp3d_spatial": ("easier_lit32k", ["train.max_steps=8000", _WITH_KP3D,
+                                                              _SPATIAL, *_COSINE]),
+    # a GPU's larger budget for the best protocol (batch 128: 512K examples seen in 4000 steps,
+    # twice the CPU protocol's), the full model, its 2D-only control and the spatial readout
+    "easier32k_cos_4000_b128_kp3d": ("easier32k", [*_B128, _WITH_KP3D, *_COSINE]),
+    "easier32k_cos_4000_b128_kp3d_2d": ("easier32k", [*_B128, _WITH_KP3D, *_COSINE, *_NO_IMAGE]),
+    "easier32k_cos_4000_b128_kp3d_spatial": ("easier32k", [*_B128, _WITH_KP3D, _SPATIAL,
+                                                           *_COSINE]),
     # 8x the batch on a GPU, whose step at batch 32 is bound by launches, not arithmetic
     "easier_cos_2000_b256": ("easier", ["train.max_steps=2000", "train.batch_size=256",
                                         "train.num_workers=5", *_COSINE]),
@@ -262,6 +291,12 @@ def summary(records: list[dict], oracles: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def curve_style(i: int) -> tuple[str, int]:
+    """Line format and tab20 colour index of the i-th curve: the 20 colours with solid lines,
+    then again dashed, then dotted (60 curves without a repeat)."""
+    return ("o-", "s--", "^:")[i // 20 % 3], i % 20
+
+
 def plot_curves(curves: dict[str, list[dict]], oracle: dict[str, float], path: Path,
                 batch_sizes: dict[str, int] | None = None) -> Path:
     """Learning curves (validation on the whole test split) of the judged metrics against the
@@ -278,11 +313,12 @@ def plot_curves(curves: dict[str, list[dict]], oracle: dict[str, float], path: P
     targets = {"emdb/mpjpe_min": 2.0, "energy_occluded": 1.5}
     per_example = batch_sizes is not None and set(curves) <= set(batch_sizes)
     scale = {name: batch_sizes[name] if per_example else 1 for name in curves}
-    fig, axes = plt.subplots(1, len(JUDGED), figsize=(5.2 * len(JUDGED), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(JUDGED), figsize=(6.8 * len(JUDGED), 3.6), squeeze=False)
     for ax, (key, label) in zip(axes[0], JUDGED):
-        for i, (name, rows) in enumerate(curves.items()):   # tab20: no colour repeats below 21
-            ax.plot([r["step"] * scale[name] for r in rows], [r[key] for r in rows], "o-",
-                    label=name, color=plt.cm.tab20(i % 20))
+        for i, (name, rows) in enumerate(curves.items()):
+            fmt, colour = curve_style(i)
+            ax.plot([r["step"] * scale[name] for r in rows], [r[key] for r in rows], fmt,
+                    label=name, color=plt.cm.tab20(colour))
         ax.axhline(oracle[key], color="k", ls="--", label="oracle")
         if key + "_mean_shape" in oracle:
             ax.axhline(oracle[key + "_mean_shape"], color="0.5", ls="-.",
@@ -293,10 +329,10 @@ def plot_curves(curves: dict[str, list[dict]], oracle: dict[str, float], path: P
                ylabel="mm", title=label)
         ax.grid(alpha=0.3, which="both")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    rows = -(-len(labels) // 3)                               # the legend under the panels
-    fig.set_figheight(3.6 + 0.22 * rows)
-    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.22 * rows / fig.get_figheight() + 0.02, 1, 1))
+    rows = -(-len(labels) // 2)                # the legend under the panels, two columns
+    fig.set_figheight(3.6 + 0.2 * rows)
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=7.5, frameon=False)
+    fig.tight_layout(rect=(0, 0.2 * rows / fig.get_figheight() + 0.02, 1, 1))
     atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
     return path

@@ -210,13 +210,41 @@ def test_small_cnn_input_size_is_a_box_filter():
         SmallCNN(input_size=0)
 
 
-def test_small_cnn_channels_last_input_matches_the_default_format():
+def test_small_cnn_spatial_readout_sees_where_the_average_does_not():
+    """A blob moved by a multiple of the total stride (no border in reach): the average
+    readout's features do not change (the conv maps only shift), the spatial readout's do.
+    Odd sizes round up at each stride-2 stage (20 -> 10 -> 5 -> 3)."""
+    from humr.conditions.backbones import SmallCNN
+
+    torch.manual_seed(0)
+    avg = SmallCNN(width=4, num_layers=2, input_size=32).eval()
+    spatial = SmallCNN(width=4, num_layers=2, input_size=32, readout="spatial").eval()
+    spatial.features[:6].load_state_dict(avg.features[:6].state_dict())   # the same stages
+    img = torch.zeros(2, 3, 32, 32)
+    img[0, :, 8:12, 8:12] = 1.0
+    img[1, :, 20:24, 16:20] = 1.0                    # shifted by (12, 8) px: multiples of 4
+    torch.testing.assert_close(avg(img)[0], avg(img)[1])
+    assert (spatial(img)[0] - spatial(img)[1]).abs().max() > 1e-3
+    assert spatial(img).shape == (2, spatial.out_dim) == (2, 8)
+    assert spatial.features[-2].in_features == 8 * 8 * 8
+    assert SmallCNN(width=2, num_layers=3, input_size=20, readout="spatial")(
+        torch.randn(1, 3, 20, 20)).shape == (1, 8)
+    assert SmallCNN(width=2, num_layers=3, input_size=20,
+                    readout="spatial").features[-2].in_features == 8 * 3 * 3
+    with pytest.raises(ValueError, match="needs input_size"):
+        SmallCNN(readout="spatial")
+    with pytest.raises(ValueError, match="readout"):
+        SmallCNN(input_size=32, readout="max")
+
+
+@pytest.mark.parametrize("readout", ["avg", "spatial"])
+def test_small_cnn_channels_last_input_matches_the_default_format(readout):
     """The network (channels-last activations) equals the same layers run on a contiguous
     image, values and gradients; its weights and their gradients stay contiguous."""
     from humr.conditions.backbones import SmallCNN
 
     torch.manual_seed(0)
-    net = SmallCNN(width=8, num_layers=3)
+    net = SmallCNN(width=8, num_layers=3, input_size=32, readout=readout)
     plain = copy.deepcopy(net.features)
     img = torch.randn(4, 3, 32, 32)
     torch.testing.assert_close(net(img), plain(img), rtol=1e-5, atol=1e-5)

@@ -58,3 +58,12 @@ def test_summary_ratios_against_both_oracles():
     row = summary([record], {"easier": oracle}).splitlines()[-1].split(" | ")
     assert row[3:8] == ["90.0", "9.0", "10.00x", "45.0", "2.00x"]
     assert row[8:13] == ["120.0", "4.0", "30.00x", "40.0", "3.00x"]
+
+
+def test_curve_styles_do_not_repeat_within_sixty_curves():
+    sys.path.insert(0, str(BENCHMARKS))
+    from protocol_sweep import curve_style
+
+    styles = [curve_style(i) for i in range(60)]
+    assert len(set(styles)) == 60
+    assert styles[0] == ("o-", 0) and styles[20] == ("s--", 0) and styles[41] == ("^:", 1)

@@ -81,6 +81,42 @@ def test_lambert_shading_of_a_tilted_face():
     assert np.abs(pix - expected).max() <= 1
 
 
+def test_directional_light_shades_by_the_normal_alone():
+    """``light``: s = max(0, n . l) for the unit outward normal, whatever the viewing ray; a
+    face and its mirror image about the image plane's direction (tilted towards the camera /
+    away) look the same under the headlight and differ under a light from above."""
+    a, s = np.deg2rad(40), 0.4
+    pts = np.array([[-s, -s, 0], [s, -s, 0], [0, 2 * s, 0]])   # centroid on the optical axis
+    faces = np.array([[0, 2, 1]])                      # outward normal towards the camera (-z)
+
+    def tilted(sign):                                  # about the x axis, top towards / away
+        rot = np.array([[1, 0, 0], [0, np.cos(a), -sign * np.sin(a)],
+                        [0, sign * np.sin(a), np.cos(a)]])
+        return pts @ rot.T + [0, 0, 4]
+
+    def pixels(verts, light):
+        out = render_mesh(verts, faces, F, C, HW, color=(1.0, 1.0, 1.0), ambient=0.2,
+                          light=light)
+        return out["rgb"][out["silhouette"]][:, 0].astype(float)
+
+    up = np.array([0.0, -1.0, -1.0]) / np.sqrt(2)     # above and in front (y points down)
+    for sign in (1, -1):
+        verts = tilted(sign)
+        normal = np.cross(verts[2] - verts[0], verts[1] - verts[0])
+        normal /= np.linalg.norm(normal)
+        assert normal[2] < 0
+        expected = 255 * (0.2 + 0.8 * max(0.0, normal @ up))
+        assert np.abs(pixels(verts, 3 * up) - expected).max() <= 1        # any length
+        assert np.abs(pixels(verts, [0, 0, -1]) - 255 * (0.2 + 0.8 * -normal[2])).max() <= 1
+        assert np.abs(pixels(verts, [0, 0, 1]) - 255 * 0.2).max() <= 1     # from behind
+    head = [pixels(tilted(sign), None).mean() for sign in (1, -1)]
+    lit = [pixels(tilted(sign), up).mean() for sign in (1, -1)]
+    assert abs(head[0] - head[1]) <= 1 and abs(lit[0] - lit[1]) > 50
+    for bad in ([0, 0, 0], [1, 0], [np.nan, 0, 1]):
+        with pytest.raises(ValueError, match="light"):
+            render_mesh(tilted(1), faces, F, C, HW, light=bad)
+
+
 def test_bad_inputs_name_the_argument():
     verts = _unproject([[4, 4], [28, 4], [4, 28]], 3.0)
     with pytest.raises(ValueError, match="vertices"):

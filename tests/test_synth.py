@@ -232,3 +232,38 @@ def test_generator_workers_use_the_configs_knobs(tmp_path, body_dir):
     prior = cfg.prior()
     assert (angles >= prior.low[1:] - 1e-5).all() and (angles <= prior.high[1:] + 1e-5).all()
     assert np.abs(JointLimitPrior().high[1:]).max() > np.abs(angles).max() * 2
+
+
+def test_light_knob_changes_the_image_only(body):
+    """``light_dir`` re-lights the same example: every stored key but the image is equal."""
+    cfg = SynthConfig(**{**CFG.__dict__, "body_model": "unused"})
+    lit = SynthConfig(**{**cfg.__dict__, "light_dir": (-0.3, -0.8, -0.5)})
+    prior = JointLimitPrior()
+    a, b = (make_example(2, "train", 3, c, body, prior) for c in (cfg, lit))
+    assert set(a) == set(b)
+    for key in a:
+        if key != "img":
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert np.abs(a["img"].astype(int) - b["img"].astype(int)).max() > 20
+    with pytest.raises(ValueError, match="light_dir"):
+        SynthConfig(light_dir=(0.0, 0.0, 0.0))
+
+
+def test_a_folder_written_before_a_knob_existed_reads_as_its_default(tmp_path, body_dir):
+    """meta.json without a later knob (``light_dir``) matches the default config (resumes),
+    not another value of the knob."""
+    import json
+
+    from humr.data.synthetic import recorded_config
+
+    cfg = SynthConfig(**{**CFG.__dict__, "body_model": str(body_dir)})
+    root = generate(tmp_path / "old", 2, 0, seed=5, config=cfg)
+    meta = json.loads((root / "meta.json").read_text())
+    del meta["generator"]["light_dir"]
+    (root / "meta.json").write_text(json.dumps(meta))
+    assert recorded_config(meta) == cfg.to_dict()
+    assert recorded_config({}) is None
+    generate(root, 2, 0, seed=5, config=cfg)                              # same: accepted
+    with pytest.raises(ValueError, match="other parameters"):
+        generate(root, 2, 0, seed=5, config=SynthConfig(**{**cfg.__dict__,
+                                                           "light_dir": (0.0, -1.0, 0.0)}))

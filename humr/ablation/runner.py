@@ -92,7 +92,7 @@ def ensure_data(data_root: str | Path, size: Size, progress: bool = True,
     """
     from humr.data.format import read_meta
     from humr.data.schema import DataFormatError
-    from humr.data.synthetic import generate
+    from humr.data.synthetic import generate, recorded_config
 
     root = Path(data_root)
     config = config if config is not None else size_config(size)
@@ -109,7 +109,7 @@ def ensure_data(data_root: str | Path, size: Size, progress: bool = True,
         d = size.data
         return generate(root, n_train=d["n_train"], n_test=d["n_test"], seed=d.get("seed", 0),
                         config=synth, workers=d.get("workers", 1), progress=progress)
-    written = meta.get("generator")
+    written = recorded_config(meta)
     if written is not None and written != synth.to_dict():
         wanted = synth.to_dict()
         diff = sorted(k for k in set(written) | set(wanted) if written.get(k) != wanted.get(k))

@@ -17,7 +17,7 @@ __all__ = ["PrecomputedFeatures", "SmallCNN"]
 @BACKBONES.register("small_cnn")
 class SmallCNN(nn.Module):
     """CPU-friendly convolutional encoder: ``num_layers`` stride-2 3x3 conv-BN-ReLU stages
-    (channels doubling from ``width``) and global average pooling.
+    (channels doubling from ``width``) and a readout of the last feature map.
 
     Args:
         width: channels of the first stage.
@@ -25,8 +25,14 @@ class SmallCNN(nn.Module):
         input_size: if given, the image is first resized to ``input_size`` x ``input_size``
             (area interpolation, i.e. box filtering when shrinking), which sets the cost: 64 on
             a 128 crop is about 4x cheaper than the full crop.
+        readout: ``"avg"`` (global average pooling, the default) or ``"spatial"``: one linear
+            map of the whole flattened last map (C x s x s, s = ``input_size`` / 2^num_layers
+            rounded up) to C features, so the features keep *where* in the crop a pattern is
+            (which limb lies in front of which), which average pooling discards. Needs
+            ``input_size``.
 
-    Input ``img`` (B, 3, H, W) (any H, W >= 1); output (B, width * 2^(num_layers-1)).
+    Input ``img`` (B, 3, H, W) (any H, W >= 1; with ``readout="spatial"`` any size, resized
+    to ``input_size``); output (B, C), C = width * 2^(num_layers-1).
     The image enters the convolutions in the channels-last memory format (the values are
     those of the default format): on the CPU preset (batch 32 at 64 px, 2 threads) forward +
     backward take 26 ms instead of 30 ms. The weights keep the default format, so their
@@ -42,19 +48,28 @@ class SmallCNN(nn.Module):
     input_key = "img"
     input_spec = ("B", 3, "H", "W")
 
-    def __init__(self, width: int = 32, num_layers: int = 4, input_size: int | None = None) -> None:
+    def __init__(self, width: int = 32, num_layers: int = 4, input_size: int | None = None,
+                 readout: str = "avg") -> None:
         super().__init__()
         if width < 1 or num_layers < 1 or (input_size is not None and input_size < 1):
             raise ValueError(f"width, num_layers and input_size must be >= 1, got {width}, "
                              f"{num_layers}, {input_size}")
+        if readout not in ("avg", "spatial"):
+            raise ValueError(f"readout must be 'avg' or 'spatial', got {readout!r}")
+        if readout == "spatial" and input_size is None:
+            raise ValueError("readout='spatial' needs input_size (the last map's size fixes "
+                             "the readout's weights)")
         self.input_size = None if input_size is None else int(input_size)
-        layers, cin = [], 3
+        layers, cin, side = [], 3, self.input_size
         for i in range(num_layers):
             cout = width * 2 ** i
             layers += [nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False),
                        nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
             cin = cout
-        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+            side = None if side is None else (side + 1) // 2    # stride 2, padding 1, kernel 3
+        head = ([nn.AdaptiveAvgPool2d(1), nn.Flatten()] if readout == "avg" else
+                [nn.Flatten(), nn.Linear(cin * side * side, cin), nn.ReLU(inplace=True)])
+        self.features = nn.Sequential(*layers, *head)
         self.out_dim = cin
 
     def forward(self, img: Tensor) -> Tensor:

@@ -57,7 +57,8 @@ from humr.data.pose_prior import JointLimitPrior
 from humr.data.schema import REQUIRED_KEYS, DataFormatError
 from humr.geometry import full_to_crop, matrix_to_axis_angle, perspective_project
 
-__all__ = ["SPLITS", "STORED_KEYS", "Scene", "SynthConfig", "generate", "make_example"]
+__all__ = ["SPLITS", "STORED_KEYS", "Scene", "SynthConfig", "generate", "make_example",
+           "recorded_config"]
 
 SPLITS = ("train", "test")
 #: keys of every generated example (the required schema keys plus the synthetic ones)
@@ -93,6 +94,10 @@ class SynthConfig:
             the reference set of the posterior energy distance and of the oracle's noise floor
             (:mod:`humr.data.oracle`), whose expected value falls with the number of distinct
             samples; training never reads the posterior.
+        light_dir: (3,) direction towards a distant light in the camera frame (x right, y
+            down, z forward), or None (the default) for a light at the camera, whose shading
+            is the same for a limb turned towards the camera and for its mirror image turned
+            away (see :func:`humr.viz.render.render_mesh`).
         num_hm_samples: heatmap samples per joint. shard_size: examples per shard file.
         body_model: "procedural" or a path for :class:`humr.body.BodyModel`.
     """
@@ -122,9 +127,15 @@ class SynthConfig:
     candidates: int = 256
     max_rounds: int = 4
     tolerance_px: float = 2.0
+    light_dir: tuple[float, float, float] | None = None
     num_hm_samples: int = 150
     shard_size: int = 32
     body_model: str = "procedural"
+
+    def __post_init__(self) -> None:
+        from humr.viz.render import light_direction
+
+        light_direction(self.light_dir, "light_dir")          # ValueError naming the knob
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(dataclasses.asdict(self)))
@@ -233,7 +244,7 @@ def _render(body, scene: Scene, cfg: SynthConfig, rng: np.random.Generator
     part = body.lbs_weights.argmax(dim=1).numpy()
     colors = np.clip(_PART_COLORS[part] * rng.uniform(0.8, 1.15, 3), 0, 1)
     out = render_mesh(verts, body.faces, focal, principal, (res, res), color=colors,
-                      background=_background(res, rng))
+                      background=_background(res, rng), light=cfg.light_dir)
     img, mask = out["rgb"], out["silhouette"].copy()
     # crop pixel centres in full-image px
     grid = (np.arange(res) + 0.5) / res * scene.box_size + scene.center[:, None] - scene.box_size / 2
@@ -319,6 +330,15 @@ def _init_worker(cfg: dict) -> None:
     _WORKER.update(body=BodyModel(cfg.body_model, dtype=torch.float64), prior=cfg.prior())
 
 
+def recorded_config(meta: dict) -> dict | None:
+    """The generator parameters a dataset's ``meta.json`` records (``meta['generator']``, the
+    JSON form of :class:`SynthConfig`), with the knobs added after it was written filled with
+    their defaults: a new knob's default reproduces the generator as it was before the knob
+    existed, so such a folder still matches the config that reads it. None if not recorded."""
+    written = meta.get("generator")
+    return None if written is None else {**SynthConfig().to_dict(), **written}
+
+
 def _config(data: dict) -> SynthConfig:
     """A SynthConfig from its JSON form (lists back to tuples)."""
     return SynthConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
@@ -373,6 +393,7 @@ def generate(out: str | Path, n_train: int, n_test: int, seed: int = 0,
             "keys": sorted(STORED_KEYS)}
     if (root / "meta.json").is_file():
         old = read_meta(root, require_complete=False)
+        old = {**old, "generator": recorded_config(old)}
         same = ("seed", "generator", "generator_version", "shard_size")
         if any(old.get(k) != meta[k] for k in same):
             raise ValueError(f"{root} holds a dataset written with other parameters "

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["render_mesh"]
+__all__ = ["light_direction", "render_mesh"]
 
 _GROW = 0.5                     # px by which every face is grown (see the module docstring)
 _CHUNK = 1 << 21                # candidate pixels per vectorised batch (memory bound)
@@ -75,14 +75,31 @@ def _cover(uv: np.ndarray, box_lo: np.ndarray, box_hi: np.ndarray, lo: np.ndarra
     return face, row[face, r, 0] * width + col[face, 0, c]
 
 
+def light_direction(light: Sequence[float] | None, name: str = "light") -> np.ndarray | None:
+    """The unit (3,) float64 direction of ``light`` (any length), None for None; ValueError
+    naming ``name`` unless it is a finite non-zero 3-vector."""
+    if light is None:
+        return None
+    unit = np.asarray(light, dtype=np.float64)
+    norm = np.linalg.norm(unit) if unit.shape == (3,) else np.nan
+    if not (np.isfinite(unit).all() and norm > 0):
+        raise ValueError(f"{name} must be a finite non-zero (3,) direction, got {light!r}")
+    return unit / norm
+
+
 def render_mesh(vertices: np.ndarray, faces: np.ndarray, focal: Sequence[float],
                 principal: Sequence[float], image_hw: Sequence[int],
                 color=(0.7, 0.7, 0.7), background: np.ndarray | None = None,
-                ambient: float = 0.35, cull_backfaces: bool = True, znear: float = 1e-3) -> dict:
+                ambient: float = 0.35, cull_backfaces: bool = True, znear: float = 1e-3,
+                light: Sequence[float] | None = None) -> dict:
     """Render a triangle mesh seen by a pinhole camera placed at the origin.
 
-    Shading is Lambertian with the light at the camera: ``c * (ambient + (1 - ambient) |cos a|)``
-    with ``a`` the angle between the face normal and the viewing ray to the face centre.
+    Shading is Lambertian, ``c * (ambient + (1 - ambient) s)``. By default the light is at the
+    camera: ``s = |cos a|`` with ``a`` the angle between the face normal and the viewing ray to
+    the face centre, which shades a limb turned towards the camera and its mirror image turned
+    away alike. With ``light`` (a direction towards a distant light in the camera frame: x
+    right, y down, z forward; any length) ``s = max(0, n . l)`` for the unit outward normal
+    ``n`` and the unit ``l``: the shading then tells the two apart.
     Faces with a vertex closer than ``znear`` are dropped. With ``cull_backfaces`` the faces whose
     normal (right-hand rule, outward for a positively oriented closed mesh) points away from
     the camera are skipped, which halves the work on closed meshes.
@@ -98,6 +115,7 @@ def render_mesh(vertices: np.ndarray, faces: np.ndarray, focal: Sequence[float],
         ambient: share of light that does not depend on the normal, in [0, 1].
         cull_backfaces: skip faces turned away from the camera.
         znear: near clipping depth, metres.
+        light: (3,) direction towards the light, or None for a light at the camera.
     Returns:
         ``rgb`` (h, w, 3) uint8, ``silhouette`` (h, w) bool, ``depth`` (h, w) float32 (mean
         depth of the visible face, metres; ``inf`` on the background).
@@ -113,6 +131,7 @@ def render_mesh(vertices: np.ndarray, faces: np.ndarray, focal: Sequence[float],
         raise ValueError("vertices contain NaN or inf")
     if background is not None and np.shape(background) != (h, w, 3):
         raise ValueError(f"background must have shape ({h}, {w}, 3), got {np.shape(background)}")
+    light = light_direction(light)
     rgb = np.zeros((h, w, 3), np.uint8) if background is None else np.array(background, np.uint8)
     face_rgb = _face_colors(color, f, len(v))
 
@@ -150,7 +169,12 @@ def render_mesh(vertices: np.ndarray, faces: np.ndarray, focal: Sequence[float],
             face, pixel = _cover(uv[f_r], box_lo[f_r], box_hi[f_r], lo[r], hi[r], size, w)
             np.maximum.at(best, pixel, r[face])
 
-    shade = ambient + (1.0 - ambient) * np.abs(cos)
+    if light is None:
+        facing = np.abs(cos)
+    else:
+        facing = np.maximum(normal @ light, 0.0) / np.maximum(np.linalg.norm(normal, axis=1),
+                                                             1e-12)
+    shade = ambient + (1.0 - ambient) * facing
     lit = np.clip(np.round(255.0 * face_rgb * shade[:, None]), 0, 255).astype(np.uint8)
     buffer = np.where(best >= 0, idx[best.clip(0, None)] if len(idx) else -1, -1).reshape(h, w)
     silhouette = buffer >= 0
