@@ -54,6 +54,8 @@ _COSINE = ["train.lr_schedule=cosine", "train.warmup_steps=100"]
 _NO_IMAGE = ["model.conditions=[pose2d,bbox]"]
 _WITH_KP3D = "losses.kp3d_mode.weight=0.05"     # added to the preset's losses
 _SPATIAL = "model.conditions.image.backbone.readout=spatial"
+#: the 3D-loss protocol: 8000 steps, kp3d_mode on, cosine schedule
+_KP3D_8000 = ["train.max_steps=8000", _WITH_KP3D, *_COSINE]
 _B128 = ["train.max_steps=4000", "train.batch_size=128", "train.lr=2e-3", "train.num_workers=3"]
 #: candidates: (dataset, overrides of configs/cpu.yaml)
 CANDIDATES = {
@@ -107,36 +109,29 @@ CANDIDATES = {
     # fine-tunes a model whose lift BEDLAM pre-training taught; trained from scratch, the lift
     # otherwise learns from the NLL alone (the mode's image-plane error on determined joints
     # is 3x the detector's own, 35 against 11 mm). Its 2D-only control asks again for the image
-    "easier_cos_8000_kp3d": ("easier", ["train.max_steps=8000", _WITH_KP3D, *_COSINE]),
-    "easier_cos_8000_kp3d_2d": ("easier", ["train.max_steps=8000", _WITH_KP3D, *_COSINE,
-                                           *_NO_IMAGE]),
+    "easier_cos_8000_kp3d": ("easier", _KP3D_8000),
+    "easier_cos_8000_kp3d_2d": ("easier", [*_KP3D_8000, *_NO_IMAGE]),
     # with the 3D mode loss the model overfits (mode MPJPE-24 56 mm on training examples, 83 mm
     # on test ones): twice the training examples, same steps
-    "easier16k_cos_8000_kp3d": ("easier16k", ["train.max_steps=8000", _WITH_KP3D, *_COSINE]),
-    "easier16k_cos_8000_kp3d_2d": ("easier16k", ["train.max_steps=8000", _WITH_KP3D, *_COSINE,
-                                                 *_NO_IMAGE]),
-    "easier32k_cos_8000_kp3d": ("easier32k", ["train.max_steps=8000", _WITH_KP3D, *_COSINE]),
-    "easier32k_cos_8000_kp3d_2d": ("easier32k", ["train.max_steps=8000", _WITH_KP3D, *_COSINE,
-                                                 *_NO_IMAGE]),
+    "easier16k_cos_8000_kp3d": ("easier16k", _KP3D_8000),
+    "easier16k_cos_8000_kp3d_2d": ("easier16k", [*_KP3D_8000, *_NO_IMAGE]),
+    "easier32k_cos_8000_kp3d": ("easier32k", _KP3D_8000),
+    "easier32k_cos_8000_kp3d_2d": ("easier32k", [*_KP3D_8000, *_NO_IMAGE]),
     # the determined joints' image-plane error stays 3x the detector's: the 2D mode loss, the
     # term that supervises it, 10x the paper's weight next to the 3D one
-    "easier16k_cos_8000_kp3d_kp2d1e-1": ("easier16k", ["train.max_steps=8000", _WITH_KP3D,
-                                                       "losses.kp2d_mode.weight=0.1", *_COSINE]),
+    "easier16k_cos_8000_kp3d_kp2d1e-1": ("easier16k", [*_KP3D_8000,
+                                                       "losses.kp2d_mode.weight=0.1"]),
     # the 2D-only controls equal the full model: the small CNN's global average pooling keeps
     # what patterns the crop holds but not where (which limb lies in front of which); a linear
     # readout of the whole 4 x 4 map keeps the layout
-    "easier_cos_8000_kp3d_spatial": ("easier", ["train.max_steps=8000", _WITH_KP3D, _SPATIAL,
-                                                *_COSINE]),
+    "easier_cos_8000_kp3d_spatial": ("easier", [*_KP3D_8000, _SPATIAL]),
     # is the image needed once its shading shows depth? (the pair above on lit images)
-    "easier_lit_cos_8000_kp3d": ("easier_lit", ["train.max_steps=8000", _WITH_KP3D, *_COSINE]),
-    "easier_lit_cos_8000_kp3d_spatial": ("easier_lit", ["train.max_steps=8000", _WITH_KP3D,
-                                                        _SPATIAL, *_COSINE]),
+    "easier_lit_cos_8000_kp3d": ("easier_lit", _KP3D_8000),
+    "easier_lit_cos_8000_kp3d_spatial": ("easier_lit", [*_KP3D_8000, _SPATIAL]),
     # the lit images are read (shuffling them costs the spatial readout 11 mm of best-of-100)
     # but the model overfits: four times the examples
-    "easier_lit32k_cos_8000_kp3d": ("easier_lit32k", ["train.max_steps=8000", _WITH_KP3D,
-                                                      *_COSINE]),
-    "easier_lit32k_cos_8000_kp3d_spatial": ("easier_lit32k", ["train.max_steps=8000", _WITH_KP3D,
-                                                              _SPATIAL, *_COSINE]),
+    "easier_lit32k_cos_8000_kp3d": ("easier_lit32k", _KP3D_8000),
+    "easier_lit32k_cos_8000_kp3d_spatial": ("easier_lit32k", [*_KP3D_8000, _SPATIAL]),
     # a GPU's larger budget for the best protocol (batch 128: 512K examples seen in 4000 steps,
     # twice the CPU protocol's), the full model, its 2D-only control and the spatial readout
     "easier32k_cos_4000_b128_kp3d": ("easier32k", [*_B128, _WITH_KP3D, *_COSINE]),

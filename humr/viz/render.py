@@ -138,9 +138,10 @@ def render_mesh(vertices: np.ndarray, faces: np.ndarray, focal: Sequence[float],
     tri = v[f]                                                      # (F, 3, 3)
     keep = (tri[..., 2] > znear).all(axis=1)
     normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    normal_len = np.linalg.norm(normal, axis=1)
     centre = (tri[:, 0] + tri[:, 1] + tri[:, 2]) / 3.0
     cos = np.einsum("fc,fc->f", normal, centre) / np.maximum(
-        np.linalg.norm(normal, axis=1) * np.linalg.norm(centre, axis=1), 1e-12)
+        normal_len * np.linalg.norm(centre, axis=1), 1e-12)
     if cull_backfaces:
         keep &= cos < 0
     with np.errstate(divide="ignore", invalid="ignore"):   # z <= znear faces are dropped
@@ -172,8 +173,7 @@ def render_mesh(vertices: np.ndarray, faces: np.ndarray, focal: Sequence[float],
     if light is None:
         facing = np.abs(cos)
     else:
-        facing = np.maximum(normal @ light, 0.0) / np.maximum(np.linalg.norm(normal, axis=1),
-                                                             1e-12)
+        facing = np.maximum(normal @ light, 0.0) / np.maximum(normal_len, 1e-12)
     shade = ambient + (1.0 - ambient) * facing
     lit = np.clip(np.round(255.0 * face_rgb * shade[:, None]), 0, 255).astype(np.uint8)
     buffer = np.where(best >= 0, idx[best.clip(0, None)] if len(idx) else -1, -1).reshape(h, w)
