@@ -12,18 +12,22 @@ protocol: 24 SMPL joints, hips-midpoint root, mm) are computed
 * ``gt shape + root``: both replaced: what remains is the body pose alone.
 
 Also printed: the betas' RMS error and the global orientation's geodesic error of the mode
-(degrees), and, for ``gt shape + root``, the error split by joint: **determined** joints, whose
-position the stored true posterior pins down (their spread over its samples is below 1 mm:
-visible joints and the unoccluded chains), and the **undetermined** rest, where the mode's
-error is compared with a posterior draw's (``undetermined/draw``; the mode cannot beat the
-posterior's own breadth there). ``determined/depth`` and ``determined/image_plane`` split the
-determined joints' mode error into the camera's depth axis and the image plane;
-``detector/image_plane`` is the model's own 2D input's error in the same units: the detector
-pose (``batch['cond_kp']``, argmax pixel centres) against the true projection, on visible
-COCO joints, in mm at each joint's depth. A mode whose image-plane error is well above it has
-not learned what its input already gives. Test and training examples scoring alike means the
-model underfits (more steps would help); training examples scoring much better means it
-overfits (more data would).
+(degrees), and, for ``gt shape + root`` (and for ``model``, keys ``model/determined/...``),
+the error split by joint: **determined** joints, whose position the stored true posterior pins
+down (their spread over its samples is below 1 mm: visible joints and the unoccluded chains),
+and the **undetermined** rest, where the mode's error is compared with a posterior draw's
+(``undetermined/draw``; the mode cannot beat the posterior's own breadth there).
+``determined/depth`` and ``determined/image_plane`` split the determined joints' mode error
+into the camera's depth axis and the image plane; ``determined/mode_scaled`` and
+``determined/image_plane_scaled`` are the same after the least-squares scale of the mode's
+determined joints about the root (the person's size, which the benchmark hides:
+``docs/synthetic.md``); ``detector/image_plane`` is the model's own 2D input's error in the
+same units: the detector pose (``batch['cond_kp']``, argmax pixel centres) against the true
+projection, on visible COCO joints, in mm at each joint's depth. A mode whose image-plane error
+is well above it has not learned what its input already gives (``keypoint_baselines.py``
+measures what a direct regressor learns from the same input). Test and training examples
+scoring alike means the model underfits (more steps would help); training examples scoring
+much better means it overfits (more data would).
 
 Usage::
 
@@ -51,6 +55,9 @@ from humr.metrics.protocols import get_protocol
 VARIANTS = (("model", False, False), ("gt shape", True, False), ("gt root", False, True),
             ("gt shape + root", True, True))
 
+#: the variants whose joints are split by :func:`split_by_determined`, and their keys' prefix
+SPLIT_VARIANTS = {"gt shape + root": "", "model": "model/"}
+
 #: posterior spread (metres, mean distance to the posterior mean) below which a joint counts
 #: as determined
 DETERMINED_SPREAD_M = 1e-3
@@ -61,27 +68,30 @@ def root_relative(joints: torch.Tensor) -> torch.Tensor:
     return joints - get_protocol("emdb").root(joints)
 
 
-def posterior_joints(model, batch, b: int) -> torch.Tensor:
-    """Root-relative joints (count, 24, 3) of example ``b``'s distinct stored posterior samples,
-    with its ground-truth shape."""
-    J = model.num_joints
+def posterior_joints(geometry, batch, b: int, like: torch.Tensor) -> torch.Tensor:
+    """Root-relative joints (count, J, 3) of example ``b``'s distinct stored posterior samples,
+    with its ground-truth shape; ``geometry(rotmat, betas)`` returns a dict with ``joints``
+    (a :class:`humr.body.BodyModel` or a model's ``body_geometry``), J and the dtype are
+    ``like``'s (..., J, 3)."""
+    J = like.shape[-2]
     count = max(1, int(batch["posterior_count"][b]))
     pose = batch["posterior"][b, :count].reshape(count, -1, 3)[:, :J]
-    betas = batch["betas"][b:b + 1].to(model.dtype).expand(count, -1)
-    return root_relative(model.body_geometry(axis_angle_to_matrix(pose).to(model.dtype),
-                                             betas)["joints"])
+    betas = batch["betas"][b:b + 1].to(like.dtype).expand(count, -1)
+    return root_relative(geometry(axis_angle_to_matrix(pose).to(like.dtype), betas)["joints"])
 
 
-def split_by_determined(model, batch, pred: torch.Tensor, truth: torch.Tensor
-                        ) -> dict[str, float]:
+def split_by_determined(geometry, batch, pred: torch.Tensor, truth: torch.Tensor,
+                        prefix: str = "") -> dict[str, float]:
     """Sums (mm) and counts of the per-joint errors of ``pred`` (B, S, 24, 3), slot 0 the mode,
-    against ``truth`` (B, 24, 3), split by the joints the stored posterior determines."""
+    against ``truth`` (B, 24, 3), split by the joints the stored posterior determines
+    (posed by ``geometry``, :func:`posterior_joints`); every key starts with ``prefix``."""
     sums = dict.fromkeys(("determined/mode", "determined/best", "determined/depth",
-                          "determined/image_plane", "determined/count", "undetermined/mode",
-                          "undetermined/draw", "undetermined/count"), 0.0)
+                          "determined/image_plane", "determined/mode_scaled",
+                          "determined/image_plane_scaled", "determined/count",
+                          "undetermined/mode", "undetermined/draw", "undetermined/count"), 0.0)
     pred, truth = root_relative(pred), root_relative(truth)
     for b in range(pred.shape[0]):
-        post = posterior_joints(model, batch, b)
+        post = posterior_joints(geometry, batch, b, truth)
         det = (post - post.mean(0)).norm(dim=-1).mean(0) < DETERMINED_SPREAD_M      # (24,)
         err = pred[b] - truth[b]                                                     # (S, 24, 3)
         dist = err.norm(dim=-1) * 1000.0
@@ -91,11 +101,17 @@ def split_by_determined(model, batch, pred: torch.Tensor, truth: torch.Tensor
         sums["determined/best"] += float(dist[:, det].mean(1).min()) * n_det if n_det else 0.0
         sums["determined/depth"] += float(err[0, det, 2].abs().sum()) * 1000.0
         sums["determined/image_plane"] += float(err[0, det, :2].norm(dim=-1).sum()) * 1000.0
+        # the mode's determined joints after the least-squares scale about the root: what is
+        # left once the person's size (which the image does not show) is taken out
+        mode, true = pred[b, 0, det], truth[b, det]
+        scaled = (mode * true).sum() / mode.pow(2).sum().clamp_min(1e-12) * mode - true
+        sums["determined/mode_scaled"] += float(scaled.norm(dim=-1).sum()) * 1000.0
+        sums["determined/image_plane_scaled"] += float(scaled[:, :2].norm(dim=-1).sum()) * 1000.0
         sums["determined/count"] += n_det
         sums["undetermined/mode"] += float(dist[0, ~det].sum())
         sums["undetermined/draw"] += float(draw[~det].sum())
         sums["undetermined/count"] += int((~det).sum())
-    return sums
+    return {prefix + key: value for key, value in sums.items()}
 
 
 def detector_image_plane(batch, truth: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -145,18 +161,19 @@ def decompose(model, loader, num_samples: int, seed: int = 0) -> dict[str, float
             err = hypothesis_errors(joints, truth, "emdb")["mpjpe"]             # (B, S)
             sums[f"{name}/mode"] = sums.get(f"{name}/mode", 0.0) + float(err[:, 0].sum())
             sums[f"{name}/best"] = sums.get(f"{name}/best", 0.0) + float(err.min(1).values.sum())
-            if use_shape and use_root:
-                for key, value in split_by_determined(model, batch, joints, truth).items():
+            if name in SPLIT_VARIANTS:
+                for key, value in split_by_determined(model.body_geometry, batch, joints, truth,
+                                                       SPLIT_VARIANTS[name]).items():
                     sums[key] = sums.get(key, 0.0) + value
         betas_err = (out["betas"][:, 0] - gt_betas[:, 0]).pow(2).mean(-1).sqrt()
         root = roma.rotmat_geodesic_distance(out["rotmat"][:, 0, 0], gt_rot[:, 0])
         sums["betas_rms"] = sums.get("betas_rms", 0.0) + float(betas_err.sum())
         sums["root_deg"] = sums.get("root_deg", 0.0) + float(torch.rad2deg(root).sum())
         count += B
-    per_joint = {key: sums.pop(key) / max(sums[f"{key.split('/')[0]}/count"], 1)
-                 for key in list(sums) if key.split("/")[0] in ("determined", "undetermined",
-                                                                 "detector")
-                 and not key.endswith("/count")}
+    # a sum with a count beside it ("<group>/count") is a per-joint mean, the rest per example
+    per_joint = {key: sums.pop(key) / max(sums[f"{key.rsplit('/', 1)[0]}/count"], 1)
+                 for key in list(sums)
+                 if not key.endswith("/count") and f"{key.rsplit('/', 1)[0]}/count" in sums}
     return ({key: value / count for key, value in sums.items()} | per_joint
             | {"num_examples": count})
 
@@ -165,6 +182,8 @@ def markdown(results: dict[str, dict[str, float]], num_samples: int) -> str:
     """One row per split: mode / best-of-N MPJPE-24 of each variant, betas and root error."""
     head = ["split", "examples"] + [f"{v} (mode / best-of-{num_samples})" for v, _, _ in VARIANTS]
     head += ["betas RMS", "root error", "determined joints: mode / best (depth, image plane)",
+             "the same, best scale: mode (image plane)",
+             "as predicted, determined joints: mode (image plane); best scale (image plane)",
              "detector pose, image plane", "undetermined joints: mode / a posterior draw"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for split, r in results.items():
@@ -173,6 +192,12 @@ def markdown(results: dict[str, dict[str, float]], num_samples: int) -> str:
         cells += [f"{r['betas_rms']:.2f}", f"{r['root_deg']:.1f} deg",
                   (f"{r['determined/mode']:.1f} / {r['determined/best']:.1f} mm "
                    f"({r['determined/depth']:.1f}, {r['determined/image_plane']:.1f} mm)"),
+                  (f"{r['determined/mode_scaled']:.1f} mm "
+                   f"({r['determined/image_plane_scaled']:.1f} mm)"),
+                  (f"{r['model/determined/mode']:.1f} mm "
+                   f"({r['model/determined/image_plane']:.1f} mm); "
+                   f"{r['model/determined/mode_scaled']:.1f} mm "
+                   f"({r['model/determined/image_plane_scaled']:.1f} mm)"),
                   f"{r['detector/image_plane']:.1f} mm",
                   f"{r['undetermined/mode']:.1f} / {r['undetermined/draw']:.1f} mm"]
         lines.append("| " + " | ".join(cells) + " |")
@@ -190,17 +215,22 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="JSON file for the numbers")
     args = parser.parse_args(argv)
-    from humr.io import atomic_write_text
-
     model = load_module(args.ckpt).model.eval()
     data = HumrDataModule(args.data, batch_size=args.batch_size, eval_batch_size=args.batch_size,
                           max_eval_examples=args.max_examples)
     results = {split: decompose(model, data.eval_dataloader(split), args.num_samples, args.seed)
                for split in args.splits}
-    print(markdown(results, args.num_samples))
-    if args.out:
-        atomic_write_text(Path(args.out), json.dumps(results, indent=1))
+    publish(markdown(results, args.num_samples), results, args.out)
     return 0
+
+
+def publish(table: str, numbers: dict, out: str | None) -> None:
+    """Print ``table`` and, when ``out`` is given, write ``numbers`` there as JSON (atomically)."""
+    from humr.io import atomic_write_text
+
+    print(table)
+    if out:
+        atomic_write_text(Path(out), json.dumps(numbers, indent=1))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from humr.engine.datamodule import HumrDataModule
 from humr.geometry import axis_angle_to_matrix
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from error_decomposition import decompose, markdown
+from error_decomposition import decompose, markdown, root_relative, split_by_determined
 
 TURN = math.radians(30.0)
 
@@ -104,9 +104,14 @@ def test_determined_joints_split_against_a_loop(tiny_data):
                 determined += spread < 1e-3
     assert r["determined/count"] * r["num_examples"] == pytest.approx(determined)
     assert 0 < determined < 24 * r["num_examples"]
+    # the draw keeps the true shape and root: the prediction as it is splits the same way
+    assert r["model/determined/mode"] == pytest.approx(r["determined/mode"], abs=1e-6)
+    assert r["model/undetermined/mode"] == pytest.approx(r["undetermined/mode"], rel=1e-6)
     truth = decompose(TurnedTruth(body), data.eval_dataloader("test"), num_samples=2)
     assert truth["determined/mode"] == pytest.approx(0.0, abs=1e-2)
     assert truth["undetermined/mode"] == pytest.approx(0.0, abs=1e-2)
+    assert truth["model/determined/mode"] > 20.0                 # turned root, mean shape
+    assert truth["model/determined/count"] == truth["determined/count"]
 
 
 def test_detector_image_plane_against_a_reprojection_fit(tiny_data):
@@ -145,3 +150,27 @@ def test_detector_image_plane_against_a_reprojection_fit(tiny_data):
     plain = decompose(TurnedTruth(body), data.eval_dataloader("test"), num_samples=2)
     assert 0 < plain["detector/image_plane"] < r["detector/image_plane"]
     assert "mm |" in markdown({"test": plain}, 2)
+
+
+def test_scaled_split_of_a_scaled_truth(tiny_data):
+    """The truth scaled by 1.1 about the root: after the best scale no error is left; before,
+    a determined joint's image-plane error is 0.1 of its in-plane distance from the root."""
+    body = BodyModel("procedural")
+    data = HumrDataModule(str(tiny_data), batch_size=4, eval_batch_size=4)
+    batch = next(iter(data.eval_dataloader("test")))
+    B = batch["pose"].shape[0]
+    truth = root_relative(body(axis_angle_to_matrix(batch["pose"].reshape(B, -1, 3)[:, :24]),
+                               batch["betas"])["joints"])
+    sums = split_by_determined(body, batch, 1.1 * truth[:, None], truth)
+    assert sums["determined/mode_scaled"] == pytest.approx(0.0, abs=1e-3 * sums["determined/count"])
+    assert sums["determined/image_plane_scaled"] <= sums["determined/mode_scaled"] + 1e-9
+    expected = 0.0
+    for b in range(B):                                        # determined joints by a loop
+        n = max(1, int(batch["posterior_count"][b]))
+        rot = axis_angle_to_matrix(batch["posterior"][b, :n].reshape(n, -1, 3)[:, :24])
+        post = root_relative(body(rot, batch["betas"][b:b + 1].expand(n, -1))["joints"])
+        for j in range(24):
+            if float((post[:, j] - post[:, j].mean(0)).norm(dim=-1).mean()) < 1e-3:
+                expected += 100.0 * float(truth[b, j, :2].norm())    # 0.1 x metres -> mm
+    assert sums["determined/image_plane"] == pytest.approx(expected, rel=1e-4)
+    assert sums["determined/mode"] > sums["determined/image_plane"]

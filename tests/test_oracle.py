@@ -80,7 +80,16 @@ def _joints(body, pose, betas):
     return body(rot, torch.as_tensor(betas, dtype=torch.float64).expand(len(rot), -1))["joints"]
 
 
-def test_oracle_of_a_hand_made_posterior(body):
+def _mpjpe(a, b):
+    """Brute force: pelvis-relative MPJPE (emdb: 24 joints, root = mean of the hips 1, 2), mm."""
+    a, b = a - a[[1, 2]].mean(0), b - b[[1, 2]].mean(0)
+    return 1e3 * float((a - b).norm(dim=-1).mean())
+
+
+def _hand_made_batch(body):
+    """Two copies of one synthetic example: example 0's posterior is the ground truth alone,
+    example 1's the ground truth and two other left-elbow rotations (stored as 0 1 2 0); the
+    left wrist is hidden. Returns (batch, the three distinct poses (3, 72), betas)."""
     cfg = SynthConfig(posterior_samples=4, test_posterior_samples=4, candidates=16, max_rounds=1,
                       body_model="unused")
     ex = make_example(0, "test", 0, cfg, body)
@@ -90,30 +99,28 @@ def test_oracle_of_a_hand_made_posterior(body):
         p = gt.clone().reshape(24, 3)
         p[18] = torch.tensor([0.0, angle, 0.0])
         bent.append(p.reshape(-1))
-    # example 0: posterior = the GT alone; example 1: GT + 2 samples, stored as 0 1 2 0
     post = torch.stack([torch.stack([gt] * 4), torch.stack([gt, bent[0], bent[1], gt])])
     batch = {k: torch.as_tensor(np.asarray(v))[None].expand(2, *np.shape(v)).clone()
              for k, v in ex.items() if k not in ("img", "posterior", "posterior_count")}
     batch.update(posterior=post.float(), posterior_count=torch.tensor([1, 3]))
     batch["cond_kp"][:, :, 2] = 0.95
     batch["cond_kp"][:, 9, 2] = 0.1                # the left wrist (moved by the elbow) is hidden
+    return batch, torch.stack([gt, *bent]), ex["betas"]
+
+
+def test_oracle_of_a_hand_made_posterior(body):
+    batch, poses, betas = _hand_made_batch(body)
     out = oracle_metrics(batch, body, num_samples=50, seed=0)
-
-    # brute force: pelvis-relative MPJPE (emdb: 24 joints, root = mean of the hips 1, 2)
-    def mpjpe(a, b):
-        a, b = a - a[[1, 2]].mean(0), b - b[[1, 2]].mean(0)
-        return 1e3 * float((a - b).norm(dim=-1).mean())
-
-    j = _joints(body, torch.stack([gt, *bent]), ex["betas"])
-    errs = [mpjpe(j[1], j[0]), mpjpe(j[2], j[0])]
+    j = _joints(body, poses, betas)
+    errs = [_mpjpe(j[1], j[0]), _mpjpe(j[2], j[0])]
     # example 0 scores 0; example 1's best of 50 draws of {1, 2} is the better one (both drawn)
     assert out["emdb/mpjpe_min"] == pytest.approx(min(errs) / 2, abs=1e-3)
     assert min(errs) > 1
     # mode-free accuracy: a random draw of the two, averaged over 50 draws (binomial slack)
     assert out["emdb/mpjpe_mean"] == pytest.approx(np.mean(errs) / 2, abs=0.25 * abs(errs[0] - errs[1]))
     # the same draws with the mean shape (betas 0), against the ground truth's own shape
-    flat = _joints(body, torch.stack([gt, *bent]), np.zeros_like(ex["betas"]))
-    blind = [mpjpe(flat[0], j[0]), min(mpjpe(flat[1], j[0]), mpjpe(flat[2], j[0]))]
+    flat = _joints(body, poses, np.zeros_like(betas))
+    blind = [_mpjpe(flat[0], j[0]), min(_mpjpe(flat[1], j[0]), _mpjpe(flat[2], j[0]))]
     assert out["emdb/mpjpe_min_mean_shape"] == pytest.approx(np.mean(blind), abs=1e-3)
     assert blind[0] > 5                                # the example's shape moves its joints
     # floor: delta = mean distance of the 3 distinct samples (pairs), times (1/49 + sum w^2)
@@ -141,3 +148,23 @@ def test_oracle_of_a_hand_made_posterior(body):
     assert "oracle" in text and "99.000" in text and "floor" in text
     shape_line = next(x for x in text.splitlines() if "mean body shape" in x)
     assert "emdb/mpjpe_min" in shape_line and f"{out['emdb/mpjpe_min_mean_shape']:.3f}" in shape_line
+
+
+def test_oracle_with_an_assumed_shape(body):
+    """``assumed_betas`` poses the shape rows' draws: the true shape gives the true-shape rows;
+    another shape gives the brute-force errors of the draws posed with it."""
+    batch, poses, betas = _hand_made_batch(body)
+    true = oracle_metrics(batch, body, num_samples=50, seed=0,
+                          assumed_betas=batch["betas"].double())
+    assert true["emdb/mpjpe_min_mean_shape"] == pytest.approx(true["emdb/mpjpe_min"], abs=1e-9)
+    assert true["energy_visible_mean_shape"] == pytest.approx(0.0, abs=1e-6)
+    other = torch.as_tensor(betas, dtype=torch.float64) * 1.5 + 0.3
+    out = oracle_metrics(batch, body, num_samples=50, seed=0,
+                         assumed_betas=other[None].expand(2, -1))
+    j, posed = _joints(body, poses, betas), _joints(body, poses, other)
+    expected = [_mpjpe(posed[0], j[0]), min(_mpjpe(posed[1], j[0]), _mpjpe(posed[2], j[0]))]
+    assert out["emdb/mpjpe_min_mean_shape"] == pytest.approx(np.mean(expected), abs=1e-3)
+    assert min(expected) > 5
+    assert out["emdb/mpjpe_min"] == pytest.approx(true["emdb/mpjpe_min"])   # true rows unmoved
+    with pytest.raises(ValueError, match="assumed_betas"):
+        oracle_metrics(batch, body, num_samples=5, assumed_betas=torch.zeros(2, 3))

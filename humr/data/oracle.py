@@ -188,7 +188,8 @@ def _clustered_mean(values: Tensor, keep: Tensor) -> tuple[float, float]:
 
 @torch.no_grad()
 def oracle_metrics(batch: Mapping[str, Tensor], body, num_samples: int = 100,
-                   seed: int = 0, chunk: int = 4096) -> dict[str, float]:
+                   seed: int = 0, chunk: int = 4096, assumed_betas: Tensor | None = None
+                   ) -> dict[str, float]:
     """The oracle of a batch of synthetic examples (module docstring).
 
     Args:
@@ -198,6 +199,9 @@ def oracle_metrics(batch: Mapping[str, Tensor], body, num_samples: int = 100,
         num_samples: N, the model's hypotheses per image.
         seed: seed of the draws and of the halves.
         chunk: poses per body pass.
+        assumed_betas: (B, nb) shapes that the ``*_mean_shape`` rows pose the draws with
+            instead of the mean shape (betas 0), e.g. shapes regressed from the keypoints
+            (``benchmarks/keypoint_baselines.py``); the other rows keep the true shapes.
     Returns:
         Flat dict (keys in the module docstring, ``num_examples``, ``num_samples``).
     """
@@ -232,7 +236,11 @@ def oracle_metrics(batch: Mapping[str, Tensor], body, num_samples: int = 100,
     draws = torch.gather(post, 1, idx[..., None].expand(-1, -1, post.shape[-1]))
     # slot 0 = the ground truth, a placeholder for the mode that the sample metrics skip
     out = run(torch.cat([gt_pose, draws], dim=1))
-    mean_shape = run(draws, shape=torch.zeros_like(betas))
+    guess = torch.zeros_like(betas) if assumed_betas is None else assumed_betas.to(dt)
+    if guess.shape != betas.shape:
+        raise ValueError(f"assumed_betas must have the shape of batch['betas'] "
+                         f"{tuple(betas.shape)}, got {tuple(guess.shape)}")
+    mean_shape = run(draws, shape=guess)
     result: dict[str, float] = {"num_examples": float(B), "num_samples": float(num_samples)}
 
     for name, key in (("emdb", "joints"), ("3dpw", "lsp14")):

@@ -1,0 +1,129 @@
+"""benchmarks/keypoint_baselines.py: the keyed shard reader against the validated dataset, the
+inputs against the conditioners, the regressor on a known linear map, and the reports on
+predictions with known answers (the truth itself, the mean shape)."""
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from humr.body import BodyModel
+from humr.conditions.bbox import BBoxCondition
+from humr.data.dataset import HumrDataset
+from humr.data.schema import DataFormatError
+from humr.geometry import axis_angle_to_matrix
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from keypoint_baselines import (
+    INPUT_KEYS,
+    ORACLE_KEYS,
+    TARGET_KEYS,
+    fit,
+    keypoint_inputs,
+    lift_report,
+    main,
+    markdown,
+    read_split,
+    shape_report,
+    true_joints,
+)
+
+
+@pytest.fixture(scope="module")
+def body():
+    return BodyModel("procedural")
+
+
+@pytest.fixture(scope="module")
+def test_split(tiny_data):
+    return read_split(tiny_data, "test", INPUT_KEYS + TARGET_KEYS + ORACLE_KEYS)
+
+
+def test_read_split_matches_the_validated_dataset(tiny_data):
+    full = HumrDataset(str(tiny_data), "train").arrays
+    part = read_split(tiny_data, "train", ("cond_kp", "betas"), max_examples=5)
+    assert set(part) == {"cond_kp", "betas"} and len(part["betas"]) == 5
+    assert torch.equal(part["cond_kp"], torch.as_tensor(full["cond_kp"][:5]))
+    with pytest.raises(DataFormatError, match="'nope'"):
+        read_split(tiny_data, "train", ("betas", "nope"))
+    with pytest.raises(DataFormatError, match="no split 'val'"):
+        read_split(tiny_data, "val", ("betas",))
+
+
+def test_inputs_are_the_conditioners_inputs(test_split):
+    x = keypoint_inputs(test_split)
+    B = len(x)
+    assert x.shape == (B, 54)
+    # crop coordinates by hand: (x - centre) / (box / 2), box = 200 scale
+    kp, center = test_split["cond_kp"], test_split["center"]
+    crop = (kp[..., :2] - center[:, None]) / (100.0 * test_split["scale"][:, None])
+    by_hand = torch.cat([crop, kp[..., 2:]], -1).flatten(1)
+    torch.testing.assert_close(x[:, :51], by_hand, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(x[:, 51:], BBoxCondition()(test_split), rtol=1e-5, atol=1e-6)
+    ideal = keypoint_inputs(test_split, "true_visible")[:, :51].reshape(B, 17, 3)
+    visible = test_split["coco_visible"].bool()
+    assert visible.any() and (~visible).any()
+    torch.testing.assert_close(ideal[~visible], x[:, :51].reshape(B, 17, 3)[~visible])
+    gt = (test_split["coco_gt"][..., :2] - center[:, None]) / (100.0 * test_split["scale"][:, None])
+    torch.testing.assert_close(ideal[..., :2][visible], gt[visible], rtol=1e-5, atol=1e-5)
+    exact = keypoint_inputs(test_split, "true_all")
+    torch.testing.assert_close(exact[:, :51].reshape(B, 17, 3)[..., :2], gt, rtol=1e-5, atol=1e-5)
+    assert (exact[:, :51].reshape(B, 17, 3)[..., 2] == 1).all()
+    torch.testing.assert_close(exact[:, 51:], x[:, 51:])
+    with pytest.raises(ValueError, match="source"):
+        keypoint_inputs(test_split, "oracle")
+
+
+def test_fit_learns_a_linear_map():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2048, 6, generator=gen) * torch.tensor([1.0, 10, 0.1, 1, 1, 5]) + 3.0
+    A = torch.randn(6, 2, generator=gen)
+    y = x @ A
+    model, best = fit(x, y, "mse", steps=600, lr=3e-3, check_every=100, progress=False)
+    with torch.no_grad():
+        err = (model(x) - y).norm(dim=-1).mean() / y.norm(dim=-1).mean()
+        # the returned weights are the ones whose held-out loss (last 10 %) was recorded
+        held = torch.nn.functional.mse_loss(model.standardised(x[-204:]),
+                                            (y[-204:] - model.y_mean) / model.y_std)
+    assert err < 0.05
+    assert best["best_step"] in (100, 200, 300, 400, 500, 600)
+    assert float(held) == pytest.approx(best["held_out_loss"], rel=1e-5)
+    assert fit(x, y, "mse", steps=5, held_out=0.0, progress=False)[1] == {"best_step": 5.0}
+
+
+def test_reports_of_known_predictions(body, test_split):
+    truth = true_joints(body, test_split)
+    rot = axis_angle_to_matrix(test_split["pose"].reshape(len(truth), -1, 3)[:, :24])
+    by_hand = body(rot, test_split["betas"])["joints"]
+    torch.testing.assert_close(truth, by_hand - by_hand[:, [1, 2]].mean(1, keepdim=True))
+    lift = lift_report(body, test_split, truth)
+    assert lift["lift/mpjpe"] == pytest.approx(0.0, abs=1e-3)
+    assert lift["lift/determined/mode"] == pytest.approx(0.0, abs=1e-3)
+    assert lift["lift/undetermined/mode"] == pytest.approx(0.0, abs=1e-3)
+    assert lift["lift/undetermined/draw"] > 1.0               # occluded chains do move
+    shape = shape_report(body, test_split, test_split["betas"], num_samples=8)
+    assert shape["regressed/betas_rms"] == 0.0
+    assert shape["regressed/gt_pose_mpjpe"] == pytest.approx(0.0, abs=1e-3)
+    assert shape["regressed/oracle_best"] == pytest.approx(shape["true shape/oracle_best"],
+                                                           abs=1e-6)
+    rms = test_split["betas"].pow(2).mean(-1).sqrt().mean()
+    assert shape["mean shape/betas_rms"] == pytest.approx(float(rms), rel=1e-6)
+    flat = body(rot, torch.zeros_like(test_split["betas"]))["joints"]
+    flat_err = 1e3 * ((flat - flat[:, [1, 2]].mean(1, keepdim=True)) - truth).norm(dim=-1).mean()
+    assert shape["mean shape/gt_pose_mpjpe"] == pytest.approx(float(flat_err), rel=1e-4)
+    assert shape["mean shape/oracle_best"] > shape["true shape/oracle_best"] + 5
+
+
+def test_command_end_to_end(tiny_data, tmp_path, capsys):
+    out = tmp_path / "baselines.json"
+    assert main(["--data", str(tiny_data), "--steps", "4", "--num-samples", "4",
+                 "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["num_train"] == 16 and result["num_test"] == 4
+    assert all(math.isfinite(v) for v in result.values())
+    assert result["shape/best_step"] == 4.0 and "lift/held_out_loss" in result
+    text = capsys.readouterr().out
+    assert text.strip().endswith(markdown(result, 4).strip())
+    assert "| regressed |" in text and "| mean shape |" in text and "oracle best-of-4" in text
