@@ -10,7 +10,10 @@ in); with ``true_all`` every keypoint is its true projection with confidence 1 (
 an upper bound on what 17 keypoints can tell).
 
 Each regressor trains on 90 % of the training split and keeps the weights that score best on
-the other 10 % (early stopping; they overfit otherwise).
+the other 10 % (early stopping; they overfit otherwise). With ``--image`` the shape regressor
+also reads the crop through humr's ``small_cnn`` (64 px, spatial readout, as
+``easier_lit32k_cos_8000_kp3d_spatial`` reads it; batches of 64): whether the image tells the
+shape better than the keypoints.
 
 * **shape**: an MLP from those inputs to the 10 betas (squared error). Reported on the test
   split: the betas' RMS error (the mean shape's is the RMS of the betas themselves), the
@@ -34,7 +37,7 @@ library ships one for this input; the optimisation is torch's.
 Usage::
 
     python benchmarks/keypoint_baselines.py --data DIR [--source detector|true_visible|true_all]
-        [--steps 8000] [--held-out 0.1] [--max-test 128] [--out baselines.json]
+        [--steps 8000] [--held-out 0.1] [--image] [--max-test 128] [--out baselines.json]
 """
 from __future__ import annotations
 
@@ -45,6 +48,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import kornia
 import numpy as np
 import torch
 from error_decomposition import publish, root_relative, split_by_determined
@@ -52,11 +56,13 @@ from torch import Tensor, nn
 
 from humr.body import BodyModel
 from humr.conditions.bbox import bbox_features
+from humr.core.skeleton import IMAGENET_MEAN, IMAGENET_STD
 from humr.data.format import read_meta, shard_path
 from humr.data.oracle import oracle_metrics
 from humr.data.schema import DataFormatError
 from humr.geometry import axis_angle_to_matrix, full_to_crop
 from humr.metrics.functional import hypothesis_errors
+from humr.registry import BACKBONES
 
 #: the regressors' inputs and targets
 INPUT_KEYS = ("cond_kp", "coco_gt", "coco_visible", "center", "scale", "orig_shape", "focal")
@@ -117,33 +123,56 @@ def true_joints(body: BodyModel, data: dict[str, Tensor], chunk: int = 4096) -> 
                       for i in range(0, len(rot), chunk)])
 
 
+def image_encoder() -> nn.Module:
+    """humr's ``small_cnn`` as the CPU presets with the spatial readout use it (64 px input)."""
+    return BACKBONES.build("small_cnn", input_size=64, readout="spatial")
+
+
+def normalised_images(img: Tensor) -> Tensor:
+    """Stored crops uint8 (N, R, R, 3) -> float (N, 3, R, R) with the ImageNet mean / std, as
+    the dataset loader gives them to a model."""
+    return kornia.enhance.normalize(img.permute(0, 3, 1, 2).float() / 255.0,
+                                    torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD))
+
+
 class Regressor(nn.Module):
-    """MLP on standardised inputs with standardised targets: x (N, D_in) -> y (N, D_out).
+    """MLP on standardised inputs with standardised targets: x (N, D_in) [and crops img
+    (N, R, R, 3) uint8 through ``encoder``] -> y (N, D_out).
 
-    Two hidden ReLU layers of ``width`` with dropout; the standardisation (buffers) is taken
-    from the training data by :func:`fit`."""
+    Two hidden ReLU layers of ``width`` with dropout over the inputs and, with an ``encoder``
+    (e.g. :func:`image_encoder`), its features of the crop; the standardisation (buffers) is
+    taken from the training data by :func:`fit`."""
 
-    def __init__(self, d_in: int, d_out: int, width: int = 1024, dropout: float = 0.1) -> None:
+    def __init__(self, d_in: int, d_out: int, width: int = 1024, dropout: float = 0.1,
+                 encoder: nn.Module | None = None) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(d_in, width), nn.ReLU(), nn.Dropout(dropout),
+        self.encoder = encoder
+        d_net = d_in + (encoder.out_dim if encoder is not None else 0)
+        self.net = nn.Sequential(nn.Linear(d_net, width), nn.ReLU(), nn.Dropout(dropout),
                                  nn.Linear(width, width), nn.ReLU(), nn.Dropout(dropout),
                                  nn.Linear(width, d_out))
         for name, size in (("x_mean", d_in), ("x_std", d_in), ("y_mean", d_out), ("y_std", d_out)):
             self.register_buffer(name, torch.zeros(size) if "mean" in name else torch.ones(size))
 
-    def standardised(self, x: Tensor) -> Tensor:
+    def standardised(self, x: Tensor, img: Tensor | None = None) -> Tensor:
         """Network output in standardised target units (N, D_out)."""
-        return self.net((x - self.x_mean) / self.x_std)
+        h = (x - self.x_mean) / self.x_std
+        if self.encoder is not None:
+            h = torch.cat([h, self.encoder(normalised_images(img))], dim=-1)
+        return self.net(h)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.standardised(x) * self.y_std + self.y_mean
+    def forward(self, x: Tensor, img: Tensor | None = None, chunk: int = 512) -> Tensor:
+        return torch.cat([self.standardised(x[i:i + chunk], None if img is None else
+                                            img[i:i + chunk])
+                          for i in range(0, len(x), chunk)]) * self.y_std + self.y_mean
 
 
 def fit(x: Tensor, y: Tensor, loss: str, steps: int, batch_size: int = 256, lr: float = 1e-3,
-        seed: int = 0, held_out: float = 0.1, check_every: int = 250,
+        seed: int = 0, held_out: float = 0.1, check_every: int = 250, img: Tensor | None = None,
         progress: bool = True) -> tuple[Regressor, dict[str, float]]:
     """Train a :class:`Regressor` from x (N, D_in) to y (N, D_out) with Adam and a cosine
-    schedule; ``loss`` "mse" or "l1" on standardised targets.
+    schedule; ``loss`` "mse" or "l1" on standardised targets. With crops ``img``
+    (N, R, R, 3) uint8 it also reads them through :func:`image_encoder`.
 
     The last ``held_out`` share of the examples is kept out of training; the weights with the
     lowest loss on it (checked every ``check_every`` steps and at the end) are returned, with
@@ -153,8 +182,9 @@ def fit(x: Tensor, y: Tensor, loss: str, steps: int, batch_size: int = 256, lr: 
 
     n_fit = len(x) - max(1, int(held_out * len(x))) if held_out > 0 else len(x)
     x_fit, y_fit, x_val, y_val = x[:n_fit], y[:n_fit], x[n_fit:], y[n_fit:]
+    img_fit, img_val = (None, None) if img is None else (img[:n_fit], img[n_fit:])
     torch.manual_seed(seed)
-    model = Regressor(x.shape[1], y.shape[1])
+    model = Regressor(x.shape[1], y.shape[1], encoder=None if img is None else image_encoder())
     model.x_mean.copy_(x_fit.mean(0))
     model.x_std.copy_(x_fit.std(0).clamp_min(1e-6))
     model.y_mean.copy_(y_fit.mean(0))
@@ -170,16 +200,17 @@ def fit(x: Tensor, y: Tensor, loss: str, steps: int, batch_size: int = 256, lr: 
                      mininterval=2.0):
         model.train()
         idx = torch.randint(n_fit, (batch_size,), generator=gen)
-        value = criterion(model.standardised(x_fit[idx]), (y_fit[idx] - model.y_mean) / model.y_std)
+        value = criterion(model.standardised(x_fit[idx], None if img is None else img_fit[idx]),
+                          (y_fit[idx] - model.y_mean) / model.y_std)
         opt.zero_grad(set_to_none=True)
         value.backward()
         opt.step()
         sched.step()
         if len(x_val) and (step % check_every == 0 or step == steps):
             model.eval()
-            with torch.no_grad():
-                score = float(criterion(model.standardised(x_val), (y_val - model.y_mean)
-                                        / model.y_std))
+            with torch.no_grad():        # in standardised units, chunked over the crops
+                score = float(criterion((model(x_val, img_val) - model.y_mean) / model.y_std,
+                                        (y_val - model.y_mean) / model.y_std))
             if score < best["held_out_loss"]:
                 best = {"best_step": float(step), "held_out_loss": score}
                 state = copy.deepcopy(model.state_dict())
@@ -257,17 +288,23 @@ def markdown(result: dict[str, float], num_samples: int) -> str:
 
 def run(data: str | Path, source: str = "detector", steps: int = 8000, max_train: int | None = None,
         max_test: int | None = 128, num_samples: int = 100, seed: int = 0, held_out: float = 0.1,
-        progress: bool = True) -> dict[str, float]:
-    """Fit both regressors on ``data``'s training split and report them on its test split."""
+        image: bool = False, image_batch: int = 64, progress: bool = True) -> dict[str, float]:
+    """Fit both regressors on ``data``'s training split and report them on its test split;
+    with ``image`` the shape regressor also reads the crops (:func:`image_encoder`, batches of
+    ``image_batch``)."""
     body = BodyModel(read_meta(data).get("generator", {}).get("body_model", "procedural"))
-    train = read_split(data, "train", INPUT_KEYS + TARGET_KEYS, max_train)
-    test = read_split(data, "test", INPUT_KEYS + TARGET_KEYS + ORACLE_KEYS, max_test)
+    extra = ("img",) if image else ()
+    train = read_split(data, "train", INPUT_KEYS + TARGET_KEYS + extra, max_train)
+    test = read_split(data, "test", INPUT_KEYS + TARGET_KEYS + ORACLE_KEYS + extra, max_test)
     x_train, x_test = keypoint_inputs(train, source), keypoint_inputs(test, source)
-    shape, shape_fit = fit(x_train, train["betas"], "mse", steps, seed=seed, held_out=held_out,
-                           progress=progress)
+    shape, shape_fit = fit(x_train, train["betas"], "mse", steps,
+                           image_batch if image else 256, seed=seed, held_out=held_out,
+                           img=train.get("img"), progress=progress)
     lift, lift_fit = fit(x_train, true_joints(body, train).flatten(1), "l1", steps, seed=seed,
                          held_out=held_out, progress=progress)
-    result = shape_report(body, test, shape(x_test), num_samples, seed)
+    with torch.no_grad():
+        betas = shape(x_test, test.get("img"))
+    result = shape_report(body, test, betas, num_samples, seed)
     result |= lift_report(body, test, lift(x_test).reshape(len(x_test), -1, 3))
     return (result | {f"shape/{k}": v for k, v in shape_fit.items()}
             | {f"lift/{k}": v for k, v in lift_fit.items()}
@@ -284,6 +321,8 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=8000, help="optimiser steps per regressor")
     parser.add_argument("--held-out", type=float, default=0.1,
                         help="share of the training split kept for early stopping (0: none)")
+    parser.add_argument("--image", action="store_true",
+                        help="the shape regressor also reads the crop (small_cnn, spatial readout)")
     parser.add_argument("--max-train", type=int, default=None)
     parser.add_argument("--max-test", type=int, default=128)
     parser.add_argument("--num-samples", type=int, default=100, help="oracle draws per example")
@@ -291,7 +330,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=None, help="JSON file for the numbers")
     args = parser.parse_args(argv)
     result = run(args.data, args.source, args.steps, args.max_train, args.max_test,
-                 args.num_samples, args.seed, args.held_out)
+                 args.num_samples, args.seed, args.held_out, args.image)
     publish(markdown(result, args.num_samples), result, args.out)
     return 0
 

@@ -25,6 +25,7 @@ from keypoint_baselines import (
     lift_report,
     main,
     markdown,
+    normalised_images,
     read_split,
     shape_report,
     true_joints,
@@ -127,3 +128,19 @@ def test_command_end_to_end(tiny_data, tmp_path, capsys):
     text = capsys.readouterr().out
     assert text.strip().endswith(markdown(result, 4).strip())
     assert "| regressed |" in text and "| mean shape |" in text and "oracle best-of-4" in text
+
+
+def test_image_regressor_reads_the_crop(tiny_data):
+    """``--image``: the shape regressor's output depends on the crop (a dark crop changes it),
+    its crops are normalised as the dataset loader normalises them, and it trains."""
+    data = read_split(tiny_data, "train", INPUT_KEYS + TARGET_KEYS + ("img",))
+    loaded = HumrDataset(str(tiny_data), "train")[3]["img"]
+    torch.testing.assert_close(normalised_images(data["img"][3:4])[0], loaded, rtol=1e-5,
+                               atol=1e-5)
+    x = keypoint_inputs(data)
+    model, best = fit(x, data["betas"], "mse", steps=3, batch_size=4, img=data["img"],
+                      progress=False)
+    assert best["best_step"] == 3.0 and model.encoder is not None
+    with torch.no_grad():
+        lit, dark = model(x, data["img"]), model(x, torch.zeros_like(data["img"]))
+    assert lit.shape == (16, 10) and not torch.allclose(lit, dark)
