@@ -48,7 +48,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import kornia
 import numpy as np
 import torch
 from error_decomposition import publish, root_relative, split_by_determined
@@ -56,11 +55,12 @@ from torch import Tensor, nn
 
 from humr.body import BodyModel
 from humr.conditions.bbox import bbox_features
-from humr.core.skeleton import IMAGENET_MEAN, IMAGENET_STD
-from humr.data.format import read_meta, shard_path
+from humr.conditions.keypoints import pose2d_input
+from humr.data.dataset import normalise_images
+from humr.data.format import check_shard_values, read_meta, shard_path
 from humr.data.oracle import oracle_metrics
-from humr.data.schema import DataFormatError
-from humr.geometry import axis_angle_to_matrix, full_to_crop
+from humr.data.schema import DataFormatError, validate_arrays
+from humr.geometry import axis_angle_to_matrix
 from humr.metrics.functional import hypothesis_errors
 from humr.registry import BACKBONES
 
@@ -76,7 +76,8 @@ ORACLE_KEYS = ("posterior", "posterior_count", "mask", "mask_valid")
 def read_split(root: str | Path, split: str, keys: Sequence[str],
                max_examples: int | None = None) -> dict[str, Tensor]:
     """Only ``keys`` of a split's shards (no pickles), as tensors (N, ...), the first
-    ``max_examples`` examples. Raises :class:`DataFormatError` naming the file and key."""
+    ``max_examples`` examples, each shard's arrays checked like the dataset loader checks them
+    (shapes, dtypes, finiteness). Raises :class:`DataFormatError` naming the file and key."""
     meta = read_meta(root)
     if split not in meta.get("splits", {}):
         raise DataFormatError(f"{Path(root) / 'meta.json'}: no split '{split}'")
@@ -85,10 +86,15 @@ def read_split(root: str | Path, split: str, keys: Sequence[str],
     for name in meta["splits"][split]["shards"]:
         path = shard_path(root, name)
         with np.load(path, allow_pickle=False) as shard:
-            for key in keys:
-                if key not in shard.files:
-                    raise DataFormatError(f"{path}: no key '{key}' (a synthetic dataset needed)")
-                parts[key].append(shard[key])
+            missing = [key for key in keys if key not in shard.files]
+            if missing:
+                raise DataFormatError(f"{path}: no key '{missing[0]}' (a synthetic dataset "
+                                      "needed)")
+            arrays = {key: shard[key] for key in keys}
+        validate_arrays(arrays, str(path), keys)
+        check_shard_values(arrays, path)
+        for key in keys:
+            parts[key].append(arrays[key])
         total += len(parts[keys[0]][-1])
         if max_examples is not None and total >= max_examples:
             break
@@ -102,37 +108,32 @@ def keypoint_inputs(data: dict[str, Tensor], source: str = "detector") -> Tensor
     CLIFF's box features."""
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
-    kp = data["cond_kp"].double()
-    xy, truth = kp[..., :2], data["coco_gt"][..., :2].double()
+    kp, truth = data["cond_kp"].double(), data["coco_gt"][..., :2].double()
     if source == "true_visible":
-        xy = torch.where(data["coco_visible"].bool()[..., None], truth, xy)
+        kp = torch.cat([torch.where(data["coco_visible"].bool()[..., None], truth, kp[..., :2]),
+                        kp[..., 2:]], dim=-1)
     elif source == "true_all":
-        xy, kp = truth, torch.ones_like(kp)
+        kp = torch.cat([truth, torch.ones_like(kp[..., 2:])], dim=-1)
     center, scale = data["center"].double(), data["scale"].double()
-    crop = full_to_crop(xy, center, 200.0 * scale[:, 0])
     box = bbox_features(center, scale, data["orig_shape"].double(), data["focal"][:, 0].double())
-    return torch.cat([torch.cat([crop, kp[..., 2:]], -1).flatten(1), box], -1).float()
+    return torch.cat([pose2d_input(kp, center, scale), box], -1).float()
 
 
 @torch.no_grad()
-def true_joints(body: BodyModel, data: dict[str, Tensor], chunk: int = 4096) -> Tensor:
-    """Root-relative SMPL joints (N, 24, 3), metres, camera axes, of the ground-truth poses."""
+def true_joints(body: BodyModel, data: dict[str, Tensor], betas: Tensor | None = None,
+                chunk: int = 4096) -> Tensor:
+    """Root-relative SMPL joints (N, 24, 3), metres, camera axes, of the ground-truth poses
+    posed with ``betas`` (N, nb) (default: the true shapes ``data['betas']``)."""
     J = body.num_joints
+    betas = data["betas"] if betas is None else betas
     rot = axis_angle_to_matrix(data["pose"].reshape(len(data["pose"]), -1, 3)[:, :J])
-    return torch.cat([root_relative(body(rot[i:i + chunk], data["betas"][i:i + chunk])["joints"])
+    return torch.cat([root_relative(body(rot[i:i + chunk], betas[i:i + chunk])["joints"])
                       for i in range(0, len(rot), chunk)])
 
 
 def image_encoder() -> nn.Module:
     """humr's ``small_cnn`` as the CPU presets with the spatial readout use it (64 px input)."""
     return BACKBONES.build("small_cnn", input_size=64, readout="spatial")
-
-
-def normalised_images(img: Tensor) -> Tensor:
-    """Stored crops uint8 (N, R, R, 3) -> float (N, 3, R, R) with the ImageNet mean / std, as
-    the dataset loader gives them to a model."""
-    return kornia.enhance.normalize(img.permute(0, 3, 1, 2).float() / 255.0,
-                                    torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD))
 
 
 class Regressor(nn.Module):
@@ -154,17 +155,23 @@ class Regressor(nn.Module):
         for name, size in (("x_mean", d_in), ("x_std", d_in), ("y_mean", d_out), ("y_std", d_out)):
             self.register_buffer(name, torch.zeros(size) if "mean" in name else torch.ones(size))
 
-    def standardised(self, x: Tensor, img: Tensor | None = None) -> Tensor:
-        """Network output in standardised target units (N, D_out)."""
-        h = (x - self.x_mean) / self.x_std
-        if self.encoder is not None:
-            h = torch.cat([h, self.encoder(normalised_images(img))], dim=-1)
-        return self.net(h)
+    def standardise(self, y: Tensor) -> Tensor:
+        """Targets (N, D_out) in the network's standardised units."""
+        return (y - self.y_mean) / self.y_std
 
-    def forward(self, x: Tensor, img: Tensor | None = None, chunk: int = 512) -> Tensor:
-        return torch.cat([self.standardised(x[i:i + chunk], None if img is None else
-                                            img[i:i + chunk])
-                          for i in range(0, len(x), chunk)]) * self.y_std + self.y_mean
+    def standardised(self, x: Tensor, img: Tensor | None = None, chunk: int = 512) -> Tensor:
+        """Network output (N, D_out) in standardised target units, ``chunk`` examples at a
+        time (the crops are normalised per chunk: :func:`humr.data.dataset.normalise_images`)."""
+        parts = []
+        for i in range(0, len(x), chunk):
+            h = (x[i:i + chunk] - self.x_mean) / self.x_std
+            if self.encoder is not None:
+                h = torch.cat([h, self.encoder(normalise_images(img[i:i + chunk]))], dim=-1)
+            parts.append(self.net(h))
+        return torch.cat(parts)
+
+    def forward(self, x: Tensor, img: Tensor | None = None) -> Tensor:
+        return self.standardised(x, img) * self.y_std + self.y_mean
 
 
 def fit(x: Tensor, y: Tensor, loss: str, steps: int, batch_size: int = 256, lr: float = 1e-3,
@@ -201,16 +208,16 @@ def fit(x: Tensor, y: Tensor, loss: str, steps: int, batch_size: int = 256, lr: 
         model.train()
         idx = torch.randint(n_fit, (batch_size,), generator=gen)
         value = criterion(model.standardised(x_fit[idx], None if img is None else img_fit[idx]),
-                          (y_fit[idx] - model.y_mean) / model.y_std)
+                          model.standardise(y_fit[idx]))
         opt.zero_grad(set_to_none=True)
         value.backward()
         opt.step()
         sched.step()
         if len(x_val) and (step % check_every == 0 or step == steps):
             model.eval()
-            with torch.no_grad():        # in standardised units, chunked over the crops
-                score = float(criterion((model(x_val, img_val) - model.y_mean) / model.y_std,
-                                        (y_val - model.y_mean) / model.y_std))
+            with torch.no_grad():
+                score = float(criterion(model.standardised(x_val, img_val),
+                                        model.standardise(y_val)))
             if score < best["held_out_loss"]:
                 best = {"best_step": float(step), "held_out_loss": score}
                 state = copy.deepcopy(model.state_dict())
@@ -226,24 +233,21 @@ def shape_report(body: BodyModel, test: dict[str, Tensor], betas: Tensor,
     """Errors of a shape guess ``betas`` (N, nb) on the test split, and of the mean shape:
     betas RMS, the ground-truth pose posed with it (MPJPE-24, mm) and the oracle posed with
     it (best of ``num_samples`` draws, mm; occluded energy distance, mm)."""
-    J = body.num_joints
-    rot = axis_angle_to_matrix(test["pose"].reshape(len(betas), -1, 3)[:, :J])
-    truth = body(rot, test["betas"])["joints"][:, None]
+    truth = true_joints(body, test)
     result: dict[str, float] = {}
     for name, guess in (("regressed", betas), ("mean shape", torch.zeros_like(betas))):
-        posed = body(rot, guess)["joints"][:, None]
+        posed = true_joints(body, test, guess)[:, None]
         oracle = oracle_metrics(test, body, num_samples, seed, assumed_betas=guess)
         result |= {
             f"{name}/betas_rms": float((guess - test["betas"]).pow(2).mean(-1).sqrt().mean()),
-            f"{name}/gt_pose_mpjpe": float(hypothesis_errors(posed, truth[:, 0], "emdb")["mpjpe"]
-                                            .mean()),
+            f"{name}/gt_pose_mpjpe": float(hypothesis_errors(posed, truth, "emdb")["mpjpe"].mean()),
             f"{name}/oracle_best": oracle["emdb/mpjpe_min_mean_shape"],
             f"{name}/oracle_energy_occluded": oracle["energy_occluded_mean_shape"],
-            f"{name}/oracle_energy_occluded_se": oracle["energy_occluded_mean_shape_se"],
-            "true shape/oracle_best": oracle["emdb/mpjpe_min"],
-            "true shape/oracle_energy_occluded": oracle["energy_occluded"],
-            "true shape/oracle_energy_occluded_se": oracle["energy_occluded_se"]}
-    return result
+            f"{name}/oracle_energy_occluded_se": oracle["energy_occluded_mean_shape_se"]}
+    # the true-shape rows do not depend on the assumed shape: the same in both calls
+    return result | {"true shape/oracle_best": oracle["emdb/mpjpe_min"],
+                     "true shape/oracle_energy_occluded": oracle["energy_occluded"],
+                     "true shape/oracle_energy_occluded_se": oracle["energy_occluded_se"]}
 
 
 @torch.no_grad()

@@ -11,7 +11,8 @@ import torch
 
 from humr.body import BodyModel
 from humr.conditions.bbox import BBoxCondition
-from humr.data.dataset import HumrDataset
+from humr.core.skeleton import IMAGENET_MEAN, IMAGENET_STD
+from humr.data.dataset import HumrDataset, normalise_images
 from humr.data.schema import DataFormatError
 from humr.geometry import axis_angle_to_matrix
 
@@ -25,7 +26,6 @@ from keypoint_baselines import (
     lift_report,
     main,
     markdown,
-    normalised_images,
     read_split,
     shape_report,
     true_joints,
@@ -51,6 +51,23 @@ def test_read_split_matches_the_validated_dataset(tiny_data):
         read_split(tiny_data, "train", ("betas", "nope"))
     with pytest.raises(DataFormatError, match="no split 'val'"):
         read_split(tiny_data, "val", ("betas",))
+
+
+def test_read_split_checks_the_values(tiny_data, tmp_path):
+    """A copy of the dataset whose first shard holds a NaN beta: refused, naming the key."""
+    import shutil
+
+    import numpy as np
+
+    root = tmp_path / "bad"
+    shutil.copytree(tiny_data, root)
+    shard = min((root / "train").glob("*.npz"))
+    with np.load(shard, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["betas"][0, 0] = np.nan
+    np.savez(shard, **arrays)
+    with pytest.raises(DataFormatError, match="betas"):
+        read_split(root, "train", ("betas",))
 
 
 def test_inputs_are_the_conditioners_inputs(test_split):
@@ -135,8 +152,11 @@ def test_image_regressor_reads_the_crop(tiny_data):
     its crops are normalised as the dataset loader normalises them, and it trains."""
     data = read_split(tiny_data, "train", INPUT_KEYS + TARGET_KEYS + ("img",))
     loaded = HumrDataset(str(tiny_data), "train")[3]["img"]
-    torch.testing.assert_close(normalised_images(data["img"][3:4])[0], loaded, rtol=1e-5,
+    torch.testing.assert_close(normalise_images(data["img"][3:4])[0], loaded, rtol=1e-5,
                                atol=1e-5)
+    mean, std = torch.tensor(IMAGENET_MEAN)[:, None, None], torch.tensor(IMAGENET_STD)[:, None, None]
+    by_hand = (data["img"][3].permute(2, 0, 1).float() / 255.0 - mean) / std
+    torch.testing.assert_close(loaded, by_hand, rtol=1e-5, atol=1e-5)
     x = keypoint_inputs(data)
     model, best = fit(x, data["betas"], "mse", steps=3, batch_size=4, img=data["img"],
                       progress=False)

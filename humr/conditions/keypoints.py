@@ -10,7 +10,17 @@ from humr.conditions.bbox import validate
 from humr.geometry import full_to_crop
 from humr.registry import CONDITIONS
 
-__all__ = ["Pose2DCondition"]
+__all__ = ["Pose2DCondition", "pose2d_input"]
+
+
+def pose2d_input(cond_kp: Tensor, center: Tensor, scale: Tensor) -> Tensor:
+    """The ``pose2d`` MLP's input (B, 3 K): the detector pose ``cond_kp`` (B, K, 3), (x, y) in
+    full-image pixels mapped to crop coordinates [-1, 1] with the crop centre ``center``
+    (B, 2) and ``scale`` (B, 1) (crop side / 200), then the confidence, flattened per
+    keypoint; in ``cond_kp``'s dtype."""
+    crop = full_to_crop(cond_kp[..., :2], center.to(cond_kp.dtype),
+                        200.0 * scale[:, 0].to(cond_kp.dtype))
+    return torch.cat([crop, cond_kp[..., 2:]], dim=-1).flatten(1)
 
 
 @CONDITIONS.register("pose2d")
@@ -47,11 +57,8 @@ class Pose2DCondition(nn.Module):
 
     def encode(self, cond_kp: Tensor, center: Tensor, scale: Tensor) -> Tensor:
         """Tensor core: detector pose (B, K, 3) full-image pixels + confidence, crop centre
-        (B, 2) and scale (B, 1) -> features (B, out_dim)."""
-        dtype = self.mlp[0].weight.dtype
-        kp = cond_kp.to(dtype)
-        crop = full_to_crop(kp[..., :2], center.to(dtype), 200.0 * scale[:, 0].to(dtype))
-        return self.mlp(torch.cat([crop, kp[..., 2:]], dim=-1).flatten(1))
+        (B, 2) and scale (B, 1) -> features (B, out_dim) (:func:`pose2d_input`, then the MLP)."""
+        return self.mlp(pose2d_input(cond_kp.to(self.mlp[0].weight.dtype), center, scale))
 
     def forward(self, batch: Mapping[str, Tensor]) -> Tensor:
         if self.validate_args:

@@ -27,12 +27,19 @@ from humr.data.schema import (
     validate_arrays,
 )
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "HumrDataset", "make_dataloader", "to_sample"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "HumrDataset", "make_dataloader", "normalise_images",
+           "to_sample"]
 
 
 #: per-channel (3, 1, 1) factors of the ImageNet normalisation of uint8 images
 _IMG_SCALE = 1.0 / (255.0 * torch.tensor(IMAGENET_STD)[:, None, None])
 _IMG_OFFSET = -torch.tensor(IMAGENET_MEAN)[:, None, None] / torch.tensor(IMAGENET_STD)[:, None, None]
+
+
+def normalise_images(img: torch.Tensor) -> torch.Tensor:
+    """Stored crops uint8 (..., R, R, 3) -> float32 (..., 3, R, R) normalised with the ImageNet
+    mean / std (``(x / 255 - mean) / std`` as one multiply-add on the float copy)."""
+    return img.movedim(-1, -3).float().mul_(_IMG_SCALE).add_(_IMG_OFFSET)
 
 
 def to_sample(row: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -45,9 +52,8 @@ def to_sample(row: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
     out = {}
     for key, value in row.items():
         kind = STORED_SCHEMA[key][1]
-        if key == "img":        # (x / 255 - mean) / std as one multiply-add on the float copy
-            img = torch.from_numpy(np.array(value)).permute(2, 0, 1).float()
-            out[key] = img.mul_(_IMG_SCALE).add_(_IMG_OFFSET)
+        if key == "img":
+            out[key] = normalise_images(torch.from_numpy(np.array(value)))
             continue
         t = torch.from_numpy(np.array(value))
         if kind == "float":
