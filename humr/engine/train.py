@@ -8,7 +8,8 @@ Layout of a run (``OUT`` = ``--out``)::
         checkpoints/last.ckpt the latest state (written every ``train.ckpt_every`` steps)
         checkpoints/best-*.ckpt  the best checkpoint by ``train.monitor`` (validation metric)
         tensorboard/session_N TensorBoard log of the N-th (re)start of the run
-        csv/session_N         CSV log (metrics.csv) of the N-th (re)start
+        csv/session_N         CSV log (metrics.csv) of the N-th (re)start; a resumed session
+                              starts with the row of the step its checkpoint ends on
 
 ``resume`` continues a run in its own folder from its ``last.ckpt``: weights, optimiser, step
 counter, data order and augmentation (:class:`humr.engine.datamodule.HumrDataModule`: a function
@@ -33,6 +34,7 @@ from humr.data.official_release import datamodule_options
 from humr.engine.checkpoint import AtomicCheckpointIO, BodyIdentity
 from humr.engine.datamodule import HumrDataModule
 from humr.engine.denormals import FlushDenormals
+from humr.engine.log_carry import CarryLogRow
 from humr.engine.module import HumrModule
 
 __all__ = ["TrainResult", "build_trainer", "config_changes", "find_last_checkpoint",
@@ -173,8 +175,10 @@ def build_trainer(run_dir: Path, config: Any, *, devices: int | str = "auto",
     Validation runs every ``train.val_every`` steps (on ``train.val_batches`` batches), the
     ``last`` checkpoint is written every ``train.ckpt_every`` steps, the best one by
     ``train.monitor`` (mode ``train.monitor_mode``) after validation; every checkpoint is written
-    atomically and without the body model's arrays (:mod:`humr.engine.checkpoint`). Gradients are clipped to a
-    norm of ``train.grad_clip`` (0 = off). On the CPU, subnormal weights and optimiser state
+    atomically and without the body model's arrays (:mod:`humr.engine.checkpoint`) and carries
+    the log row of its step, which a resumed session logs again
+    (:class:`humr.engine.log_carry.CarryLogRow`: Lightning writes the checkpoint before the row).
+    Gradients are clipped to a norm of ``train.grad_clip`` (0 = off). On the CPU, subnormal weights and optimiser state
     are set to zero every ``train.flush_denormals_every`` steps
     (:class:`humr.engine.denormals.FlushDenormals`; 0 = off). ``use_distributed_sampler=False``: the data module
     shards the data itself, resumably.
@@ -191,7 +195,7 @@ def build_trainer(run_dir: Path, config: Any, *, devices: int | str = "auto",
     session = len(list((run_dir / "csv").glob("session_*")))   # one log folder per (re)start
     loggers = [TensorBoardLogger(run_dir, name="tensorboard", version=f"session_{session}"),
                CSVLogger(run_dir, name="csv", version=f"session_{session}")]
-    callbacks = [last, best, BodyIdentity(), *callbacks]
+    callbacks = [last, best, BodyIdentity(), CarryLogRow(), *callbacks]
     if t.flush_denormals_every:
         callbacks.append(FlushDenormals(int(t.flush_denormals_every)))
     if progress:
