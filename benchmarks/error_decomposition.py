@@ -17,6 +17,14 @@ the error split by joint: **determined** joints, whose position the stored true 
 down (their spread over its samples is below 1 mm: visible joints and the unoccluded chains),
 and the **undetermined** rest, where the mode's error is compared with a posterior draw's
 (``undetermined/draw``; the mode cannot beat the posterior's own breadth there).
+``depth_order/mode`` and ``depth_order/hypotheses`` are the share of visible limb bones (hip to
+knee to ankle, shoulder to elbow to wrist, both ends determined, the child at least
+``DEPTH_ORDER_MIN_M`` nearer or farther than the parent) whose depth order (child in front of
+or behind its parent) the mode, and the hypotheses on average, get right. The keypoints do not
+fix it (the bone mirrored in depth about its parent projects to the same pixels); the joint
+limits rule many mirror images out, and with ``light_dir`` the image's shading can tell the
+rest (``docs/synthetic.md``). The stored posterior never flips such a bone: the oracle
+scores 1.
 ``determined/depth`` and ``determined/image_plane`` split the determined joints' mode error
 into the camera's depth axis and the image plane; ``determined/mode_scaled`` and
 ``determined/image_plane_scaled`` are the same after the least-squares scale of the mode's
@@ -44,6 +52,7 @@ from pathlib import Path
 import roma
 import torch
 
+from humr.body.keypoints import SMPL_JOINT_NAMES
 from humr.data.oracle import camera_translation
 from humr.engine.checkpoint import load_module
 from humr.engine.datamodule import HumrDataModule
@@ -61,6 +70,16 @@ SPLIT_VARIANTS = {"gt shape + root": "", "model": "model/"}
 #: posterior spread (metres, mean distance to the posterior mean) below which a joint counts
 #: as determined
 DETERMINED_SPREAD_M = 1e-3
+
+#: the limb bones (parent, child) of SMPL-24 whose depth order is scored
+LIMB_BONES = torch.tensor([[SMPL_JOINT_NAMES.index(p), SMPL_JOINT_NAMES.index(c)] for p, c in (
+    ("left_hip", "left_knee"), ("left_knee", "left_ankle"), ("right_hip", "right_knee"),
+    ("right_knee", "right_ankle"), ("left_shoulder", "left_elbow"), ("left_elbow", "left_wrist"),
+    ("right_shoulder", "right_elbow"), ("right_elbow", "right_wrist"))])
+
+#: true depth difference (metres) between a bone's ends below which its order is not scored
+#: (its mirrored depth would move the child by less than twice this)
+DEPTH_ORDER_MIN_M = 0.05
 
 
 def root_relative(joints: torch.Tensor) -> torch.Tensor:
@@ -80,19 +99,45 @@ def posterior_joints(geometry, batch, b: int, like: torch.Tensor) -> torch.Tenso
     return root_relative(geometry(axis_angle_to_matrix(pose).to(like.dtype), betas)["joints"])
 
 
+def determined_joints(post: torch.Tensor) -> torch.Tensor:
+    """(J,) bool: the joints whose spread over an example's posterior samples ``post``
+    (count, J, 3), metres, is below :data:`DETERMINED_SPREAD_M`."""
+    return (post - post.mean(0)).norm(dim=-1).mean(0) < DETERMINED_SPREAD_M
+
+
+def limb_depths(joints: torch.Tensor) -> torch.Tensor:
+    """(..., bones): each :data:`LIMB_BONES` child's depth minus its parent's (metres; the
+    camera's z axis points away from it) for SMPL-24 joints (..., 24, 3)."""
+    return joints[..., LIMB_BONES[:, 1], 2] - joints[..., LIMB_BONES[:, 0], 2]
+
+
+def depth_order(pred_dz: torch.Tensor, true_dz: torch.Tensor, determined: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which limb bones' depth order is right, ``(..., bones)`` bool, for predicted depth
+    differences ``pred_dz`` (..., bones) against the truth's ``true_dz`` (bones,); and which
+    bones are scored, (bones,) bool: both ends ``determined`` (24,) and the truth's ends at
+    least :data:`DEPTH_ORDER_MIN_M` apart in depth."""
+    parent, child = LIMB_BONES.T
+    scored = determined[parent] & determined[child] & (true_dz.abs() >= DEPTH_ORDER_MIN_M)
+    return pred_dz.sign() == true_dz.sign(), scored
+
+
 def split_by_determined(geometry, batch, pred: torch.Tensor, truth: torch.Tensor,
                         prefix: str = "") -> dict[str, float]:
     """Sums (mm) and counts of the per-joint errors of ``pred`` (B, S, 24, 3), slot 0 the mode,
     against ``truth`` (B, 24, 3), split by the joints the stored posterior determines
-    (posed by ``geometry``, :func:`posterior_joints`); every key starts with ``prefix``."""
+    (posed by ``geometry``, :func:`posterior_joints`), and the number of scored limb bones
+    whose depth order the mode / the hypotheses (a mean over S) get right (``depth_order/*``);
+    every key starts with ``prefix``."""
     sums = dict.fromkeys(("determined/mode", "determined/best", "determined/depth",
                           "determined/image_plane", "determined/mode_scaled",
                           "determined/image_plane_scaled", "determined/count",
-                          "undetermined/mode", "undetermined/draw", "undetermined/count"), 0.0)
+                          "undetermined/mode", "undetermined/draw", "undetermined/count",
+                          "depth_order/mode", "depth_order/hypotheses", "depth_order/count"), 0.0)
     pred, truth = root_relative(pred), root_relative(truth)
     for b in range(pred.shape[0]):
         post = posterior_joints(geometry, batch, b, truth)
-        det = (post - post.mean(0)).norm(dim=-1).mean(0) < DETERMINED_SPREAD_M      # (24,)
+        det = determined_joints(post)
         err = pred[b] - truth[b]                                                     # (S, 24, 3)
         dist = err.norm(dim=-1) * 1000.0
         draw = (post[min(1, len(post) - 1)] - truth[b]).norm(dim=-1) * 1000.0        # not the gt
@@ -111,6 +156,10 @@ def split_by_determined(geometry, batch, pred: torch.Tensor, truth: torch.Tensor
         sums["undetermined/mode"] += float(dist[0, ~det].sum())
         sums["undetermined/draw"] += float(draw[~det].sum())
         sums["undetermined/count"] += int((~det).sum())
+        right, scored = depth_order(limb_depths(pred[b]), limb_depths(truth[b]), det)
+        sums["depth_order/mode"] += float(right[0, scored].sum())
+        sums["depth_order/hypotheses"] += float(right[:, scored].double().mean(0).sum())
+        sums["depth_order/count"] += int(scored.sum())
     return {prefix + key: value for key, value in sums.items()}
 
 
@@ -184,7 +233,8 @@ def markdown(results: dict[str, dict[str, float]], num_samples: int) -> str:
     head += ["betas RMS", "root error", "determined joints: mode / best (depth, image plane)",
              "the same, best scale: mode (image plane)",
              "as predicted, determined joints: mode (image plane); best scale (image plane)",
-             "detector pose, image plane", "undetermined joints: mode / a posterior draw"]
+             "detector pose, image plane", "undetermined joints: mode / a posterior draw",
+             "visible limbs' depth order right: mode / hypotheses (as predicted)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for split, r in results.items():
         cells = [split, str(int(r["num_examples"]))]
@@ -199,7 +249,10 @@ def markdown(results: dict[str, dict[str, float]], num_samples: int) -> str:
                    f"{r['model/determined/mode_scaled']:.1f} mm "
                    f"({r['model/determined/image_plane_scaled']:.1f} mm)"),
                   f"{r['detector/image_plane']:.1f} mm",
-                  f"{r['undetermined/mode']:.1f} / {r['undetermined/draw']:.1f} mm"]
+                  f"{r['undetermined/mode']:.1f} / {r['undetermined/draw']:.1f} mm",
+                  (f"{100 * r['depth_order/mode']:.1f} / {100 * r['depth_order/hypotheses']:.1f} % "
+                   f"({100 * r['model/depth_order/mode']:.1f} / "
+                   f"{100 * r['model/depth_order/hypotheses']:.1f} %)")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -1,7 +1,7 @@
-"""What the keypoints alone give (issue 16): two direct regressors trained on a synthetic
+"""What the keypoints alone give (issue 16): three direct regressors trained on a synthetic
 dataset's non-image inputs, as references for what a trained humr model leaves on the table.
 
-Both read the full model's non-image context: the detector pose ``cond_kp`` (B, 17, 3) in crop
+All read the full model's non-image context: the detector pose ``cond_kp`` (B, 17, 3) in crop
 coordinates [-1, 1] with its confidence (the ``pose2d`` conditioner's input) and CLIFF's box
 features (the ``bbox`` conditioner's), 54 numbers per example. With ``--source true_visible``
 the visible keypoints are the true projections ``coco_gt`` instead (the detector's noise
@@ -10,10 +10,10 @@ in); with ``true_all`` every keypoint is its true projection with confidence 1 (
 an upper bound on what 17 keypoints can tell).
 
 Each regressor trains on 90 % of the training split and keeps the weights that score best on
-the other 10 % (early stopping; they overfit otherwise). With ``--image`` the shape regressor
-also reads the crop through humr's ``small_cnn`` (64 px, spatial readout, as
+the other 10 % (early stopping; they overfit otherwise). With ``--image`` the shape and
+depth-order regressors also read the crop through humr's ``small_cnn`` (64 px, spatial readout, as
 ``easier_lit32k_cos_8000_kp3d_spatial`` reads it; batches of 64): whether the image tells the
-shape better than the keypoints.
+shape and the limbs' depth order better than the keypoints.
 
 * **shape**: an MLP from those inputs to the 10 betas (squared error). Reported on the test
   split: the betas' RMS error (the mean shape's is the RMS of the betas themselves), the
@@ -30,8 +30,18 @@ shape better than the keypoints.
   best scale about the root (the person's size, which the benchmark hides). A humr model whose
   determined joints are much further off than this regressor's has not learned the lift its
   input allows.
+* **depth order**: an MLP from the same inputs (and with ``--image`` the crop, like the shape
+  regressor) to the depth difference of the 8 limb bones (hip to knee to ankle, shoulder to
+  elbow to wrist; child minus parent, metres; l1 error). Reported: the share of visible limb
+  bones whose depth order (child in front of or behind its parent) it gets right
+  (``order/depth_order``), as ``error_decomposition.py`` scores a model's
+  (``depth_order/mode``), beside the lift's (``lift/depth_order/mode``) and the pose prior's
+  (each bone's most common order over the training poses, no input: ``prior/depth_order``).
+  The keypoints do not fix that order (a bone mirrored in depth about its parent projects to
+  the same pixels); with ``--image`` on lit crops (``light_dir``) it says whether the image
+  tells more of it than the keypoints and the joint limits do.
 
-Neither regressor is part of humr: a plain MLP on 54 numbers is written here because no
+No regressor is part of humr: a plain MLP on 54 numbers is written here because no
 library ships one for this input; the optimisation is torch's.
 
 Usage::
@@ -50,7 +60,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from error_decomposition import publish, root_relative, split_by_determined
+from error_decomposition import (
+    depth_order,
+    determined_joints,
+    limb_depths,
+    posterior_joints,
+    publish,
+    root_relative,
+    split_by_determined,
+)
 from torch import Tensor, nn
 
 from humr.body import BodyModel
@@ -258,10 +276,30 @@ def lift_report(body: BodyModel, test: dict[str, Tensor], joints: Tensor) -> dic
     pred = joints[:, None].to(truth.dtype)
     sums = split_by_determined(body, test, pred, truth)
     result = {"lift/mpjpe": float(hypothesis_errors(pred, truth, "emdb")["mpjpe"].mean())}
-    for group in ("determined", "undetermined"):
+    for group in ("determined", "undetermined", "depth_order"):
         count = max(sums.pop(f"{group}/count"), 1)
         result |= {f"lift/{k}": v / count for k, v in sums.items() if k.startswith(group)}
     return result
+
+
+def prior_depths(train_joints: Tensor) -> Tensor:
+    """(bones,) +-1: each limb bone's most common depth order over training joints
+    (N, 24, 3), +1 = the child behind its parent: what the pose prior tells with no keypoint."""
+    return torch.where((limb_depths(train_joints) > 0).double().mean(0) > 0.5, 1.0, -1.0)
+
+
+@torch.no_grad()
+def depth_order_share(body: BodyModel, test: dict[str, Tensor], pred_dz: Tensor) -> float:
+    """Share of the test split's scored limb bones (``error_decomposition``'s
+    ``depth_order``: both ends determined, 5 cm or more apart in depth) whose depth order the
+    predicted depth differences ``pred_dz`` (N, bones) get right."""
+    truth = true_joints(body, test)
+    right = scored = 0
+    for b in range(len(truth)):
+        det = determined_joints(posterior_joints(body, test, b, truth))
+        ok, keep = depth_order(pred_dz[b], limb_depths(truth[b]), det)
+        right, scored = right + int(ok[keep].sum()), scored + int(keep.sum())
+    return right / max(scored, 1)
 
 
 def markdown(result: dict[str, float], num_samples: int) -> str:
@@ -280,14 +318,18 @@ def markdown(result: dict[str, float], num_samples: int) -> str:
     det = {k: r[f"lift/determined/{k}"] for k in ("mode", "depth", "image_plane", "mode_scaled",
                                                    "image_plane_scaled")}
     lift_head = ("| lift | MPJPE-24 | determined joints (depth, image plane) | the same, best scale "
-                 "(image plane) | undetermined joints / a posterior draw |")
+                 "(image plane) | undetermined joints / a posterior draw | visible limbs' depth "
+                 "order right |")
     lift_row = (f"| regressed | {r['lift/mpjpe']:.1f} mm | {det['mode']:.1f} mm "
                 f"({det['depth']:.1f}, {det['image_plane']:.1f} mm) | {det['mode_scaled']:.1f} mm "
                 f"({det['image_plane_scaled']:.1f} mm) | {r['lift/undetermined/mode']:.1f} / "
-                f"{r['lift/undetermined/draw']:.1f} mm |")
+                f"{r['lift/undetermined/draw']:.1f} mm | {100 * r['lift/depth_order/mode']:.1f} % "
+                f"(depth regressor: {100 * r['order/depth_order']:.1f} %; the pose prior: "
+                f"{100 * r['prior/depth_order']:.1f} %) |")
     stops = (f"(weights kept: the shape regressor's of step {r['shape/best_step']:.0f}, the "
-             f"lift's of step {r['lift/best_step']:.0f}, of {r['steps']:.0f} steps)")
-    return "\n".join([*lines, "", lift_head, "|---|---|---|---|---|", lift_row, "", stops])
+             f"lift's of step {r['lift/best_step']:.0f}, the depth regressor's of step "
+             f"{r['order/best_step']:.0f}, of {r['steps']:.0f} steps)")
+    return "\n".join([*lines, "", lift_head, "|---|---|---|---|---|---|", lift_row, "", stops])
 
 
 def run(data: str | Path, source: str = "detector", steps: int = 8000, max_train: int | None = None,
@@ -304,14 +346,22 @@ def run(data: str | Path, source: str = "detector", steps: int = 8000, max_train
     shape, shape_fit = fit(x_train, train["betas"], "mse", steps,
                            image_batch if image else 256, seed=seed, held_out=held_out,
                            img=train.get("img"), progress=progress)
-    lift, lift_fit = fit(x_train, true_joints(body, train).flatten(1), "l1", steps, seed=seed,
+    train_joints = true_joints(body, train)
+    lift, lift_fit = fit(x_train, train_joints.flatten(1), "l1", steps, seed=seed,
                          held_out=held_out, progress=progress)
+    order, order_fit = fit(x_train, limb_depths(train_joints), "l1", steps,
+                           image_batch if image else 256, seed=seed, held_out=held_out,
+                           img=train.get("img"), progress=progress)
     with torch.no_grad():
-        betas = shape(x_test, test.get("img"))
+        betas, order_dz = shape(x_test, test.get("img")), order(x_test, test.get("img"))
     result = shape_report(body, test, betas, num_samples, seed)
     result |= lift_report(body, test, lift(x_test).reshape(len(x_test), -1, 3))
+    result["order/depth_order"] = depth_order_share(body, test, order_dz)
+    result["prior/depth_order"] = depth_order_share(
+        body, test, prior_depths(train_joints).expand(len(x_test), -1))
     return (result | {f"shape/{k}": v for k, v in shape_fit.items()}
             | {f"lift/{k}": v for k, v in lift_fit.items()}
+            | {f"order/{k}": v for k, v in order_fit.items()}
             | {"num_train": float(len(x_train)), "num_test": float(len(x_test)),
                "steps": float(steps)})
 
@@ -326,7 +376,8 @@ def main(argv=None) -> int:
     parser.add_argument("--held-out", type=float, default=0.1,
                         help="share of the training split kept for early stopping (0: none)")
     parser.add_argument("--image", action="store_true",
-                        help="the shape regressor also reads the crop (small_cnn, spatial readout)")
+                        help="the shape and depth-order regressors also read the crop (small_cnn, "
+                             "spatial readout)")
     parser.add_argument("--max-train", type=int, default=None)
     parser.add_argument("--max-test", type=int, default=128)
     parser.add_argument("--num-samples", type=int, default=100, help="oracle draws per example")

@@ -174,3 +174,34 @@ def test_scaled_split_of_a_scaled_truth(tiny_data):
                 expected += 100.0 * float(truth[b, j, :2].norm())    # 0.1 x metres -> mm
     assert sums["determined/image_plane"] == pytest.approx(expected, rel=1e-4)
     assert sums["determined/mode"] > sums["determined/image_plane"]
+
+
+def test_depth_order_of_the_truth_and_of_its_mirror_image(tiny_data):
+    """Hypotheses = (the truth, the truth mirrored in depth about the root): the mode gets every
+    scored bone's order right, the hypotheses half of them; the scored bones (both ends
+    determined, at least 5 cm apart in depth) counted by a loop."""
+    from error_decomposition import DEPTH_ORDER_MIN_M, LIMB_BONES
+
+    body = BodyModel("procedural")
+    data = HumrDataModule(str(tiny_data), batch_size=4, eval_batch_size=4)
+    batch = next(iter(data.eval_dataloader("test")))
+    B = batch["pose"].shape[0]
+    truth = root_relative(body(axis_angle_to_matrix(batch["pose"].reshape(B, -1, 3)[:, :24]),
+                               batch["betas"])["joints"])
+    mirrored = truth * torch.tensor([1.0, 1.0, -1.0])
+    sums = split_by_determined(body, batch, torch.stack([truth, mirrored], 1), truth)
+    scored = 0
+    for b in range(B):
+        n = max(1, int(batch["posterior_count"][b]))
+        rot = axis_angle_to_matrix(batch["posterior"][b, :n].reshape(n, -1, 3)[:, :24])
+        post = root_relative(body(rot, batch["betas"][b:b + 1].expand(n, -1))["joints"])
+        fixed = [float((post[:, j] - post[:, j].mean(0)).norm(dim=-1).mean()) < 1e-3
+                 for j in range(24)]
+        for parent, child in LIMB_BONES.tolist():
+            dz = float(truth[b, child, 2] - truth[b, parent, 2])
+            scored += fixed[parent] and fixed[child] and abs(dz) >= DEPTH_ORDER_MIN_M
+    assert sums["depth_order/count"] == scored > 0
+    assert sums["depth_order/mode"] == scored
+    assert sums["depth_order/hypotheses"] == pytest.approx(scored / 2)
+    flipped = split_by_determined(body, batch, mirrored[:, None], truth, "model/")
+    assert flipped["model/depth_order/mode"] == 0 and flipped["model/depth_order/count"] == scored

@@ -21,11 +21,13 @@ from keypoint_baselines import (
     INPUT_KEYS,
     ORACLE_KEYS,
     TARGET_KEYS,
+    depth_order_share,
     fit,
     keypoint_inputs,
     lift_report,
     main,
     markdown,
+    prior_depths,
     read_split,
     shape_report,
     true_joints,
@@ -134,10 +136,43 @@ def test_reports_of_known_predictions(body, test_split):
     assert shape["mean shape/oracle_best"] > shape["true shape/oracle_best"] + 5
 
 
-def test_command_end_to_end(tiny_data, tmp_path, capsys):
+def test_prior_depth_order_against_a_loop(body, tiny_data, test_split):
+    """Each bone's most common order over the training poses, scored on the test split's
+    visible limb bones, counted by plain loops over examples, bones and posterior samples; the
+    truth's own depth differences score 1, their negation 0."""
+    from error_decomposition import DEPTH_ORDER_MIN_M, LIMB_BONES, limb_depths
+
+    train = read_split(tiny_data, "train", TARGET_KEYS)
+    behind = [0] * len(LIMB_BONES)
+    for joints in true_joints(body, train):
+        for k, (parent, child) in enumerate(LIMB_BONES.tolist()):
+            behind[k] += float(joints[child, 2]) > float(joints[parent, 2])
+    truth = true_joints(body, test_split)
+    right = scored = 0
+    for b in range(len(truth)):
+        n = max(1, int(test_split["posterior_count"][b]))
+        rot = axis_angle_to_matrix(test_split["posterior"][b, :n].reshape(n, -1, 3)[:, :24])
+        post = body(rot, test_split["betas"][b:b + 1].expand(n, -1))["joints"]
+        post = post - post[:, [1, 2]].mean(1, keepdim=True)
+        fixed = [float((post[:, j] - post[:, j].mean(0)).norm(dim=-1).mean()) < 1e-3
+                 for j in range(24)]
+        for k, (parent, child) in enumerate(LIMB_BONES.tolist()):
+            dz = float(truth[b, child, 2] - truth[b, parent, 2])
+            if fixed[parent] and fixed[child] and abs(dz) >= DEPTH_ORDER_MIN_M:
+                scored += 1
+                right += (dz > 0) == (2 * behind[k] > len(train["pose"]))
+    assert scored > 0
+    most = prior_depths(true_joints(body, train)).expand(len(truth), -1)
+    assert depth_order_share(body, test_split, most) == pytest.approx(right / scored)
+    assert depth_order_share(body, test_split, limb_depths(truth)) == 1.0
+    assert depth_order_share(body, test_split, -limb_depths(truth)) == 0.0
+
+
+@pytest.mark.parametrize("image", [[], ["--image"]], ids=["keypoints", "image"])
+def test_command_end_to_end(tiny_data, tmp_path, capsys, image):
     out = tmp_path / "baselines.json"
     assert main(["--data", str(tiny_data), "--steps", "4", "--num-samples", "4",
-                 "--out", str(out)]) == 0
+                 "--out", str(out), *image]) == 0
     result = json.loads(out.read_text())
     assert result["num_train"] == 16 and result["num_test"] == 4
     assert all(math.isfinite(v) for v in result.values())
@@ -145,6 +180,8 @@ def test_command_end_to_end(tiny_data, tmp_path, capsys):
     text = capsys.readouterr().out
     assert text.strip().endswith(markdown(result, 4).strip())
     assert "| regressed |" in text and "| mean shape |" in text and "oracle best-of-4" in text
+    assert 0.0 <= result["prior/depth_order"] <= 1.0 and "the pose prior:" in text
+    assert 0.0 <= result["order/depth_order"] <= 1.0 and result["order/best_step"] == 4.0
 
 
 def test_image_regressor_reads_the_crop(tiny_data):
