@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _posterior_loops import determined_by_loop
 
 from humr.body import BodyModel
 from humr.engine.datamodule import HumrDataModule
@@ -152,25 +153,29 @@ def test_detector_image_plane_against_a_reprojection_fit(tiny_data):
     assert "mm |" in markdown({"test": plain}, 2)
 
 
-def test_scaled_split_of_a_scaled_truth(tiny_data):
-    """The truth scaled by 1.1 about the root: after the best scale no error is left; before,
-    a determined joint's image-plane error is 0.1 of its in-plane distance from the root."""
+def _first_test_batch(tiny_data):
+    """(body, the first test batch of 4, its true root-relative joints (4, 24, 3))."""
     body = BodyModel("procedural")
     data = HumrDataModule(str(tiny_data), batch_size=4, eval_batch_size=4)
     batch = next(iter(data.eval_dataloader("test")))
     B = batch["pose"].shape[0]
     truth = root_relative(body(axis_angle_to_matrix(batch["pose"].reshape(B, -1, 3)[:, :24]),
                                batch["betas"])["joints"])
+    return body, batch, truth
+
+
+def test_scaled_split_of_a_scaled_truth(tiny_data):
+    """The truth scaled by 1.1 about the root: after the best scale no error is left; before,
+    a determined joint's image-plane error is 0.1 of its in-plane distance from the root."""
+    body, batch, truth = _first_test_batch(tiny_data)
+    B = len(truth)
     sums = split_by_determined(body, batch, 1.1 * truth[:, None], truth)
     assert sums["determined/mode_scaled"] == pytest.approx(0.0, abs=1e-3 * sums["determined/count"])
     assert sums["determined/image_plane_scaled"] <= sums["determined/mode_scaled"] + 1e-9
     expected = 0.0
-    for b in range(B):                                        # determined joints by a loop
-        n = max(1, int(batch["posterior_count"][b]))
-        rot = axis_angle_to_matrix(batch["posterior"][b, :n].reshape(n, -1, 3)[:, :24])
-        post = root_relative(body(rot, batch["betas"][b:b + 1].expand(n, -1))["joints"])
-        for j in range(24):
-            if float((post[:, j] - post[:, j].mean(0)).norm(dim=-1).mean()) < 1e-3:
+    for b in range(B):
+        for j, fixed in enumerate(determined_by_loop(body, batch, b)):
+            if fixed:
                 expected += 100.0 * float(truth[b, j, :2].norm())    # 0.1 x metres -> mm
     assert sums["determined/image_plane"] == pytest.approx(expected, rel=1e-4)
     assert sums["determined/mode"] > sums["determined/image_plane"]
@@ -182,21 +187,13 @@ def test_depth_order_of_the_truth_and_of_its_mirror_image(tiny_data):
     determined, at least 5 cm apart in depth) counted by a loop."""
     from error_decomposition import DEPTH_ORDER_MIN_M, LIMB_BONES
 
-    body = BodyModel("procedural")
-    data = HumrDataModule(str(tiny_data), batch_size=4, eval_batch_size=4)
-    batch = next(iter(data.eval_dataloader("test")))
-    B = batch["pose"].shape[0]
-    truth = root_relative(body(axis_angle_to_matrix(batch["pose"].reshape(B, -1, 3)[:, :24]),
-                               batch["betas"])["joints"])
+    body, batch, truth = _first_test_batch(tiny_data)
+    B = len(truth)
     mirrored = truth * torch.tensor([1.0, 1.0, -1.0])
     sums = split_by_determined(body, batch, torch.stack([truth, mirrored], 1), truth)
     scored = 0
     for b in range(B):
-        n = max(1, int(batch["posterior_count"][b]))
-        rot = axis_angle_to_matrix(batch["posterior"][b, :n].reshape(n, -1, 3)[:, :24])
-        post = root_relative(body(rot, batch["betas"][b:b + 1].expand(n, -1))["joints"])
-        fixed = [float((post[:, j] - post[:, j].mean(0)).norm(dim=-1).mean()) < 1e-3
-                 for j in range(24)]
+        fixed = determined_by_loop(body, batch, b)
         for parent, child in LIMB_BONES.tolist():
             dz = float(truth[b, child, 2] - truth[b, parent, 2])
             scored += fixed[parent] and fixed[child] and abs(dz) >= DEPTH_ORDER_MIN_M

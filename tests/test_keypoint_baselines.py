@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _posterior_loops import determined_by_loop
 
 from humr.body import BodyModel
 from humr.conditions.bbox import BBoxCondition
@@ -150,12 +151,7 @@ def test_prior_depth_order_against_a_loop(body, tiny_data, test_split):
     truth = true_joints(body, test_split)
     right = scored = 0
     for b in range(len(truth)):
-        n = max(1, int(test_split["posterior_count"][b]))
-        rot = axis_angle_to_matrix(test_split["posterior"][b, :n].reshape(n, -1, 3)[:, :24])
-        post = body(rot, test_split["betas"][b:b + 1].expand(n, -1))["joints"]
-        post = post - post[:, [1, 2]].mean(1, keepdim=True)
-        fixed = [float((post[:, j] - post[:, j].mean(0)).norm(dim=-1).mean()) < 1e-3
-                 for j in range(24)]
+        fixed = determined_by_loop(body, test_split, b)
         for k, (parent, child) in enumerate(LIMB_BONES.tolist()):
             dz = float(truth[b, child, 2] - truth[b, parent, 2])
             if fixed[parent] and fixed[child] and abs(dz) >= DEPTH_ORDER_MIN_M:
