@@ -335,9 +335,9 @@ def markdown(result: dict[str, float], num_samples: int) -> str:
 def run(data: str | Path, source: str = "detector", steps: int = 8000, max_train: int | None = None,
         max_test: int | None = 128, num_samples: int = 100, seed: int = 0, held_out: float = 0.1,
         image: bool = False, image_batch: int = 64, progress: bool = True) -> dict[str, float]:
-    """Fit both regressors on ``data``'s training split and report them on its test split;
-    with ``image`` the shape regressor also reads the crops (:func:`image_encoder`, batches of
-    ``image_batch``)."""
+    """Fit the three regressors on ``data``'s training split and report them on its test split;
+    with ``image`` the shape and depth-order regressors also read the crops
+    (:func:`image_encoder`, batches of ``image_batch``)."""
     body = BodyModel(read_meta(data).get("generator", {}).get("body_model", "procedural"))
     extra = ("img",) if image else ()
     train = read_split(data, "train", INPUT_KEYS + TARGET_KEYS + extra, max_train)
