@@ -9,7 +9,7 @@ Layout of a run (``OUT`` = ``--out``)::
         checkpoints/best-*.ckpt  the best checkpoint by ``train.monitor`` (validation metric)
         tensorboard/session_N TensorBoard log of the N-th (re)start of the run
         csv/session_N         CSV log (metrics.csv) of the N-th (re)start; a resumed session
-                              starts with the row of the step its checkpoint ends on
+                              starts with the logged row of the step its checkpoint ends on
 
 ``resume`` continues a run in its own folder from its ``last.ckpt``: weights, optimiser, step
 counter, data order and augmentation (:class:`humr.engine.datamodule.HumrDataModule`: a function
