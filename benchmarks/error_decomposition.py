@@ -113,12 +113,13 @@ def limb_depths(joints: torch.Tensor) -> torch.Tensor:
 
 def depth_order(pred_dz: torch.Tensor, true_dz: torch.Tensor, determined: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Which limb bones' depth order is right, ``(..., bones)`` bool, for predicted depth
-    differences ``pred_dz`` (..., bones) against the truth's ``true_dz`` (bones,); and which
-    bones are scored, (bones,) bool: both ends ``determined`` (24,) and the truth's ends at
-    least :data:`DEPTH_ORDER_MIN_M` apart in depth."""
+    """Which limb bones' depth order is right, bool like ``pred_dz`` (..., bones), for
+    predicted depth differences against the truth's ``true_dz`` (B..., bones); and which bones
+    are scored, (B..., bones) bool: both ends ``determined`` (B..., 24) and the truth's ends at
+    least :data:`DEPTH_ORDER_MIN_M` apart in depth (B... = one example, or N examples)."""
     parent, child = LIMB_BONES.T
-    scored = determined[parent] & determined[child] & (true_dz.abs() >= DEPTH_ORDER_MIN_M)
+    scored = (determined[..., parent] & determined[..., child]
+              & (true_dz.abs() >= DEPTH_ORDER_MIN_M))
     return pred_dz.sign() == true_dz.sign(), scored
 
 

@@ -289,17 +289,20 @@ def prior_depths(train_joints: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def depth_order_share(body: BodyModel, test: dict[str, Tensor], pred_dz: Tensor) -> float:
-    """Share of the test split's scored limb bones (``error_decomposition``'s
-    ``depth_order``: both ends determined, 5 cm or more apart in depth) whose depth order the
-    predicted depth differences ``pred_dz`` (N, bones) get right."""
+def depth_order_shares(body: BodyModel, test: dict[str, Tensor],
+                       predictions: dict[str, Tensor]) -> dict[str, float]:
+    """For each named prediction of depth differences (N, bones), the share of the test
+    split's scored limb bones (``error_decomposition``'s ``depth_order``: both ends determined,
+    5 cm or more apart in depth) whose depth order it gets right. The truth and the determined
+    joints are computed once for all predictions."""
     truth = true_joints(body, test)
-    right = scored = 0
-    for b in range(len(truth)):
-        det = determined_joints(posterior_joints(body, test, b, truth))
-        ok, keep = depth_order(pred_dz[b], limb_depths(truth[b]), det)
-        right, scored = right + int(ok[keep].sum()), scored + int(keep.sum())
-    return right / max(scored, 1)
+    determined = torch.stack([determined_joints(posterior_joints(body, test, b, truth))
+                              for b in range(len(truth))])                          # (N, 24)
+    shares = {}
+    for name, pred_dz in predictions.items():
+        right, scored = depth_order(pred_dz, limb_depths(truth), determined)
+        shares[name] = int(right[scored].sum()) / max(int(scored.sum()), 1)
+    return shares
 
 
 def markdown(result: dict[str, float], num_samples: int) -> str:
@@ -356,9 +359,9 @@ def run(data: str | Path, source: str = "detector", steps: int = 8000, max_train
         betas, order_dz = shape(x_test, test.get("img")), order(x_test, test.get("img"))
     result = shape_report(body, test, betas, num_samples, seed)
     result |= lift_report(body, test, lift(x_test).reshape(len(x_test), -1, 3))
-    result["order/depth_order"] = depth_order_share(body, test, order_dz)
-    result["prior/depth_order"] = depth_order_share(
-        body, test, prior_depths(train_joints).expand(len(x_test), -1))
+    result |= depth_order_shares(body, test, {
+        "order/depth_order": order_dz,
+        "prior/depth_order": prior_depths(train_joints).expand(len(x_test), -1)})
     return (result | {f"shape/{k}": v for k, v in shape_fit.items()}
             | {f"lift/{k}": v for k, v in lift_fit.items()}
             | {f"order/{k}": v for k, v in order_fit.items()}

@@ -1,4 +1,7 @@
-"""A Lightning callback shared by the training tests: the loss per step and a simulated kill."""
+"""Shared by the training tests: a Lightning callback recording the loss per step and
+simulating a kill, and the losses a run's CSV logs hold."""
+import csv
+
 import lightning as L
 
 
@@ -14,3 +17,14 @@ class LossRecorder(L.Callback):
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         self.losses[trainer.global_step] = float(outputs["loss"])
+
+
+def csv_losses(run_dir, session="*"):
+    """``{step: train/loss}`` of a run folder's CSV logs ``csv/session_<session>/metrics.csv``
+    (a glob; with several sessions, later ones overwrite earlier ones' steps)."""
+    losses = {}
+    for path in sorted(run_dir.glob(f"csv/session_{session}/metrics.csv")):
+        with open(path) as f:
+            losses.update((int(r["step"]), float(r["train/loss"])) for r in csv.DictReader(f)
+                          if r.get("train/loss"))
+    return losses

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from _recorder import LossRecorder
+from _recorder import LossRecorder, csv_losses
 
 from humr.engine.evaluation import EvaluationMetrics
 from humr.engine.inference import evaluate_checkpoint
@@ -62,13 +62,6 @@ def test_kill_and_resume_continues_with_the_same_losses(tiny_config, tmp_path):
     assert len(list((out / "version_0" / "csv").glob("session_*"))) == 2
 
 
-def _csv_losses(run_dir, session):
-    import csv
-
-    with open(run_dir / "csv" / f"session_{session}" / "metrics.csv") as f:
-        return {int(r["step"]): float(r["train/loss"]) for r in csv.DictReader(f) if r["train/loss"]}
-
-
 def test_a_kill_between_the_checkpoint_and_its_log_row_loses_no_row(tiny_config, tmp_path,
                                                                     monkeypatch):
     from humr.engine.checkpoint import AtomicCheckpointIO
@@ -76,7 +69,7 @@ def test_a_kill_between_the_checkpoint_and_its_log_row_loses_no_row(tiny_config,
     from humr.io import load_checkpoint_file
 
     full = train(tiny_config, tmp_path / "full", progress=False).run_dir
-    expected = _csv_losses(full, 0)
+    expected = csv_losses(full, 0)
     assert sorted(expected) == [0, 1, 2, 3, 4, 5]       # one row per step (log_every_n_steps 1)
     out = tmp_path / "killed"
     save = AtomicCheckpointIO.save_checkpoint
@@ -93,13 +86,13 @@ def test_a_kill_between_the_checkpoint_and_its_log_row_loses_no_row(tiny_config,
         train(tiny_config, out, progress=False)
     run = out / "version_0"
     # the race itself: the step-2 checkpoint (steps 0 and 1 done) is on disk, step 1's row is not
-    assert sorted(_csv_losses(run, 0)) == [0]
+    assert sorted(csv_losses(run, 0)) == [0]
     carried = load_checkpoint_file(run / "checkpoints" / "last.ckpt")[LOG_ROW_KEY]
     assert carried["step"] == 1
     assert carried["metrics"]["train/loss"] == pytest.approx(expected[1], rel=RESUME_RTOL)
     train(tiny_config, out, progress=False, resume=out)
-    resumed = _csv_losses(run, 1)
-    assert sorted({**_csv_losses(run, 0), **resumed}) == sorted(expected)
+    resumed = csv_losses(run, 1)
+    assert sorted({**csv_losses(run, 0), **resumed}) == sorted(expected)
     for step, loss in resumed.items():
         assert loss == pytest.approx(expected[step], rel=RESUME_RTOL, abs=1e-7), step
 

@@ -347,8 +347,9 @@ def test_kill_9_during_a_checkpoint_write_keeps_the_previous_one(tmp_path):
 def test_kill_9_during_training_then_resume_reproduces_the_losses(small_synth, tmp_path):
     """``humr train`` killed with SIGKILL after its first checkpoint; ``--resume`` logs the
     same per-step losses as an uninterrupted run (augmentation on)."""
-    import csv
     import time
+
+    from _recorder import csv_losses
 
     from humr.config import Config
 
@@ -362,14 +363,6 @@ def test_kill_9_during_training_then_resume_reproduces_the_losses(small_synth, t
     base = [sys.executable, "-m", "humr.cli", "train", "--config", str(cfg), "--no-progress",
             "--devices", "1", "--accelerator", "cpu"]
 
-    def losses(run):
-        rows = []
-        for session in sorted((run / "csv").glob("session_*/metrics.csv")):
-            with open(session) as f:
-                rows += [(int(r["step"]), float(r["train/loss"])) for r in csv.DictReader(f)
-                         if r.get("train/loss")]
-        return dict(rows)                                    # later sessions overwrite
-
     subprocess.run(base + ["--out", str(tmp_path / "full")], env=env, check=True, timeout=300)
     proc = subprocess.Popen(base + ["--out", str(tmp_path / "killed")], env=env)
     ckpt = tmp_path / "killed" / "version_0" / "checkpoints" / "last.ckpt"
@@ -380,7 +373,8 @@ def test_kill_9_during_training_then_resume_reproduces_the_losses(small_synth, t
     proc.wait(timeout=30)
     subprocess.run(base + ["--out", str(tmp_path / "killed"), "--resume",
                            str(tmp_path / "killed")], env=env, check=True, timeout=300)
-    full, resumed = losses(tmp_path / "full" / "version_0"), losses(tmp_path / "killed" / "version_0")
+    full = csv_losses(tmp_path / "full" / "version_0")
+    resumed = csv_losses(tmp_path / "killed" / "version_0")           # sessions merged
     assert sorted(full) == sorted(resumed) and len(full) >= 7
     for step in full:
         assert resumed[step] == pytest.approx(full[step], rel=1e-5, abs=1e-6), step

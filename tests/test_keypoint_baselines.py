@@ -22,7 +22,7 @@ from keypoint_baselines import (
     INPUT_KEYS,
     ORACLE_KEYS,
     TARGET_KEYS,
-    depth_order_share,
+    depth_order_shares,
     fit,
     keypoint_inputs,
     lift_report,
@@ -158,10 +158,12 @@ def test_prior_depth_order_against_a_loop(body, tiny_data, test_split):
                 scored += 1
                 right += (dz > 0) == (2 * behind[k] > len(train["pose"]))
     assert scored > 0
-    most = prior_depths(true_joints(body, train)).expand(len(truth), -1)
-    assert depth_order_share(body, test_split, most) == pytest.approx(right / scored)
-    assert depth_order_share(body, test_split, limb_depths(truth)) == 1.0
-    assert depth_order_share(body, test_split, -limb_depths(truth)) == 0.0
+    shares = depth_order_shares(body, test_split, {
+        "prior": prior_depths(true_joints(body, train)).expand(len(truth), -1),
+        "truth": limb_depths(truth), "mirrored": -limb_depths(truth)})
+    assert shares["prior"] == pytest.approx(right / scored)
+    assert shares["truth"] == 1.0
+    assert shares["mirrored"] == 0.0
 
 
 @pytest.mark.parametrize("image", [[], ["--image"]], ids=["keypoints", "image"])
