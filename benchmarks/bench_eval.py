@@ -41,7 +41,7 @@ import torch
 
 from humr.body import BodyModel
 from humr.flows import build_flow
-from humr.geometry import rot6d_to_matrix
+from humr.geometry import matrix_to_rot6d, rot6d_to_matrix
 
 
 def make_flows(dim: int, context: int, blocks: int, hidden: int, seed: int):
@@ -132,10 +132,14 @@ def main(argv=None) -> int:
             torch.cuda.synchronize(device)
         return time.perf_counter()
 
+    # the flow's output is the offset from a mean pose (the identity here), as in HumrModel:
+    # the identity flow's mode x = 0 is then the rest pose, not a degenerate 6D vector (NaN)
+    mean_6d = matrix_to_rot6d(torch.eye(3, device=device))
+
     def humr_side(parts: dict | None = None):
         t0 = clock()
         x, _, _ = fact.sample(c, S, z=z)
-        rot = rot6d_to_matrix(x.reshape(B, S, J, 6))
+        rot = rot6d_to_matrix(x.reshape(B, S, J, 6) + mean_6d)
         t1 = clock()
         body(rot, betas.expand(B, S, -1), return_vertices=True)   # meshes, joints, H36M-17
         t2 = clock()
@@ -145,7 +149,7 @@ def main(argv=None) -> int:
 
     def reference_side():
         x, _, _ = concat.sample(c, S, z=z)
-        rot = rot6d_to_matrix(x.reshape(B * S, J, 6))
+        rot = rot6d_to_matrix(x.reshape(B * S, J, 6) + mean_6d)
         ref_body(global_orient=rot[:, :1], body_pose=rot[:, 1:],
                  betas=betas.expand(B, S, -1).reshape(B * S, -1), pose2rot=False)
 

@@ -57,15 +57,17 @@ def test_full_pass_matches_smplx_module(body_dir, body64):
     assert torch.allclose(out["lsp14"], h36m[:, [6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10]], atol=tol)
 
 
+@pytest.mark.parametrize("block,entries", [(1000, 3000), (6890, 2 * 6890)],
+                         ids=["cpu_tiles", "cuda_tiles"])
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-6), (torch.float32, 2e-5)])
-def test_chunked_mesh_pass_with_shared_betas_matches_smplx(monkeypatch, body_dir, body64, body32,
-                                                          dtype, tol):
-    """Meshes of many bodies (blend-shape chunks of 4 and 3 bodies, skinned 2 + 2 and 2 + 1;
-    betas shared by the hypotheses of an image) against smplx's SMPL forward, values and
-    gradients."""
+def test_tiled_mesh_pass_with_shared_betas_matches_smplx(monkeypatch, body_dir, body64, body32,
+                                                        dtype, tol, block, entries):
+    """Meshes and H36M joints of many bodies in tiles (vertex blocks of 1000, the last one 890,
+    x bodies 3 + 3 + 1; or CUDA's tiling, every vertex x bodies 2 + 2 + 2 + 1; betas shared by
+    the hypotheses of an image) against smplx's SMPL forward, values and gradients."""
     body = body64 if dtype == torch.float64 else body32
-    monkeypatch.setattr(body_model, "_BLEND_ENTRIES", 3 * 6890 * 5)
-    monkeypatch.setattr(body_model, "_SKIN_ENTRIES", 6890 * 2)
+    monkeypatch.setattr(body_model, "_CPU_VERTEX_BLOCK", block)
+    monkeypatch.setattr(body_model, "_SKIN_ENTRIES", entries)
     aa, betas = _random((7,), dtype, scale=1.0, seed=3)
     betas = betas[:2].repeat_interleave(torch.tensor([4, 3]), dim=0)
     rot = axis_angle_to_matrix(aa).requires_grad_()
@@ -77,6 +79,9 @@ def test_chunked_mesh_pass_with_shared_betas_matches_smplx(monkeypatch, body_dir
     assert out["vertices"].dtype == dtype
     torch.testing.assert_close(out["vertices"].double(), ref.vertices, rtol=0, atol=tol)
     torch.testing.assert_close(out["joints"].double(), ref.joints[:, :24], rtol=0, atol=tol)
+    H = torch.from_numpy(np.load(body_dir / "J_regressor_h36m.npy"))
+    torch.testing.assert_close(out["h36m17"].double(), torch.einsum("hv,nvc->nhc", H, ref.vertices),
+                               rtol=0, atol=tol)
     w = torch.randn(ref.vertices.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     (out["vertices"].double() * w).sum().backward()
     (ref.vertices * w).sum().backward()

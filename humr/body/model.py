@@ -250,12 +250,15 @@ def kinematic_chain(rot: Tensor, rest: Tensor, parents: list[int]) -> tuple[Tens
     return world[..., :3, 3], world - torch.nn.functional.pad(world @ rest_h, (3, 0))
 
 
-#: Chunk sizes of :meth:`BodyModel._skin`, in tensor entries: the blend-shape product
-#: (vertices x 3 x bodies; large enough for an efficient matrix product, about 200 SMPL
-#: bodies) and one entry of the skinning transforms within it (vertices x bodies,
-#: cache-sized, about 150 SMPL bodies).
-_BLEND_ENTRIES = 1 << 22
+#: Tiles of :meth:`BodyModel._skin`: a tile holds at most ``_CPU_VERTEX_BLOCK`` vertices on
+#: the CPU (every vertex on CUDA, where kernel launches rather than memory traffic set the time)
+#: and as many bodies as keep one entry of its skinning transforms (vertices x bodies) within
+#: ``_SKIN_ENTRIES`` (cache-sized). A tile's blend-shape product reads only its vertices' rows
+#: of the directions, once for all its bodies: 16 images x 100 SMPL meshes on 2 CPU threads
+#: read the 18 MB of directions once instead of once per 152 bodies (about 10 % of the body
+#: pass, benchmarks/README.md).
 _SKIN_ENTRIES = 1 << 20
+_CPU_VERTEX_BLOCK = 512
 
 
 class BodyModel(nn.Module):
@@ -504,16 +507,15 @@ class BodyModel(nn.Module):
 
         Hand-written rather than ``smplx.lbs.lbs`` (the reference of the tests): the rest
         joints come from precomputed regressor products (no (V, J) regression per body); the
-        shape and pose blend shapes of a chunk of c bodies are one matrix product (``addmm``
-        over the stacked directions, pose correctives of the body joints only); the skinning
-        transforms are one (K, J) x (J, 12 c) product and are applied by three multiply-adds
-        instead of a batch of 3 x 3 products per vertex; the regressor is applied per chunk.
-        The vertex stage runs in chunks of bodies (``_BLEND_ENTRIES``, ``_SKIN_ENTRIES``), in
-        a body-minor layout (vertex, coordinate, body), so the elementwise skinning reads
-        contiguous rows of bodies; the twelve entries of the per-vertex transforms are made
-        one at a time, (K, J) x (J, s), and consumed while cache-resident (16 images x 100
-        SMPL meshes on 2 threads: 0.13 s for this stage instead of 0.19 s with all twelve
-        written out first).
+        shape and pose blend shapes of a tile of vertices and bodies are one matrix product
+        (``addmm`` over the stacked directions, pose correctives of the body joints only); the
+        skinning transforms are (k, J) x (J, s) products applied by multiply-adds instead of a
+        batch of 3 x 3 products per vertex; the regressor is applied per tile. The tiles
+        (:data:`_SKIN_ENTRIES`, :data:`_CPU_VERTEX_BLOCK`) keep the body-minor layout (vertex,
+        coordinate, body), so the elementwise skinning reads contiguous rows of bodies, and
+        the twelve entries of the per-vertex transforms are made one at a time and consumed
+        while cache-resident (16 images x 100 SMPL meshes on 2 threads: 0.13 s for this stage
+        instead of 0.19 s with all twelve written out first).
         """
         n, dt = rot.shape[0], rot.dtype
         template = getattr(self, f"_{vertex_set}_template").to(dt)
@@ -526,23 +528,24 @@ class BodyModel(nn.Module):
         features = torch.cat([betas, (rot[:, 1:] - eye).reshape(n, -1)], dim=1).T   # (P, N)
         transforms = A[..., :3, :].permute(1, 2, 3, 0).contiguous()           # (J, 3, 4, N)
         count = template.shape[0]
-        step, sub_step = (max(1, entries // (per * count))
-                          for entries, per in ((_BLEND_ENTRIES, 3), (_SKIN_ENTRIES, 1)))
-        step = max(sub_step, step - step % sub_step)        # whole sub-chunks per chunk
+        block = count if rot.device.type == "cuda" else min(count, _CPU_VERTEX_BLOCK)
+        step = max(1, _SKIN_ENTRIES // block)
         verts = rot.new_empty(n, count, 3)
-        regressed = None if regressor is None else rot.new_empty(n, regressor.shape[0], 3)
+        regressed = None if regressor is None else rot.new_zeros(n, regressor.shape[0], 3)
         for start in range(0, n, step):
-            v = torch.addmm(template.reshape(-1, 1), dirs.T, features[:, start:start + step])
-            v = v.view(count, 3, 1, -1)                                        # (K, 3, 1, c)
-            for sub in range(0, v.shape[-1], sub_step):
-                rows = slice(start + sub, start + sub + min(sub_step, v.shape[-1] - sub))
-                vs = v[:, :, 0, sub:sub + sub_step]                             # (K, 3, s)
+            rows = slice(start, start + step)
+            for first in range(0, count, block):
+                vertices = slice(first, first + block)
+                v = torch.addmm(template[vertices].reshape(-1, 1),
+                                dirs[:, 3 * first:3 * (first + block)].T, features[:, rows])
+                v = v.view(-1, 3, v.shape[-1])                                  # (k, 3, s)
+                w = weights[vertices]
                 for c in range(3):      # posed_c = T_c3 + sum_d T_cd v_d, T = weights @ A
-                    posed = weights @ transforms[:, c, 3, rows]                 # (K, s)
+                    posed = w @ transforms[:, c, 3, rows]                       # (k, s)
                     for d in range(3):
-                        posed = posed.addcmul_(weights @ transforms[:, c, d, rows], vs[:, d])
-                    # written as (s, K) columns while the chunk is cache-resident
-                    verts[rows, :, c] = posed.T
+                        posed = posed.addcmul_(w @ transforms[:, c, d, rows], v[:, d])
+                    # written as (s, k) columns while the tile is cache-resident
+                    verts[rows, vertices, c] = posed.T
                     if regressor is not None:
-                        regressed[rows, :, c] = (regressor @ posed).T         # (s, R)
+                        regressed[rows, :, c] += (regressor[:, vertices] @ posed).T   # (s, R)
         return joints, verts, regressed
