@@ -530,22 +530,38 @@ class BodyModel(nn.Module):
         count = template.shape[0]
         block = count if rot.device.type == "cuda" else min(count, _CPU_VERTEX_BLOCK)
         step = max(1, _SKIN_ENTRIES // block)
-        verts = rot.new_empty(n, count, 3)
+        # Without autograd the tiles are written into the output in place. With it they are
+        # joined by ``cat``, whose backward only slices the gradient: each in-place write into
+        # a slice would make the backward copy the whole (N, K, 3) gradient once (42 copies
+        # of 132 MB for 1600 SMPL meshes).
+        tracked = torch.is_grad_enabled() and (rot.requires_grad or betas.requires_grad)
+        verts = None if tracked else rot.new_empty(n, count, 3)
         regressed = None if regressor is None else rot.new_zeros(n, regressor.shape[0], 3)
+        chunks = []
         for start in range(0, n, step):
             rows = slice(start, start + step)
+            tiles = []
             for first in range(0, count, block):
                 vertices = slice(first, first + block)
                 v = torch.addmm(template[vertices].reshape(-1, 1),
                                 dirs[:, 3 * first:3 * (first + block)].T, features[:, rows])
                 v = v.view(-1, 3, v.shape[-1])                                  # (k, 3, s)
                 w = weights[vertices]
+                coords = []
                 for c in range(3):      # posed_c = T_c3 + sum_d T_cd v_d, T = weights @ A
                     posed = w @ transforms[:, c, 3, rows]                       # (k, s)
                     for d in range(3):
                         posed = posed.addcmul_(w @ transforms[:, c, d, rows], v[:, d])
-                    # written as (s, k) columns while the tile is cache-resident
-                    verts[rows, vertices, c] = posed.T
+                    if tracked:
+                        coords.append(posed)
+                    else:       # written as (s, k) columns while the tile is cache-resident
+                        verts[rows, vertices, c] = posed.T
                     if regressor is not None:
                         regressed[rows, :, c] += (regressor[:, vertices] @ posed).T   # (s, R)
+                if tracked:
+                    tiles.append(torch.stack([p.T for p in coords], dim=-1))    # (s, k, 3)
+            if tracked:
+                chunks.append(torch.cat(tiles, dim=1))                          # (s, K, 3)
+        if tracked:
+            verts = chunks[0] if len(chunks) == 1 else torch.cat(chunks)
         return joints, verts, regressed
