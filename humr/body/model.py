@@ -250,8 +250,8 @@ def kinematic_chain(rot: Tensor, rest: Tensor, parents: list[int]) -> tuple[Tens
     return world[..., :3, 3], world - torch.nn.functional.pad(world @ rest_h, (3, 0))
 
 
-#: Tiles of :meth:`BodyModel._skin`: a tile holds at most ``_CPU_VERTEX_BLOCK`` vertices on
-#: the CPU (every vertex on CUDA, where kernel launches rather than memory traffic set the time)
+#: Tiles of :meth:`BodyModel._skin`: a tile holds at most ``_CPU_VERTEX_BLOCK`` vertices off
+#: CUDA (every vertex on CUDA, where kernel launches rather than memory traffic set the time)
 #: and as many bodies as keep one entry of its skinning transforms (vertices x bodies) within
 #: ``_SKIN_ENTRIES`` (cache-sized). A tile's blend-shape product reads only its vertices' rows
 #: of the directions, once for all its bodies: 16 images x 100 SMPL meshes on 2 CPU threads

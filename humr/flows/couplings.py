@@ -49,7 +49,8 @@ class HalfSplit:
     passes. When the identity and transformed features are two contiguous blocks (the half
     masks of :func:`half_mask`), this mixin slices them and joins them with one ``cat``: the
     same numbers up to float rounding (the subnet reads a strided view, which BLAS may sum in
-    another order than nflows' gathered copy). Other masks, 4D inputs and unconditional transforms use nflows' path.
+    another order than nflows' gathered copy). Other masks, 4D inputs and unconditional
+    transforms use nflows' path.
     """
 
     def __init__(self, *args, **kwargs):
