@@ -45,6 +45,14 @@ from humr.flows import build_flow
 from humr.geometry import matrix_to_rot6d, rot6d_to_matrix
 
 
+def rotations(x: torch.Tensor, *lead: int) -> torch.Tensor:
+    """Rotation matrices (*lead, J, 3, 3) of flow outputs ``x`` (..., J * 6) taken as offsets
+    from the identity's 6D vector, as ``HumrModel`` offsets them from its mean pose: the
+    identity flow's mode x = 0 is then the rest pose, not a degenerate 6D vector (NaN)."""
+    identity = matrix_to_rot6d(torch.eye(3, dtype=x.dtype, device=x.device))
+    return rot6d_to_matrix(x.reshape(*lead, -1, 6) + identity)
+
+
 def make_flows(dim: int, context: int, blocks: int, hidden: int, seed: int):
     """(factorized, concatenated) RealNVP flows holding the same weights."""
     fact = build_flow("realnvp", dim, context, num_blocks=blocks, hidden_features=hidden,
@@ -91,8 +99,7 @@ def bf16_report(flow, body: BodyModel, c: torch.Tensor, z: torch.Tensor, repeats
         if not p.any():
             p.copy_(0.02 * torch.randn(p.shape, generator=gen))
     betas = z.new_zeros(B, S, body.num_betas)
-    mean_6d = matrix_to_rot6d(torch.eye(3, device=device))       # as in main(): x offsets it
-    joints = [body(rot6d_to_matrix(sample(moved, low).reshape(B, S, -1, 6) + mean_6d), betas)["joints"]
+    joints = [body(rotations(sample(moved, low), B, S), betas)["joints"]
               for low in (False, True)]
     err = 1000 * ((joints[1] - joints[1][..., :1, :]) - (joints[0] - joints[0][..., :1, :])
                   ).norm(dim=-1)
@@ -134,14 +141,10 @@ def main(argv=None) -> int:
             torch.cuda.synchronize(device)
         return time.perf_counter()
 
-    # the flow's output is the offset from a mean pose (the identity here), as in HumrModel:
-    # the identity flow's mode x = 0 is then the rest pose, not a degenerate 6D vector (NaN)
-    mean_6d = matrix_to_rot6d(torch.eye(3, device=device))
-
     def humr_side(parts: dict | None = None):
         t0 = clock()
         x, _, _ = fact.sample(c, S, z=z)
-        rot = rot6d_to_matrix(x.reshape(B, S, J, 6) + mean_6d)
+        rot = rotations(x, B, S)
         t1 = clock()
         body(rot, betas.expand(B, S, -1), return_vertices=True)   # meshes, joints, H36M-17
         t2 = clock()
@@ -151,7 +154,7 @@ def main(argv=None) -> int:
 
     def reference_side():
         x, _, _ = concat.sample(c, S, z=z)
-        rot = rot6d_to_matrix(x.reshape(B * S, J, 6) + mean_6d)
+        rot = rotations(x, B * S)
         ref_body(global_orient=rot[:, :1], body_pose=rot[:, 1:],
                  betas=betas.expand(B, S, -1).reshape(B * S, -1), pose2rot=False)
 
