@@ -1,5 +1,5 @@
 """benchmarks/protocol_sweep.py: a sweep worker does not outlive the sweep process; the summary
-row's ratios against the oracle and the mean-shape oracle."""
+row's ratios against the oracle and the mean-shape oracle, and its depth-order cell."""
 import os
 import subprocess
 import sys
@@ -58,6 +58,13 @@ def test_summary_ratios_against_both_oracles():
     row = summary([record], {"easier": oracle}).splitlines()[-1].split(" | ")
     assert row[3:8] == ["90.0", "9.0", "10.00x", "45.0", "2.00x"]
     assert row[8:13] == ["120.0", "4.0", "30.00x", "40.0", "3.00x"]
+    assert row[-1] == "- |"                                  # no decomposition in the record
+    record["decomposition"] = {"test": {"model/depth_order/mode": 0.875,
+                                        "model/depth_order/hypotheses": 0.813},
+                               "train": {"model/depth_order/mode": 0.5,
+                                         "model/depth_order/hypotheses": 0.5}}
+    row = summary([record], {"easier": oracle}).splitlines()[-1].split(" | ")
+    assert row[-1] == "87.5 / 81.3 % |"                      # the test split's, in percent
 
 
 def test_curve_styles_do_not_repeat_within_sixty_curves():
