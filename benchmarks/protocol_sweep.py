@@ -61,12 +61,12 @@ _SPATIAL = "model.conditions.image.backbone.readout=spatial"
 #: the 3D-loss protocol: 8000 steps, kp3d_mode on, cosine schedule
 _KP3D_8000 = ["train.max_steps=8000", _WITH_KP3D, *_COSINE]
 _B128 = ["train.max_steps=4000", "train.batch_size=128", "train.lr=2e-3", "train.num_workers=3"]
-_B256 = ["train.max_steps=2000", "train.batch_size=256", "train.num_workers=5"]
+_BATCH256 = ["train.batch_size=256", "train.num_workers=5"]
+_B256 = ["train.max_steps=2000", *_BATCH256]
 #: the best GPU recipe (batch 256, lr 3e-3: 85.0 mm best-of-100 on "easier") with the 3D mode
 #: loss, 1500 steps (384K examples seen) so that data, two runs side by side and their
 #: evaluation fit one 10-minute command on a 16-core GPU machine
-_B256_KP3D = ["train.max_steps=1500", "train.batch_size=256", "train.num_workers=5",
-              "train.lr=3e-3", _WITH_KP3D, *_COSINE]
+_B256_KP3D = ["train.max_steps=1500", *_BATCH256, "train.lr=3e-3", _WITH_KP3D, *_COSINE]
 #: candidates: (dataset, overrides of configs/cpu.yaml)
 CANDIDATES = {
     "default_const_2500": ("default", ["train.max_steps=2500"]),
