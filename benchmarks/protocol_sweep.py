@@ -37,6 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 _EASIER = {"limit_scale": 0.6, "yaw_deg": 90.0}
 _LIGHT = {"light_dir": (-0.3, -0.8, -0.5)}
 _LIT = {**_EASIER, **_LIGHT}
+_CUE = {**_LIGHT, "depth_cue": 2.0}
 #: datasets: SynthConfig knobs and sizes
 DATASETS = {
     "default": {"knobs": {}, "n_train": 8192, "n_test": 128},
@@ -53,6 +54,10 @@ DATASETS = {
     # the default knobs (any turn of the body, the full joint limits: the keypoints leave about
     # 1.6 times as many visible limbs' depth order open as on "easier"), lit the same way
     "default_lit32k": {"knobs": _LIGHT, "n_train": 32768, "n_test": 128},
+    # the same lit, and a surface 0.1 m nearer than the body's middle 22 % brighter
+    # (depth_cue 2 /m): the image tells which end of a visible limb is nearer, which the
+    # stored posterior takes as known (poses, keypoints and posteriors equal "default"'s)
+    "default_cue16k": {"knobs": _CUE, "n_train": 16384, "n_test": 128},
 }
 _COSINE = ["train.lr_schedule=cosine", "train.warmup_steps=100"]
 _NO_IMAGE = ["model.conditions=[pose2d,bbox]"]
@@ -157,6 +162,9 @@ CANDIDATES = {
     # visible limbs' depth order besides the oracle
     "default_lit32k_cos_1500_b256_kp3d_spatial": ("default_lit32k", [*_B256_KP3D, _SPATIAL]),
     "default_lit32k_cos_1500_b256_kp3d_2d": ("default_lit32k", [*_B256_KP3D, *_NO_IMAGE]),
+    # an image that tells a visible limb's depth order (2 cores: the batch-32 recipe)
+    "default_cue16k_cos_8000_kp3d_spatial": ("default_cue16k", [*_KP3D_8000, _SPATIAL]),
+    "default_cue16k_cos_8000_kp3d_2d": ("default_cue16k", [*_KP3D_8000, *_NO_IMAGE]),
 }
 #: (key, label) of the summary: model, oracle and their ratio
 JUDGED = (("emdb/mpjpe_min", "best-of-100 MPJPE-24"), ("energy_occluded", "E-dist occluded"))

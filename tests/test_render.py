@@ -117,6 +117,29 @@ def test_directional_light_shades_by_the_normal_alone():
             render_mesh(tilted(1), faces, F, C, HW, light=bad)
 
 
+def test_depth_cue_scales_each_face_by_its_depth_behind_the_mean_vertex():
+    """``depth_cue`` k: colour * shade * exp(-k (z_face - z_mean)); two camera-facing faces at
+    4 m and 5 m (mean vertex depth 4.5 m), lit head-on so that shade = 1."""
+    near = _unproject([[2, 2], [14, 2], [14, 14]], 4.0)
+    far = _unproject([[18, 18], [30, 18], [30, 30]], 5.0)
+    verts, faces = np.concatenate([near, far]), np.array([[0, 2, 1], [3, 5, 4]])
+
+    def face_values(k):
+        out = render_mesh(verts, faces, F, C, HW, color=(0.5, 0.5, 0.5), ambient=0.2,
+                          light=[0, 0, -1], depth_cue=k)
+        rgb = out["rgb"][..., 0].astype(float)
+        return rgb[out["depth"] == 4.0], rgb[out["depth"] == 5.0]
+
+    for k in (0.0, 1.0, 2.5):
+        lit_near, lit_far = face_values(k)
+        assert len(lit_near) > 20 and len(lit_far) > 20
+        assert np.abs(lit_near - min(255, 127.5 * np.exp(0.5 * k))).max() <= 1
+        assert np.abs(lit_far - 127.5 * np.exp(-0.5 * k)).max() <= 1
+    for bad in (-0.5, np.nan, np.inf):
+        with pytest.raises(ValueError, match="depth_cue"):
+            render_mesh(verts, faces, F, C, HW, depth_cue=bad)
+
+
 def test_bad_inputs_name_the_argument():
     verts = _unproject([[4, 4], [28, 4], [4, 28]], 3.0)
     with pytest.raises(ValueError, match="vertices"):

@@ -234,19 +234,22 @@ def test_generator_workers_use_the_configs_knobs(tmp_path, body_dir):
     assert np.abs(JointLimitPrior().high[1:]).max() > np.abs(angles).max() * 2
 
 
-def test_light_knob_changes_the_image_only(body):
-    """``light_dir`` re-lights the same example: every stored key but the image is equal."""
+@pytest.mark.parametrize("knob, value, bad", [("light_dir", (-0.3, -0.8, -0.5), (0.0, 0.0, 0.0)),
+                                             ("depth_cue", 2.0, -1.0)])
+def test_image_knobs_change_the_image_only(body, knob, value, bad):
+    """``light_dir`` re-lights the same example and ``depth_cue`` shades it by depth: every
+    stored key but the image is equal; a bad value is refused naming the knob."""
     cfg = SynthConfig(**{**CFG.__dict__, "body_model": "unused"})
-    lit = SynthConfig(**{**cfg.__dict__, "light_dir": (-0.3, -0.8, -0.5)})
+    changed = SynthConfig(**{**cfg.__dict__, knob: value})
     prior = JointLimitPrior()
-    a, b = (make_example(2, "train", 3, c, body, prior) for c in (cfg, lit))
+    a, b = (make_example(2, "train", 3, c, body, prior) for c in (cfg, changed))
     assert set(a) == set(b)
     for key in a:
         if key != "img":
             np.testing.assert_array_equal(a[key], b[key], err_msg=key)
     assert np.abs(a["img"].astype(int) - b["img"].astype(int)).max() > 20
-    with pytest.raises(ValueError, match="light_dir"):
-        SynthConfig(light_dir=(0.0, 0.0, 0.0))
+    with pytest.raises(ValueError, match=knob):
+        SynthConfig(**{knob: bad})
 
 
 def test_a_folder_written_before_a_knob_existed_reads_as_its_default(tmp_path, body_dir):

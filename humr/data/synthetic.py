@@ -98,6 +98,9 @@ class SynthConfig:
             down, z forward), or None (the default) for a light at the camera, whose shading
             is the same for a limb turned towards the camera and for its mirror image turned
             away (see :func:`humr.viz.render.render_mesh`).
+        depth_cue: k >= 0 (1/m): the body's colours are scaled by ``exp(-k dz)`` for a
+            surface ``dz`` metres behind the body's mean depth (brighter in front), so the
+            image tells which end of a visible limb is nearer; 0 (the default) for none.
         num_hm_samples: heatmap samples per joint. shard_size: examples per shard file.
         body_model: "procedural" or a path for :class:`humr.body.BodyModel`.
     """
@@ -128,14 +131,16 @@ class SynthConfig:
     max_rounds: int = 4
     tolerance_px: float = 2.0
     light_dir: tuple[float, float, float] | None = None
+    depth_cue: float = 0.0
     num_hm_samples: int = 150
     shard_size: int = 32
     body_model: str = "procedural"
 
     def __post_init__(self) -> None:
-        from humr.viz.render import light_direction
+        from humr.viz.render import depth_falloff, light_direction
 
-        light_direction(self.light_dir, "light_dir")          # ValueError naming the knob
+        light_direction(self.light_dir, "light_dir")          # ValueErrors naming the knob
+        depth_falloff(self.depth_cue, "depth_cue")
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(dataclasses.asdict(self)))
@@ -244,7 +249,8 @@ def _render(body, scene: Scene, cfg: SynthConfig, rng: np.random.Generator
     part = body.lbs_weights.argmax(dim=1).numpy()
     colors = np.clip(_PART_COLORS[part] * rng.uniform(0.8, 1.15, 3), 0, 1)
     out = render_mesh(verts, body.faces, focal, principal, (res, res), color=colors,
-                      background=_background(res, rng), light=cfg.light_dir)
+                      background=_background(res, rng), light=cfg.light_dir,
+                      depth_cue=cfg.depth_cue)
     img, mask = out["rgb"], out["silhouette"].copy()
     # crop pixel centres in full-image px
     grid = (np.arange(res) + 0.5) / res * scene.box_size + scene.center[:, None] - scene.box_size / 2

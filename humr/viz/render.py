@@ -27,7 +27,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["light_direction", "render_mesh"]
+__all__ = ["depth_falloff", "light_direction", "render_mesh"]
 
 _GROW = 0.5                     # px by which every face is grown (see the module docstring)
 _CHUNK = 1 << 21                # candidate pixels per vectorised batch (memory bound)
@@ -87,11 +87,18 @@ def light_direction(light: Sequence[float] | None, name: str = "light") -> np.nd
     return unit / norm
 
 
+def depth_falloff(k: float, name: str = "depth_cue") -> float:
+    """``k`` as a float (1/m); ValueError naming ``name`` unless it is finite and >= 0."""
+    if not (np.isfinite(k) and k >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0 (1/m), got {k!r}")
+    return float(k)
+
+
 def render_mesh(vertices: np.ndarray, faces: np.ndarray, focal: Sequence[float],
                 principal: Sequence[float], image_hw: Sequence[int],
                 color=(0.7, 0.7, 0.7), background: np.ndarray | None = None,
                 ambient: float = 0.35, cull_backfaces: bool = True, znear: float = 1e-3,
-                light: Sequence[float] | None = None) -> dict:
+                light: Sequence[float] | None = None, depth_cue: float = 0.0) -> dict:
     """Render a triangle mesh seen by a pinhole camera placed at the origin.
 
     Shading is Lambertian, ``c * (ambient + (1 - ambient) s)``. By default the light is at the
@@ -100,6 +107,11 @@ def render_mesh(vertices: np.ndarray, faces: np.ndarray, focal: Sequence[float],
     away alike. With ``light`` (a direction towards a distant light in the camera frame: x
     right, y down, z forward; any length) ``s = max(0, n . l)`` for the unit outward normal
     ``n`` and the unit ``l``: the shading then tells the two apart.
+    With ``depth_cue`` k (1/m) every face's colour is further scaled by ``exp(-k (z - z_mean))``
+    for its centre's depth ``z`` and the mean vertex depth ``z_mean``: nearer parts are brighter,
+    like a light at the camera whose falloff is strong over the mesh's own depth, so each pixel
+    also tells how far in front of or behind the mesh's middle its surface is. 0 (the default)
+    leaves the shading alone.
     Faces with a vertex closer than ``znear`` are dropped. With ``cull_backfaces`` the faces whose
     normal (right-hand rule, outward for a positively oriented closed mesh) points away from
     the camera are skipped, which halves the work on closed meshes.
@@ -116,6 +128,7 @@ def render_mesh(vertices: np.ndarray, faces: np.ndarray, focal: Sequence[float],
         cull_backfaces: skip faces turned away from the camera.
         znear: near clipping depth, metres.
         light: (3,) direction towards the light, or None for a light at the camera.
+        depth_cue: k >= 0, brightness falloff with depth, 1/m.
     Returns:
         ``rgb`` (h, w, 3) uint8, ``silhouette`` (h, w) bool, ``depth`` (h, w) float32 (mean
         depth of the visible face, metres; ``inf`` on the background).
@@ -132,6 +145,7 @@ def render_mesh(vertices: np.ndarray, faces: np.ndarray, focal: Sequence[float],
     if background is not None and np.shape(background) != (h, w, 3):
         raise ValueError(f"background must have shape ({h}, {w}, 3), got {np.shape(background)}")
     light = light_direction(light)
+    depth_cue = depth_falloff(depth_cue)
     rgb = np.zeros((h, w, 3), np.uint8) if background is None else np.array(background, np.uint8)
     face_rgb = _face_colors(color, f, len(v))
 
@@ -175,6 +189,8 @@ def render_mesh(vertices: np.ndarray, faces: np.ndarray, focal: Sequence[float],
     else:
         facing = np.maximum(normal @ light, 0.0) / np.maximum(normal_len, 1e-12)
     shade = ambient + (1.0 - ambient) * facing
+    if depth_cue:
+        shade = shade * np.exp(-depth_cue * (centre[:, 2] - v[:, 2].mean()))
     lit = np.clip(np.round(255.0 * face_rgb * shade[:, None]), 0, 255).astype(np.uint8)
     buffer = np.where(best >= 0, idx[best.clip(0, None)] if len(idx) else -1, -1).reshape(h, w)
     silhouette = buffer >= 0
