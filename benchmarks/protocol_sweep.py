@@ -165,6 +165,10 @@ CANDIDATES = {
     # an image that tells a visible limb's depth order (2 cores: the batch-32 recipe)
     "default_cue16k_cos_8000_kp3d_spatial": ("default_cue16k", [*_KP3D_8000, _SPATIAL]),
     "default_cue16k_cos_8000_kp3d_2d": ("default_cue16k", [*_KP3D_8000, *_NO_IMAGE]),
+    "default_cue16k_cos_8000_kp3d_spatial_seed1": ("default_cue16k", [*_KP3D_8000, _SPATIAL,
+                                                                      "train.seed=1"]),
+    "default_cue16k_cos_8000_kp3d_2d_seed1": ("default_cue16k", [*_KP3D_8000, *_NO_IMAGE,
+                                                                 "train.seed=1"]),
 }
 #: (key, label) of the summary: model, oracle and their ratio
 JUDGED = (("emdb/mpjpe_min", "best-of-100 MPJPE-24"), ("energy_occluded", "E-dist occluded"))
