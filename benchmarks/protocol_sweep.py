@@ -58,6 +58,7 @@ DATASETS = {
     # (depth_cue 2 /m): the image tells which end of a visible limb is nearer, which the
     # stored posterior takes as known (poses, keypoints and posteriors equal "default"'s)
     "default_cue16k": {"knobs": _CUE, "n_train": 16384, "n_test": 128},
+    "default_cue32k": {"knobs": _CUE, "n_train": 32768, "n_test": 128},
 }
 _COSINE = ["train.lr_schedule=cosine", "train.warmup_steps=100"]
 _NO_IMAGE = ["model.conditions=[pose2d,bbox]"]
@@ -162,6 +163,9 @@ CANDIDATES = {
     # visible limbs' depth order besides the oracle
     "default_lit32k_cos_1500_b256_kp3d_spatial": ("default_lit32k", [*_B256_KP3D, _SPATIAL]),
     "default_lit32k_cos_1500_b256_kp3d_2d": ("default_lit32k", [*_B256_KP3D, *_NO_IMAGE]),
+    # the same study on an image that tells a visible limb's depth order (a GPU's run)
+    "default_cue32k_cos_1500_b256_kp3d_spatial": ("default_cue32k", [*_B256_KP3D, _SPATIAL]),
+    "default_cue32k_cos_1500_b256_kp3d_2d": ("default_cue32k", [*_B256_KP3D, *_NO_IMAGE]),
     # an image that tells a visible limb's depth order (2 cores: the batch-32 recipe)
     "default_cue16k_cos_8000_kp3d_spatial": ("default_cue16k", [*_KP3D_8000, _SPATIAL]),
     "default_cue16k_cos_8000_kp3d_2d": ("default_cue16k", [*_KP3D_8000, *_NO_IMAGE]),
