@@ -66,6 +66,7 @@ _WITH_KP3D = "losses.kp3d_mode.weight=0.05"     # added to the preset's losses
 _SPATIAL = "model.conditions.image.backbone.readout=spatial"
 #: the 3D-loss protocol: 8000 steps, kp3d_mode on, cosine schedule
 _KP3D_8000 = ["train.max_steps=8000", _WITH_KP3D, *_COSINE]
+_KP3D_16000 = ["train.max_steps=16000", _WITH_KP3D, *_COSINE]
 _B128 = ["train.max_steps=4000", "train.batch_size=128", "train.lr=2e-3", "train.num_workers=3"]
 _BATCH256 = ["train.batch_size=256", "train.num_workers=5"]
 _B256 = ["train.max_steps=2000", *_BATCH256]
@@ -173,6 +174,14 @@ CANDIDATES = {
                                                                       "train.seed=1"]),
     "default_cue16k_cos_8000_kp3d_2d_seed1": ("default_cue16k", [*_KP3D_8000, *_NO_IMAGE,
                                                                  "train.seed=1"]),
+    # twice the steps (512K examples seen, more than the GPU recipe's 384K): does a longer NLL
+    # training carry the cue from the mode into the hypotheses?
+    "default_cue16k_cos_16000_kp3d_spatial": ("default_cue16k", [*_KP3D_16000, _SPATIAL]),
+    "default_cue16k_cos_16000_kp3d_2d": ("default_cue16k", [*_KP3D_16000, *_NO_IMAGE]),
+    "default_cue16k_cos_16000_kp3d_spatial_seed1": ("default_cue16k", [*_KP3D_16000, _SPATIAL,
+                                                                       "train.seed=1"]),
+    "default_cue16k_cos_16000_kp3d_2d_seed1": ("default_cue16k", [*_KP3D_16000, *_NO_IMAGE,
+                                                                  "train.seed=1"]),
 }
 #: (key, label) of the summary: model, oracle and their ratio
 JUDGED = (("emdb/mpjpe_min", "best-of-100 MPJPE-24"), ("energy_occluded", "E-dist occluded"))

@@ -202,3 +202,32 @@ def test_depth_order_of_the_truth_and_of_its_mirror_image(tiny_data):
     assert sums["depth_order/hypotheses"] == pytest.approx(scored / 2)
     flipped = split_by_determined(body, batch, mirrored[:, None], truth, "model/")
     assert flipped["model/depth_order/mode"] == 0 and flipped["model/depth_order/count"] == scored
+
+
+class LatentRecorder(TurnedTruth):
+    """TurnedTruth that keeps every latent batch it is given."""
+
+    def __init__(self, body):
+        super().__init__(body)
+        self.latents = []
+
+    def __call__(self, batch, num_samples, z):
+        self.latents.append(z.clone())
+        return super().__call__(batch, num_samples, z)
+
+
+def test_temperature_scales_the_hypotheses_latents_only(tiny_data):
+    """T = 0.5: rows 1.. are half of the T = 1 draws of the same seed, row 0 (the mode) stays 0;
+    a temperature that is not a finite positive number is refused."""
+    body = BodyModel("procedural")
+    data = HumrDataModule(str(tiny_data), batch_size=4, eval_batch_size=4)
+    plain, cooled = LatentRecorder(body), LatentRecorder(body)
+    decompose(plain, data.eval_dataloader("test"), num_samples=3, seed=5)
+    decompose(cooled, data.eval_dataloader("test"), num_samples=3, seed=5, temperature=0.5)
+    for z1, zt in zip(plain.latents, cooled.latents, strict=True):
+        assert (zt[:, 0] == 0).all() and (z1[:, 0] == 0).all()
+        assert (z1[:, 1:].abs() > 0).all()
+        torch.testing.assert_close(zt[:, 1:], 0.5 * z1[:, 1:], rtol=0, atol=0)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="temperature"):
+            decompose(plain, data.eval_dataloader("test"), num_samples=3, temperature=bad)
