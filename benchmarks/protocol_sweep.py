@@ -170,19 +170,15 @@ CANDIDATES = {
     # an image that tells a visible limb's depth order (2 cores: the batch-32 recipe)
     "default_cue16k_cos_8000_kp3d_spatial": ("default_cue16k", [*_KP3D_8000, _SPATIAL]),
     "default_cue16k_cos_8000_kp3d_2d": ("default_cue16k", [*_KP3D_8000, *_NO_IMAGE]),
-    "default_cue16k_cos_8000_kp3d_spatial_seed1": ("default_cue16k", [*_KP3D_8000, _SPATIAL,
-                                                                      "train.seed=1"]),
-    "default_cue16k_cos_8000_kp3d_2d_seed1": ("default_cue16k", [*_KP3D_8000, *_NO_IMAGE,
-                                                                 "train.seed=1"]),
     # twice the steps (512K examples seen, more than the GPU recipe's 384K): does a longer NLL
     # training carry the cue from the mode into the hypotheses?
     "default_cue16k_cos_16000_kp3d_spatial": ("default_cue16k", [*_KP3D_16000, _SPATIAL]),
     "default_cue16k_cos_16000_kp3d_2d": ("default_cue16k", [*_KP3D_16000, *_NO_IMAGE]),
-    "default_cue16k_cos_16000_kp3d_spatial_seed1": ("default_cue16k", [*_KP3D_16000, _SPATIAL,
-                                                                       "train.seed=1"]),
-    "default_cue16k_cos_16000_kp3d_2d_seed1": ("default_cue16k", [*_KP3D_16000, *_NO_IMAGE,
-                                                                  "train.seed=1"]),
 }
+# the 2-core cued study again with a second training seed (the "_seed1" candidates)
+CANDIDATES |= {f"{name}_seed1": (data, [*overrides, "train.seed=1"])
+               for name, (data, overrides) in list(CANDIDATES.items())
+               if name.startswith("default_cue16k_")}
 #: (key, label) of the summary: model, oracle and their ratio
 JUDGED = (("emdb/mpjpe_min", "best-of-100 MPJPE-24"), ("energy_occluded", "E-dist occluded"))
 
