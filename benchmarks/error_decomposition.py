@@ -60,7 +60,7 @@ from humr.body.keypoints import SMPL_JOINT_NAMES
 from humr.data.oracle import camera_translation
 from humr.engine.checkpoint import load_module
 from humr.engine.datamodule import HumrDataModule
-from humr.engine.module import check_temperature
+from humr.engine.module import example_latents
 from humr.geometry import axis_angle_to_matrix
 from humr.metrics.functional import hypothesis_errors
 from humr.metrics.protocols import get_protocol
@@ -195,18 +195,19 @@ def decompose(model, loader, num_samples: int, seed: int = 0,
     """Mean errors (mm, degrees) over ``loader``'s examples; keys ``<variant>/mode``,
     ``<variant>/best`` (best of ``num_samples``), ``betas_rms``, ``root_deg``.
 
-    ``temperature`` T scales the hypotheses' latents (rows 1.., drawn from N(0, T^2 I); the
-    mode, z = 0, is unchanged): T < 1 draws the hypotheses nearer the flow's centre."""
-    temperature = check_temperature(temperature)
-    gen = torch.Generator().manual_seed(seed)
+    The latents are evaluation's (:func:`humr.engine.module.example_latents`, seeded per
+    example by ``seed`` and ``batch["index"]``), so the hypotheses are those of ``humr eval``
+    with the same seed and temperature, whatever the batch size. ``temperature`` T scales them
+    (rows 1.., drawn from N(0, T^2 I); the mode, z = 0, is unchanged): T < 1 draws the
+    hypotheses nearer the flow's centre."""
     sums: dict[str, float] = {}
     count = 0
     J = model.num_joints
     for batch in loader:
         B = batch["pose"].shape[0]
-        z = temperature * torch.randn(B, num_samples, model.pose_dim, generator=gen)
-        z[:, 0] = 0.0
-        out = model(batch, num_samples=num_samples, z=z.to(model.dtype))
+        z = example_latents(batch["index"], num_samples, model.pose_dim, seed, model.dtype,
+                            temperature=temperature)
+        out = model(batch, num_samples=num_samples, z=z)
         gt_rot = axis_angle_to_matrix(batch["pose"].reshape(B, -1, 3)[:, :J]).to(model.dtype)
         gt_betas = batch["betas"][:, None].expand_as(out["betas"]).to(model.dtype)
         gt_body = model.body_geometry(gt_rot, batch["betas"].to(model.dtype))

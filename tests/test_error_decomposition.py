@@ -10,6 +10,7 @@ from _posterior_loops import determined_by_loop
 
 from humr.body import BodyModel
 from humr.engine.datamodule import HumrDataModule
+from humr.engine.module import example_latents
 from humr.geometry import axis_angle_to_matrix
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -217,14 +218,18 @@ class LatentRecorder(TurnedTruth):
 
 
 def test_temperature_scales_the_hypotheses_latents_only(tiny_data):
-    """T = 0.5: rows 1.. are half of the T = 1 draws of the same seed, row 0 (the mode) stays 0;
-    a temperature that is not a finite positive number is refused."""
+    """The latents are evaluation's; T = 0.5: rows 1.. are half of the T = 1 draws of the same
+    seed, row 0 (the mode) stays 0; a temperature that is not a finite positive number is refused."""
     body = BodyModel("procedural")
     data = HumrDataModule(str(tiny_data), batch_size=4, eval_batch_size=4)
     plain, cooled = LatentRecorder(body), LatentRecorder(body)
     decompose(plain, data.eval_dataloader("test"), num_samples=3, seed=5)
     decompose(cooled, data.eval_dataloader("test"), num_samples=3, seed=5, temperature=0.5)
-    for z1, zt in zip(plain.latents, cooled.latents, strict=True):
+    batches = list(data.eval_dataloader("test"))
+    for z1, zt, batch in zip(plain.latents, cooled.latents, batches, strict=True):
+        # the latents of humr eval: per example, whatever the batch
+        torch.testing.assert_close(z1, example_latents(batch["index"], 3, body.num_joints * 6, 5),
+                                   rtol=0, atol=0)
         assert (zt[:, 0] == 0).all() and (z1[:, 0] == 0).all()
         assert (z1[:, 1:].abs() > 0).all()
         torch.testing.assert_close(zt[:, 1:], 0.5 * z1[:, 1:], rtol=0, atol=0)
