@@ -57,18 +57,27 @@ def test_full_pass_matches_smplx_module(body_dir, body64):
     assert torch.allclose(out["lsp14"], h36m[:, [6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10]], atol=tol)
 
 
-@pytest.mark.parametrize("block,entries", [(1000, 3000), (6890, 2 * 6890)],
-                         ids=["cpu_tiles", "cuda_tiles"])
+@pytest.mark.parametrize("block,entries,sparse", [(1000, 3000, True), (512, 1536, True),
+                                                  (6890, 2 * 6890, False)],
+                         ids=["cpu_tiles", "cpu_default_block", "cuda_tiles"])
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-6), (torch.float32, 2e-5)])
 def test_tiled_mesh_pass_with_shared_betas_matches_smplx(monkeypatch, body_dir, body64, body32,
-                                                        dtype, tol, block, entries):
-    """Meshes and H36M joints of many bodies in tiles (vertex blocks of 1000, the last one 890,
-    x bodies 3 + 3 + 1; or CUDA's tiling, every vertex x bodies 2 + 2 + 2 + 1; betas shared by
-    the hypotheses of an image) against smplx's SMPL forward, values and gradients; without
+                                                        dtype, tol, block, entries, sparse):
+    """Meshes and H36M joints of many bodies in tiles against smplx's SMPL forward, values
+    and gradients: sparse CPU tiles (only the joints and regressed vertices a tile uses) of
+    1000 vertices (the last one 890) x bodies 3 + 3 + 1, or of 512 (the default; the last
+    one has no regressed vertex) x bodies 3 + 3 + 1; or CUDA's tiling, every vertex and
+    joint x bodies 2 + 2 + 2 + 1. Betas shared by the hypotheses of an image. Without
     autograd (tiles written in place) the same numbers as with it (tiles joined by cat)."""
     body = body64 if dtype == torch.float64 else body32
-    monkeypatch.setattr(body_model, "_CPU_VERTEX_BLOCK", block)
+    assert body_model._vertices_per_tile(torch.device("cpu"), 6890) == 512
+    assert body_model._vertices_per_tile(torch.device("cuda"), 6890) == 6890
+    monkeypatch.setattr(body_model, "_vertices_per_tile", lambda device, count: min(count, block))
+    monkeypatch.setattr(body_model, "SPARSE_TILE_DEVICES", ("cpu",) if sparse else ())
     monkeypatch.setattr(body_model, "_SKIN_ENTRIES", entries)
+    H = torch.from_numpy(np.load(body_dir / "J_regressor_h36m.npy"))
+    if block == 512:
+        assert not H[:, 13 * 512:].any()          # the branch of a tile without regressed vertices
     aa, betas = _random((7,), dtype, scale=1.0, seed=3)
     betas = betas[:2].repeat_interleave(torch.tensor([4, 3]), dim=0)
     rot = axis_angle_to_matrix(aa).requires_grad_()
@@ -80,7 +89,6 @@ def test_tiled_mesh_pass_with_shared_betas_matches_smplx(monkeypatch, body_dir, 
     assert out["vertices"].dtype == dtype
     torch.testing.assert_close(out["vertices"].double(), ref.vertices, rtol=0, atol=tol)
     torch.testing.assert_close(out["joints"].double(), ref.joints[:, :24], rtol=0, atol=tol)
-    H = torch.from_numpy(np.load(body_dir / "J_regressor_h36m.npy"))
     torch.testing.assert_close(out["h36m17"].double(), torch.einsum("hv,nvc->nhc", H, ref.vertices),
                                rtol=0, atol=tol)
     with torch.no_grad():

@@ -6,8 +6,9 @@ with the Python entry points that read a tensor's value on the host counted (``i
 Each read is attributed to the innermost humr source file on the stack. The model, body model,
 objective and every loss of the default configuration (the mask loss's dilation and
 point-to-mask tests included, ``humr/core/masks.py``) make none (input checks are opt-in,
-``validate_args``). On the CPU the mask loss reads the indices of the penalised points (a
-host read that costs nothing there); the whole-step test runs its accelerator path.
+``validate_args``). On the CPU the mask loss reads the indices of the penalised points and
+the body model those of the joints and regressed vertices a tile uses (host reads that cost
+nothing there); the tests run their accelerator paths.
 """
 from __future__ import annotations
 
@@ -92,7 +93,19 @@ def test_the_counter_sees_host_reads(monkeypatch):
     assert _in_model(counts) == {("flows/base.py", "__bool__"): 1}
 
 
-def test_model_forward_gt_density_and_backward_make_no_host_sync(model, monkeypatch):
+@pytest.fixture
+def accelerator_paths(monkeypatch):
+    """The device-dependent choices of an accelerator, on the CPU (``monkeypatch`` undoes
+    them after the test)."""
+    import humr.body.model
+    import humr.losses.mask
+
+    monkeypatch.setattr(humr.losses.mask, "COMPACT_SEARCH_DEVICES", ())
+    monkeypatch.setattr(humr.body.model, "SPARSE_TILE_DEVICES", ())
+
+
+def test_model_forward_gt_density_and_backward_make_no_host_sync(model, monkeypatch,
+                                                                 accelerator_paths):
     batch = make_batch()
     model.train()
     with count_host_reads(monkeypatch) as counts:
@@ -102,13 +115,10 @@ def test_model_forward_gt_density_and_backward_make_no_host_sync(model, monkeypa
     assert dict(counts) == {}              # body model and these losses included
 
 
-def test_the_whole_step_makes_no_host_sync(body_dir, monkeypatch):
+def test_the_whole_step_makes_no_host_sync(body_dir, monkeypatch, accelerator_paths):
     """The step as it runs on an accelerator: the mask loss searches every point there
     (``COMPACT_SEARCH_DEVICES``; on the CPU it reads the penalised points' indices)."""
-    import humr.losses.mask
     from humr.body import BodyModel
-
-    monkeypatch.setattr(humr.losses.mask, "COMPACT_SEARCH_DEVICES", ())
 
     full = build_model(body=BodyModel(body_dir), overrides=[
         "model.conditions.image.backbone=small_cnn", "model.flow.num_blocks=2",
