@@ -175,10 +175,10 @@ CANDIDATES = {
     "default_cue16k_cos_16000_kp3d_spatial": ("default_cue16k", [*_KP3D_16000, _SPATIAL]),
     "default_cue16k_cos_16000_kp3d_2d": ("default_cue16k", [*_KP3D_16000, *_NO_IMAGE]),
 }
-# the 2-core cued study again with a second training seed (the "_seed1" candidates)
-CANDIDATES |= {f"{name}_seed1": (data, [*overrides, "train.seed=1"])
+# the 2-core cued study again with other training seeds (the "_seed1", "_seed2" candidates)
+CANDIDATES |= {f"{name}_seed{seed}": (data, [*overrides, f"train.seed={seed}"])
                for name, (data, overrides) in list(CANDIDATES.items())
-               if name.startswith("default_cue16k_")}
+               if name.startswith("default_cue16k_") for seed in (1, 2)}
 #: (key, label) of the summary: model, oracle and their ratio
 JUDGED = (("emdb/mpjpe_min", "best-of-100 MPJPE-24"), ("energy_occluded", "E-dist occluded"))
 
