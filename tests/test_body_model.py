@@ -101,6 +101,20 @@ def test_tiled_mesh_pass_with_shared_betas_matches_smplx(monkeypatch, body_dir, 
     torch.testing.assert_close(rot.grad.double(), rot64.grad, rtol=1e-4, atol=50 * tol)
 
 
+def test_tile_operands_keep_what_a_tile_uses():
+    """Hand-made tile: 3 vertices using joints 1 and 3 of 4; a regressor reading vertex 2 only,
+    and one reading none. Dense tiles pass everything through."""
+    w = torch.tensor([[0.0, 1.0, 0.0, 0.0], [0.0, 0.5, 0.0, 0.5], [0.0, 0.0, 0.0, 1.0]])
+    reg = torch.tensor([[0.0, 0.0, 0.25], [0.0, 0.0, 0.75]])
+    kept, joints, reg_kept, rows = body_model._tile_operands(w, reg, sparse=True)
+    assert joints.tolist() == [1, 3] and rows.tolist() == [2]
+    assert torch.equal(kept, w[:, [1, 3]]) and torch.equal(reg_kept, reg[:, [2]])
+    assert body_model._tile_operands(w, torch.zeros(2, 3), sparse=True)[2] is None
+    assert body_model._tile_operands(w, None, sparse=True)[2] is None
+    dense = body_model._tile_operands(w, reg, sparse=False)
+    assert dense[0] is w and dense[2] is reg and dense[1] == dense[3] == slice(None)
+
+
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
 def test_joints_only_equals_full_pass(body64, body32, dtype, tol):
     body = body64 if dtype == torch.float64 else body32

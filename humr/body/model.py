@@ -273,6 +273,23 @@ def _vertices_per_tile(device: torch.device, count: int) -> int:
     return count if device.type == "cuda" else min(count, _CPU_VERTEX_BLOCK)
 
 
+def _tile_operands(weights: Tensor, regressor: Tensor | None, sparse: bool) -> tuple:
+    """What one tile of :meth:`BodyModel._skin` multiplies, from its skinning weights (k, J)
+    and regressor columns (R, k): ``(weights, joints, regressor, rows)``. Dense: the inputs,
+    ``joints`` and ``rows`` every joint and vertex (``slice(None)``). Sparse: the weights
+    (k, J') of the J' joints the tile uses and their indices ``joints`` (J',), the regressor
+    (R, k') of the k' vertices it reads and their indices ``rows`` (k',), or None where it
+    reads none (exact: what is left out is 0)."""
+    joints = rows = slice(None)
+    if not sparse:
+        return weights, joints, regressor, rows
+    joints = weights.any(0).nonzero()[:, 0]
+    if regressor is not None:
+        rows = regressor.any(0).nonzero()[:, 0]
+        regressor = regressor[:, rows] if len(rows) else None
+    return weights[:, joints], joints, regressor, rows
+
+
 class BodyModel(nn.Module):
     r"""SMPL (24 joints) or SMPL-X body (22 joints) on smplx, driven by rotation matrices.
 
@@ -542,7 +559,6 @@ class BodyModel(nn.Module):
         transforms = A[..., :3, :].permute(1, 2, 3, 0).contiguous()           # (J, 3, 4, N)
         count = template.shape[0]
         block = _vertices_per_tile(rot.device, count)
-        sparse_tiles = rot.device.type in SPARSE_TILE_DEVICES
         step = max(1, _SKIN_ENTRIES // block)
         # Without autograd the tiles are written into the output in place. With it they are
         # joined by ``cat``, whose backward only slices the gradient: each in-place write into
@@ -551,24 +567,20 @@ class BodyModel(nn.Module):
         tracked = torch.is_grad_enabled() and (rot.requires_grad or betas.requires_grad)
         verts = None if tracked else rot.new_empty(n, count, 3)
         regressed = None if regressor is None else rot.new_zeros(n, regressor.shape[0], 3)
+        operands = [_tile_operands(weights[first:first + block],
+                                   None if regressor is None else regressor[:, first:first + block],
+                                   rot.device.type in SPARSE_TILE_DEVICES)
+                    for first in range(0, count, block)]
         chunks = []
         for start in range(0, n, step):
             rows = slice(start, start + step)
             tiles = []
-            for first in range(0, count, block):
+            for first, (w, used, reg, reg_rows) in zip(range(0, count, block), operands):
                 vertices = slice(first, first + block)
                 v = torch.addmm(template[vertices].reshape(-1, 1),
                                 dirs[:, 3 * first:3 * (first + block)].T, features[:, rows])
                 v = v.view(-1, 3, v.shape[-1])                                  # (k, 3, s)
-                w, A_tile = weights[vertices], transforms[..., rows]
-                reg = None if regressor is None else regressor[:, vertices]
-                reg_rows = slice(None)
-                if sparse_tiles:    # exact: the left-out weights and regressor entries are 0
-                    used = w.any(0).nonzero()[:, 0]
-                    w, A_tile = w[:, used], A_tile[used]
-                    if reg is not None:
-                        reg_rows = reg.any(0).nonzero()[:, 0]
-                        reg = reg[:, reg_rows] if len(reg_rows) else None
+                A_tile = transforms[..., rows][used]                            # (J', 3, 4, s)
                 coords = []
                 for c in range(3):      # posed_c = T_c3 + sum_d T_cd v_d, T = weights @ A
                     posed = w @ A_tile[:, c, 3]                                 # (k, s)
