@@ -17,8 +17,15 @@ D = 24 x 6), draw S = 100 hypotheses (z = 0 first) and produce the meshes of all
 
 Printed: median time of each side (no grad), the ratio reference / humr of the medians and of
 the fastest runs (on a shared machine, the least disturbed ones), the split of the humr
-time into flow / body passes, and the top operators of a ``torch.profiler`` run of humr.
-Other processes share the machine: only the ratio measured in the same run is meaningful.
+time into flow / body passes, each side's arithmetic floor (below), and the top operators of a
+``torch.profiler`` run of humr. Other processes share the machine: only the ratio measured in
+the same run is meaningful.
+
+The arithmetic floor of a side is the time its matrix products alone would take (FLOPs
+counted by ``torch.utils.flop_counter``) at the rate of the flow's largest product shape,
+``(B*S, H) x (H, H)`` in float32, the fastest of three runs after each round of the timing.
+Float32 products on the machine run at about that rate at best, so the reference's median
+over humr's floor bounds the speed-up humr's arithmetic allows there, whatever the rest costs.
 
 ``--bf16`` also times humr's flow under ``torch.autocast`` to bfloat16 (what Lightning's
 ``precision="bf16-mixed"`` does; the body model stays in float32) and prints how far its
@@ -108,6 +115,30 @@ def bf16_report(flow, body: BodyModel, c: torch.Tensor, z: torch.Tensor, repeats
           f"{err.mean():.2f} mm on average, {err.amax():.1f} mm at most")
 
 
+def product_time(a: torch.Tensor, b: torch.Tensor, clock) -> float:
+    """Seconds of one ``a @ b`` (the calibration product of the arithmetic floor)."""
+    start = clock()
+    torch.mm(a, b)
+    return clock() - start
+
+
+@torch.no_grad()
+def arithmetic_floor(sides: dict, rate: float) -> dict[str, float]:
+    """Matrix-product GFLOP of each side's call (``sides``: name -> callable, counted by
+    ``torch.utils.flop_counter``) and its floor in seconds at ``rate`` GFLOP/s: prints both and
+    returns ``{name: floor seconds}``."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    floor = {}
+    for name, fn in sides.items():
+        with FlopCounterMode(display=False) as counter:
+            fn()
+        gflop = counter.get_total_flops() / 1e9
+        floor[name] = gflop / rate
+        print(f"  {name:10s}{gflop:10.4g} GFLOP {floor[name]:8.3f} s")
+    return floor
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=16)
@@ -141,12 +172,17 @@ def main(argv=None) -> int:
             torch.cuda.synchronize(device)
         return time.perf_counter()
 
+    def flow_pass() -> torch.Tensor:
+        return rotations(fact.sample(c, S, z=z)[0], B, S)
+
+    def body_pass(rot: torch.Tensor):
+        body(rot, betas.expand(B, S, -1), return_vertices=True)   # meshes, joints, H36M-17
+
     def humr_side(parts: dict | None = None):
         t0 = clock()
-        x, _, _ = fact.sample(c, S, z=z)
-        rot = rotations(x, B, S)
+        rot = flow_pass()
         t1 = clock()
-        body(rot, betas.expand(B, S, -1), return_vertices=True)   # meshes, joints, H36M-17
+        body_pass(rot)
         t2 = clock()
         if parts is not None:
             for k, v in zip(("flow", "body meshes"), (t1 - t0, t2 - t1)):
@@ -160,13 +196,17 @@ def main(argv=None) -> int:
 
     times = {"humr": [], "reference": []}
     parts: dict = {}
+    calibration = [torch.randn(B * S, args.hidden, device=device),
+                   torch.randn(args.hidden, args.hidden, device=device)]
+    product = []                              # the arithmetic floor's rate, sampled every round
     with torch.no_grad():
-        humr_side(), reference_side()                         # warm-up
+        humr_side(), reference_side(), product_time(*calibration, clock)    # warm-up
         for _ in range(args.repeats):
             for name, fn in (("reference", reference_side), ("humr", lambda: humr_side(parts))):
                 start = clock()
                 fn()
                 times[name].append(clock() - start)
+            product += [product_time(*calibration, clock) for _ in range(3)]
         from torch.profiler import ProfilerActivity, profile
 
         cuda = device.type == "cuda"
@@ -185,6 +225,19 @@ def main(argv=None) -> int:
           "other processes)")
     for k, v in parts.items():
         print(f"  humr {k:12s}{statistics.median(v):8.3f} s")
+    rate = 2 * B * S * args.hidden ** 2 / min(product) / 1e9
+    print(f"arithmetic floor (matrix products at {rate:.0f} GFLOP/s, the fastest of "
+          f"{len(product)} float32 products {B * S} x {args.hidden} x {args.hidden} timed "
+          "between the rounds):")
+    with torch.no_grad():
+        rot = flow_pass()
+    floor = arithmetic_floor({"reference": reference_side, "humr flow": flow_pass,
+                              "humr body": lambda: body_pass(rot)}, rate)
+    humr_floor = floor["humr flow"] + floor["humr body"]
+    print(f"the largest speed-up humr's arithmetic allows: reference median / humr floor = "
+          f"{med['reference'] / humr_floor:.2f}x (humr's median is {med['humr'] / humr_floor:.2f}x "
+          f"its floor: flow {statistics.median(parts['flow']) / floor['humr flow']:.2f}x, body "
+          f"{statistics.median(parts['body meshes']) / floor['humr body']:.2f}x)")
     if args.bf16:
         bf16_report(fact, body, c, z, args.repeats, clock)
     print("\ntorch.profiler of the humr side, operators by self time:")
