@@ -57,6 +57,8 @@ def test_quick_demo_writes_metrics_figures_and_checks(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "check best_of_n_mpjpe_within_2x_oracle" in printed and "Table 1" in printed
     assert "model vs oracle" in printed
+    oracle_checks = [ok for name, ok in report["checks"].items() if "oracle" in name]
+    assert ("measured the oracle checks out of reach" in printed) == (not all(oracle_checks))
     # a second run reuses the cached data and writes a new run folder
     run2, _ = _run_demo(tmp_path, "--quick", "--steps", "2")
     assert run2.name == "version_1" and (run / "metrics.json").is_file()

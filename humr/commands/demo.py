@@ -172,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
     path = write_json(report, result.run_dir / "metrics.json")
     for name, ok in passed.items():
         print(f"[demo] check {name}: {'PASS' if ok else 'FAIL'}")
-    if not all(passed.values()):
+    if not all(ok for name, ok in passed.items() if "oracle" in name):
         print("[demo] the oracle knows each body's true shape, which this benchmark hides (the "
               "'mean body shape' rows above score without it): issue 16 measured the oracle "
               "checks out of reach from these inputs (benchmarks/README.md, 'Convergence "
