@@ -44,6 +44,7 @@ import argparse
 import statistics
 import sys
 import time
+from functools import partial
 
 import torch
 
@@ -78,6 +79,14 @@ def smplx_reference(body: BodyModel):
                         num_betas=body.num_betas).eval()
 
 
+def seconds(fn, clock) -> float:
+    """Seconds of one call ``fn()``, between two readings of ``clock`` (which synchronises the
+    device)."""
+    start = clock()
+    fn()
+    return clock() - start
+
+
 @torch.no_grad()
 def bf16_report(flow, body: BodyModel, c: torch.Tensor, z: torch.Tensor, repeats: int,
                 clock) -> None:
@@ -94,12 +103,8 @@ def bf16_report(flow, body: BodyModel, c: torch.Tensor, z: torch.Tensor, repeats
     times = {}
     for low in (False, True):
         sample(flow, low)
-        runs = []
-        for _ in range(repeats):
-            start = clock()
-            sample(flow, low)
-            runs.append(clock() - start)
-        times[low] = statistics.median(runs)
+        times[low] = statistics.median(seconds(partial(sample, flow, low), clock)
+                                       for _ in range(repeats))
     moved = copy.deepcopy(flow)
     gen = torch.Generator().manual_seed(1)
     for p in moved.parameters():
@@ -113,13 +118,6 @@ def bf16_report(flow, body: BodyModel, c: torch.Tensor, z: torch.Tensor, repeats
     print(f"bf16 autocast flow: {times[True]:.3f} s against {times[False]:.3f} s in float32 "
           f"({times[False] / times[True]:.2f}x); joints of a non-identity flow move by "
           f"{err.mean():.2f} mm on average, {err.amax():.1f} mm at most")
-
-
-def product_time(a: torch.Tensor, b: torch.Tensor, clock) -> float:
-    """Seconds of one ``a @ b`` (the calibration product of the arithmetic floor)."""
-    start = clock()
-    torch.mm(a, b)
-    return clock() - start
 
 
 @torch.no_grad()
@@ -196,17 +194,19 @@ def main(argv=None) -> int:
 
     times = {"humr": [], "reference": []}
     parts: dict = {}
-    calibration = [torch.randn(B * S, args.hidden, device=device),
-                   torch.randn(args.hidden, args.hidden, device=device)]
-    product = []                              # the arithmetic floor's rate, sampled every round
+    a, b = (torch.randn(B * S, args.hidden, device=device),
+            torch.randn(args.hidden, args.hidden, device=device))
+
+    def product():                            # the arithmetic floor's calibration product
+        torch.mm(a, b)
+
+    product_times = []                        # the arithmetic floor's rate, sampled every round
     with torch.no_grad():
-        humr_side(), reference_side(), product_time(*calibration, clock)    # warm-up
+        humr_side(), reference_side(), product()                            # warm-up
         for _ in range(args.repeats):
             for name, fn in (("reference", reference_side), ("humr", lambda: humr_side(parts))):
-                start = clock()
-                fn()
-                times[name].append(clock() - start)
-            product += [product_time(*calibration, clock) for _ in range(3)]
+                times[name].append(seconds(fn, clock))
+            product_times += [seconds(product, clock) for _ in range(3)]
         from torch.profiler import ProfilerActivity, profile
 
         cuda = device.type == "cuda"
@@ -225,9 +225,9 @@ def main(argv=None) -> int:
           "other processes)")
     for k, v in parts.items():
         print(f"  humr {k:12s}{statistics.median(v):8.3f} s")
-    rate = 2 * B * S * args.hidden ** 2 / min(product) / 1e9
+    rate = 2 * B * S * args.hidden ** 2 / min(product_times) / 1e9
     print(f"arithmetic floor (matrix products at {rate:.0f} GFLOP/s, the fastest of "
-          f"{len(product)} float32 products {B * S} x {args.hidden} x {args.hidden} timed "
+          f"{len(product_times)} float32 products {B * S} x {args.hidden} x {args.hidden} timed "
           "between the rounds):")
     with torch.no_grad():
         rot = flow_pass()
